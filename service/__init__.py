@@ -1,0 +1,1 @@
+"""Steady: scheduled nudges for people going through a marital separation."""

@@ -1,0 +1,201 @@
+"""All of Steady's configuration, read once from the environment (INTERFACE.md §1).
+
+One pydantic-settings class. Names are the environment variables themselves, so
+`TWILIO_AUTH_TOKEN` and `STEADY_PUBLIC_URL` read as the operator wrote them. Every
+secret may also come from a file named by `<NAME>_FILE` (Docker and systemd
+credentials), and production refuses to start on a missing or placeholder secret.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_SECRET_KEY = "steady-development-secret-key-do-not-use-in-production"  # noqa: S105 - the placeholder production refuses
+PLACEHOLDER_SECRETS = frozenset(
+    {DEVELOPMENT_SECRET_KEY, "", "changeme", "change-me", "secret", "please-change-me"}
+)
+SECRET_FILE_FIELDS = {
+    "secret_key": "STEADY_SECRET_KEY_FILE",
+    "admin_token": "STEADY_ADMIN_TOKEN_FILE",
+    "twilio_auth_token": "TWILIO_AUTH_TOKEN_FILE",
+    "sendgrid_api_key": "SENDGRID_API_KEY_FILE",
+}
+
+
+def _env(name: str) -> Any:
+    """Bind a field to exactly one environment variable name."""
+    return AliasChoices(name)
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot run Steady; the message says which and why."""
+
+
+class Settings(BaseSettings):
+    """Steady's settings. Field names are Pythonic; aliases are the env names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=True,
+    )
+
+    database_url: str = Field("sqlite:///./steady.db", validation_alias=_env("STEADY_DATABASE_URL"))
+    broker_url: str | None = Field(None, validation_alias=_env("STEADY_BROKER_URL"))
+    redis_url_setting: str | None = Field(None, validation_alias=_env("STEADY_REDIS_URL"))
+    public_url: str = Field("http://127.0.0.1:8000", validation_alias=_env("STEADY_PUBLIC_URL"))
+    secret_key: SecretStr = Field(
+        SecretStr(DEVELOPMENT_SECRET_KEY), validation_alias=_env("STEADY_SECRET_KEY")
+    )
+    admin_token: SecretStr | None = Field(None, validation_alias=_env("STEADY_ADMIN_TOKEN"))
+    env: Literal["development", "production"] = Field(
+        "development", validation_alias=_env("STEADY_ENV")
+    )
+
+    twilio_account_sid: str | None = Field(None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
+    twilio_auth_token: SecretStr | None = Field(None, validation_alias=_env("TWILIO_AUTH_TOKEN"))
+    twilio_from_number: str | None = Field(None, validation_alias=_env("TWILIO_FROM_NUMBER"))
+    twilio_messaging_service_sid: str | None = Field(
+        None, validation_alias=_env("TWILIO_MESSAGING_SERVICE_SID")
+    )
+    twilio_api_url: str = Field(
+        "https://api.twilio.com", validation_alias=_env("STEADY_TWILIO_API_URL")
+    )
+
+    sendgrid_api_key: SecretStr | None = Field(None, validation_alias=_env("SENDGRID_API_KEY"))
+    email_from: str | None = Field(None, validation_alias=_env("STEADY_EMAIL_FROM"))
+    sendgrid_api_url: str = Field(
+        "https://api.sendgrid.com", validation_alias=_env("STEADY_SENDGRID_API_URL")
+    )
+    sendgrid_webhook_public_key: str | None = Field(
+        None, validation_alias=_env("SENDGRID_WEBHOOK_PUBLIC_KEY")
+    )
+
+    postal_address: str | None = Field(None, validation_alias=_env("STEADY_POSTAL_ADDRESS"))
+    default_timezone: str = Field(
+        "America/New_York", validation_alias=_env("STEADY_DEFAULT_TIMEZONE")
+    )
+    support_contact: str | None = Field(None, validation_alias=_env("STEADY_SUPPORT_CONTACT"))
+    safety_line: str | None = Field(None, validation_alias=_env("STEADY_SAFETY_LINE"))
+    crisis_words_file: Path | None = Field(None, validation_alias=_env("STEADY_CRISIS_WORDS_FILE"))
+
+    # Pacing v1 defaults (PRODUCT.md); each is a setting.
+    default_cadence_per_week: int = Field(7, ge=3, le=21, validation_alias=_env("STEADY_DEFAULT_CADENCE_PER_WEEK"))
+    window_start_hour: int = Field(8, ge=0, le=23, validation_alias=_env("STEADY_WINDOW_START_HOUR"))
+    window_end_hour: int = Field(20, ge=1, le=24, validation_alias=_env("STEADY_WINDOW_END_HOUR"))
+    max_sms_per_24h: int = Field(3, ge=1, validation_alias=_env("STEADY_MAX_SMS_PER_24H"))
+    min_spacing_minutes: int = Field(180, ge=0, validation_alias=_env("STEADY_MIN_SPACING_MINUTES"))
+    expiry_grace_minutes: int = Field(120, ge=1, validation_alias=_env("STEADY_EXPIRY_GRACE_MINUTES"))
+
+    # Work sizes and timings.
+    planner_batch_size: int = Field(1000, ge=1, validation_alias=_env("STEADY_PLANNER_BATCH_SIZE"))
+    dispatch_batch_size: int = Field(200, ge=1, validation_alias=_env("STEADY_DISPATCH_BATCH_SIZE"))
+    send_lease_seconds: int = Field(300, ge=5, validation_alias=_env("STEADY_SEND_LEASE_SECONDS"))
+    tick_seconds: float = Field(5.0, gt=0, validation_alias=_env("STEADY_TICK_SECONDS"))
+    provider_timeout_seconds: float = Field(10.0, gt=0, validation_alias=_env("STEADY_PROVIDER_TIMEOUT_SECONDS"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        """Fill each secret from `<NAME>_FILE` when the variable itself is unset."""
+        import os
+
+        if not isinstance(data, dict):
+            return data
+        env_names = {
+            "secret_key": "STEADY_SECRET_KEY",
+            "admin_token": "STEADY_ADMIN_TOKEN",
+            "twilio_auth_token": "TWILIO_AUTH_TOKEN",
+            "sendgrid_api_key": "SENDGRID_API_KEY",
+        }
+        for field, file_var in SECRET_FILE_FIELDS.items():
+            name = env_names[field]
+            if data.get(name) or data.get(field):
+                continue
+            path = data.get(file_var) or os.environ.get(file_var)
+            if path:
+                try:
+                    data[name] = Path(path).read_text(encoding="utf-8").strip()
+                except OSError as exc:
+                    raise ValueError(f"{file_var}: cannot read {path}: {exc.strerror}") from exc
+        return data
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _production_guards(self) -> Settings:
+        if self.window_end_hour <= self.window_start_hour:
+            raise ValueError("STEADY_WINDOW_END_HOUR must be after STEADY_WINDOW_START_HOUR")
+        if self.env != "production":
+            return self
+        problems = []
+        if self.secret_key.get_secret_value() in PLACEHOLDER_SECRETS:
+            problems.append("STEADY_SECRET_KEY is unset or a placeholder")
+        elif len(self.secret_key.get_secret_value()) < 32:
+            problems.append("STEADY_SECRET_KEY must be at least 32 characters")
+        if not self.postal_address:
+            problems.append("STEADY_POSTAL_ADDRESS is required (CAN-SPAM: every email names it)")
+        if self.admin_token is not None and self.admin_token.get_secret_value() in PLACEHOLDER_SECRETS:
+            problems.append("STEADY_ADMIN_TOKEN is a placeholder")
+        if problems:
+            raise ValueError("refusing to run in production: " + "; ".join(problems))
+        return self
+
+    @property
+    def redis_url(self) -> str | None:
+        """Redis for locks and rate limits: `STEADY_REDIS_URL`, else the broker."""
+        return self.redis_url_setting or self.broker_url
+
+    @property
+    def twilio_enabled(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def sendgrid_enabled(self) -> bool:
+        return self.sendgrid_api_key is not None and bool(self.sendgrid_api_key.get_secret_value())
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning validation errors into one readable message."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "settings"
+            lines.append(f"{where}: {error['msg']}")
+        raise ConfigurationError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()
