@@ -1,0 +1,92 @@
+"""Addresses: parse, normalise, mask and hash phone numbers and emails.
+
+Parsing is the libraries' job (`phonenumbers`, `email-validator`); this module
+only says which errors a person sees and keeps personal data out of logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from phonenumbers import timezone as phone_timezone
+
+# Numbers typed without a country code are read as this region (the US-first product).
+DEFAULT_PHONE_REGION = "US"
+
+
+class InvalidAddress(ValueError):
+    """An address a person gave cannot be used; `field` names which one."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def normalise_phone(raw: str, *, region: str = DEFAULT_PHONE_REGION) -> str:
+    """Return the number in E.164, or raise InvalidAddress."""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidAddress("phone", "not a phone number we can read") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidAddress("phone", "not a valid phone number")
+    if phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.FIXED_LINE:
+        raise InvalidAddress("phone", "a landline cannot receive text messages")
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def normalise_email(raw: str, *, check_deliverability: bool = False) -> str:
+    """Return the normalised address, or raise InvalidAddress."""
+    try:
+        result = validate_email(raw, check_deliverability=check_deliverability)
+    except EmailNotValidError as exc:
+        raise InvalidAddress("email", str(exc)) from exc
+    return str(result.normalized)
+
+
+def parse_address(raw: str) -> tuple[str, str]:
+    """Return (channel kind, normalised address) for a phone number or an email."""
+    if "@" in raw:
+        return "email", normalise_email(raw)
+    return "sms", normalise_phone(raw)
+
+
+def infer_timezone(e164: str) -> str | None:
+    """The IANA zone of a number when the numbering plan pins it to exactly one."""
+    number = phonenumbers.parse(e164, None)
+    zones = [z for z in phone_timezone.time_zones_for_number(number) if z != "Etc/Unknown"]
+    return zones[0] if len(zones) == 1 else None
+
+
+def check_timezone(value: str) -> str:
+    """Return `value` if it is an IANA zone, else raise InvalidAddress('timezone')."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidAddress("timezone", "not a known IANA time zone") from exc
+    return value
+
+
+def mask(address: str) -> str:
+    """A form safe for logs and terminals: `+1555•••••67`, `a•••@example.com`."""
+    if "@" in address:
+        local, _, domain = address.partition("@")
+        return f"{local[:1]}•••@{domain}"
+    return f"{address[:4]}{'•' * max(len(address) - 6, 3)}{address[-2:]}"
+
+
+def address_hash(address: str, secret: str) -> str:
+    """A keyed hash of a normalised address, for the suppression list after erasure."""
+    return hashlib.blake2b(address.encode(), key=secret.encode()[:64], digest_size=32).hexdigest()
+
+
+@dataclass(frozen=True)
+class SignupAddresses:
+    phone: str | None
+    email: str | None
+    timezone: str

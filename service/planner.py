@@ -1,0 +1,259 @@
+"""The planner: turns due subscribers into scheduled message rows, in batches.
+
+A subscriber is due when `next_plan_at <= now`. For each batch the planner reads
+what pacing needs in a handful of set-based queries, asks the pure pacing
+function for the next nudge, inserts all the rows in one statement and clears
+`next_plan_at` in another. A person has at most one nudge outstanding; the
+dispatcher sets `next_plan_at` again once it settles (sent, expired, failed).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.catalog import ACTIVITY_AREAS, NUDGE_KINDS, Kind
+from service.models import (
+    Channel,
+    ChannelKind,
+    ChannelStatus,
+    ContactLog,
+    Message,
+    MessageStatus,
+    Subscriber,
+)
+from service.pacing import (
+    ContactEntry,
+    PacingPolicy,
+    PastNudge,
+    PlannedNudge,
+    SubscriberState,
+    plan_next,
+)
+from service.subscriptions import PRIORITY_NUDGE
+
+# Statuses of a nudge that did, or may have, reached the person: they count for
+# spacing, the SMS cap and template repeats.
+WENT_OUT = (
+    MessageStatus.SENDING,
+    MessageStatus.SENT,
+    MessageStatus.DELIVERED,
+    MessageStatus.UNDELIVERED,
+    MessageStatus.UNKNOWN,
+)
+OUTSTANDING = (MessageStatus.SCHEDULED, MessageStatus.SENDING)
+NUDGE_KIND_VALUES = tuple(str(kind) for kind in NUDGE_KINDS)
+
+
+@dataclass
+class PlanReport:
+    planned: list[tuple[int, PlannedNudge, str]] = field(default_factory=list)  # (subscriber, plan, channel)
+    skipped: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.planned)
+
+
+def plan_due(
+    sessions: sessionmaker[Session],
+    policy: PacingPolicy,
+    now: datetime,
+    *,
+    batch_size: int = 1000,
+    max_batches: int | None = None,
+    dry_run: bool = False,
+) -> PlanReport:
+    """Plan every due subscriber as of `now`, one committed batch at a time."""
+    report = PlanReport()
+    batches = 0
+    seen: set[int] = set()
+    while max_batches is None or batches < max_batches:
+        with sessions() as session:
+            ids = _claim_due_subscribers(session, now, batch_size, exclude=seen if dry_run else None)
+            if not ids:
+                break
+            seen.update(ids)
+            _plan_batch(session, ids, policy, now, report)
+            if dry_run:
+                session.rollback()
+            else:
+                session.commit()
+        batches += 1
+        if len(ids) < batch_size:
+            break
+    return report
+
+
+def _claim_due_subscribers(
+    session: Session, now: datetime, limit: int, exclude: set[int] | None
+) -> list[int]:
+    query: Select[tuple[int]] = (
+        select(Subscriber.id)
+        .where(Subscriber.next_plan_at <= now, Subscriber.flagged_at.is_(None))
+        .order_by(Subscriber.next_plan_at)
+        .limit(limit)
+    )
+    if exclude:
+        query = query.where(Subscriber.id.not_in(exclude))
+    if session.get_bind().dialect.name == "postgresql":
+        # Two planners (a second beat, a manual tick) take disjoint batches.
+        query = query.with_for_update(skip_locked=True)
+    return list(session.scalars(query))
+
+
+def _plan_batch(
+    session: Session, ids: Sequence[int], policy: PacingPolicy, now: datetime, report: PlanReport
+) -> None:
+    subscribers = session.execute(
+        select(
+            Subscriber.id,
+            Subscriber.timezone,
+            Subscriber.cadence_per_week,
+            Subscriber.hour_start,
+            Subscriber.hour_end,
+            Subscriber.activity_areas,
+            Subscriber.separation_date,
+            Subscriber.paused_until,
+            Subscriber.welcomed,
+            Subscriber.last_engaged_at,
+            Subscriber.last_done_at,
+        ).where(Subscriber.id.in_(ids))
+    ).all()
+    channels = _active_channels(session, ids)
+    outstanding = set(
+        session.scalars(
+            select(Message.subscriber_id).where(
+                Message.subscriber_id.in_(ids),
+                Message.status.in_(OUTSTANDING),
+                Message.kind.in_(NUDGE_KIND_VALUES),
+            )
+        )
+    )
+    history = _recent_nudges(session, ids, now - policy.lookback)
+    contacts = _recent_contacts(session, ids, now - policy.lookback)
+
+    rows: list[dict[str, Any]] = []
+    for sub in subscribers:
+        channel = channels.get(sub.id)
+        if channel is None or sub.id in outstanding:
+            # Nothing to plan until a channel is confirmed or the open nudge settles.
+            report.skipped += 1
+            continue
+        channel_id, channel_kind, active_since = channel
+        areas = tuple(a for a in sub.activity_areas.split(",") if a in ACTIVITY_AREAS)
+        state = SubscriberState(
+            subscriber_id=sub.id,
+            timezone=sub.timezone,
+            channel=channel_kind,  # type: ignore[arg-type]  # ChannelKind values are the Literal
+            cadence_per_week=sub.cadence_per_week,
+            hours=(sub.hour_start, sub.hour_end),
+            activity_areas=areas or ACTIVITY_AREAS,
+            separation_date=sub.separation_date,
+            paused_until=sub.paused_until,
+            active_since=active_since,
+            welcomed=sub.welcomed,
+            last_engaged_at=sub.last_engaged_at,
+            last_done_at=sub.last_done_at,
+            recent_nudges=tuple(history.get(sub.id, ())),
+            contacts=tuple(contacts.get(sub.id, ())),
+        )
+        plan = plan_next(state, now, policy)
+        report.planned.append((sub.id, plan, channel_kind))
+        rows.append(
+            {
+                "subscriber_id": sub.id,
+                "channel_id": channel_id,
+                "channel": channel_kind,
+                "kind": str(plan.kind),
+                "template": plan.template,
+                "rule": plan.rule,
+                "priority": PRIORITY_NUDGE,
+                "status": MessageStatus.SCHEDULED,
+                "scheduled_for": plan.scheduled_for,
+                "expires_at": plan.expires_at,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    if rows:
+        session.execute(insert(Message), rows)
+    session.execute(
+        update(Subscriber)
+        .where(Subscriber.id.in_(ids))
+        .values(next_plan_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    welcomed = [row["subscriber_id"] for row in rows if row["kind"] == Kind.WELCOME]
+    if welcomed:
+        session.execute(
+            update(Subscriber)
+            .where(Subscriber.id.in_(welcomed))
+            .values(welcomed=True)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _active_channels(
+    session: Session, ids: Sequence[int]
+) -> dict[int, tuple[int, str, datetime | None]]:
+    """The channel each subscriber's next nudge goes to: SMS first, else email."""
+    chosen: dict[int, tuple[int, str, datetime | None]] = {}
+    rows = session.execute(
+        select(Channel.subscriber_id, Channel.id, Channel.kind, Channel.confirmed_at)
+        .where(Channel.subscriber_id.in_(ids), Channel.status == ChannelStatus.ACTIVE)
+        .order_by(Channel.subscriber_id, Channel.id)
+    ).all()
+    for subscriber_id, channel_id, kind, confirmed_at in rows:
+        current = chosen.get(subscriber_id)
+        if current is None or (kind == ChannelKind.SMS and current[1] != ChannelKind.SMS):
+            chosen[subscriber_id] = (channel_id, kind, confirmed_at)
+    return chosen
+
+
+def _recent_nudges(
+    session: Session, ids: Sequence[int], since: datetime
+) -> dict[int, list[PastNudge]]:
+    history: dict[int, list[PastNudge]] = defaultdict(list)
+    rows = session.execute(
+        select(
+            Message.subscriber_id,
+            Message.kind,
+            Message.template,
+            Message.channel,
+            Message.sent_at,
+            Message.scheduled_for,
+        ).where(
+            Message.subscriber_id.in_(ids),
+            Message.created_at >= since,
+            Message.kind.in_(NUDGE_KIND_VALUES),
+            Message.status.in_(WENT_OUT),
+        )
+    ).all()
+    for subscriber_id, kind, template, channel, sent_at, scheduled_for in rows:
+        history[subscriber_id].append(
+            PastNudge(kind=Kind(kind), template=template, channel=channel, at=sent_at or scheduled_for)
+        )
+    return history
+
+
+def _recent_contacts(
+    session: Session, ids: Sequence[int], since: datetime
+) -> dict[int, list[ContactEntry]]:
+    contacts: dict[int, list[ContactEntry]] = defaultdict(list)
+    rows = session.execute(
+        select(ContactLog.subscriber_id, ContactLog.initiator, ContactLog.occurred_at).where(
+            ContactLog.subscriber_id.in_(ids), ContactLog.occurred_at >= since
+        )
+    ).all()
+    for subscriber_id, initiator, occurred_at in rows:
+        contacts[subscriber_id].append(ContactEntry(initiator=initiator, at=occurred_at))
+    return contacts
+

@@ -1,0 +1,1 @@
+"""HTTP: routes only. Each route reads, calls `service`, and answers."""

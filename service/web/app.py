@@ -1,0 +1,40 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.content import Content
+from service.db import session_factory
+from service.inbound import InboundHandler
+from service.settings import Settings, get_settings
+from service.wake import CeleryWaker, NullWaker, Waker
+from service.web import health, signup, webhooks
+from service.web.context import AppContext, make_pages
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    sessions: sessionmaker[Session] | None = None,
+    waker: Waker | None = None,
+) -> FastAPI:
+    """Build the app. Everything it uses is passed in or made from the settings."""
+    settings = settings or get_settings()
+    content = Content()
+    if waker is None:
+        waker = CeleryWaker() if settings.broker_url else NullWaker()
+    app = FastAPI(title="Steady", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.steady = AppContext(
+        settings=settings,
+        sessions=sessions or session_factory(settings.database_url),
+        content=content,
+        waker=waker,
+        inbound=InboundHandler(settings, content),
+        pages=make_pages(),
+    )
+    app.include_router(signup.router)
+    app.include_router(webhooks.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,39 @@
+"""What every route needs, built once per app and found on `request.app.state`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from jinja2 import StrictUndefined
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.content import Content
+from service.inbound import InboundHandler
+from service.settings import Settings
+from service.wake import Waker
+
+PAGES_DIR = Path(__file__).resolve().parent / "pages"
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    content: Content
+    waker: Waker
+    inbound: InboundHandler
+    pages: Jinja2Templates
+
+
+def make_pages() -> Jinja2Templates:
+    pages = Jinja2Templates(directory=str(PAGES_DIR))
+    pages.env.undefined = StrictUndefined
+    return pages
+
+
+def app_context(request: Request) -> AppContext:
+    context: AppContext = request.app.state.steady
+    return context
