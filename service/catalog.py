@@ -28,16 +28,14 @@ class Kind(StrEnum):
 IMMEDIATE_KINDS = frozenset({Kind.CONFIRM, Kind.REPLY, Kind.SYSTEM})
 
 # Kinds the planner schedules on its own: the nudges.
-NUDGE_KINDS = frozenset(
-    {Kind.WELCOME, Kind.RESTRAINT, Kind.ACTIVITY, Kind.PATIENCE, Kind.CHECKIN}
-)
+NUDGE_KINDS = frozenset({Kind.WELCOME, Kind.RESTRAINT, Kind.ACTIVITY, Kind.PATIENCE, Kind.CHECKIN})
 
 ACTIVITY_AREAS: tuple[str, ...] = (
-    "learning",   # a class, a course, going back to school
-    "friends",    # old friends, family, people who knew you before
-    "fitness",    # the gym, a run, a team
-    "outdoors",   # walks, parks, getting out of the house
-    "creative",   # making something: music, cooking, a craft
+    "learning",  # a class, a course, going back to school
+    "friends",  # old friends, family, people who knew you before
+    "fitness",  # the gym, a run, a team
+    "outdoors",  # walks, parks, getting out of the house
+    "creative",  # making something: music, cooking, a craft
     "community",  # volunteering, a club, a faith or neighbourhood group
 )
 DEFAULT_ACTIVITY_AREAS: tuple[str, ...] = ACTIVITY_AREAS
@@ -54,11 +52,11 @@ CHECKIN_TEMPLATE = "checkin"
 
 # Replies to inbound texts (SMS only). The full grammar grows these.
 REPLY_TEMPLATES: tuple[str, ...] = (
-    "reply_help",       # HELP / INFO
-    "reply_stopped",    # the one confirmation after STOP
-    "reply_resumed",    # START / YES / UNSTOP after a stop
+    "reply_help",  # HELP / INFO
+    "reply_stopped",  # the one confirmation after STOP
+    "reply_resumed",  # START / YES / UNSTOP after a stop
     "reply_confirmed",  # YES while pending: welcome aboard
-    "reply_guide",      # anything we do not understand
+    "reply_guide",  # anything we do not understand
 )
 
 # Names that exist as SMS and as email.

@@ -58,6 +58,7 @@ def template_context(settings: Settings, recipient: Recipient) -> dict[str, Any]
     secret = settings.secret_key.get_secret_value()
     base = settings.public_url
     preferences = make_token(secret, Purpose.PREFERENCES, recipient.channel_id)
+    confirm = make_token(secret, Purpose.CONFIRM, recipient.channel_id)
     return {
         **sms_context(
             settings, discreet=recipient.discreet, cadence_per_week=recipient.cadence_per_week
@@ -65,7 +66,7 @@ def template_context(settings: Settings, recipient: Recipient) -> dict[str, Any]
         "postal_address": settings.postal_address or POSTAL_ADDRESS_UNSET,
         "unsubscribe_url": unsubscribe_url(settings, recipient.channel_id),
         "preferences_url": f"{base}/preferences/{preferences}",
-        "confirm_url": f"{base}/confirm/{make_token(secret, Purpose.CONFIRM, recipient.channel_id)}",
+        "confirm_url": f"{base}/confirm/{confirm}",
     }
 
 

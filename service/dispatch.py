@@ -9,13 +9,13 @@ reconciled against the provider, never blindly resent.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import Connection, and_, bindparam, case, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, case, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.catalog import IMMEDIATE_KINDS, Kind
@@ -30,14 +30,14 @@ from service.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-MAX_SEND_ATTEMPTS = 3                   # PRODUCT.md: transient failures, at most 3 tries
+MAX_SEND_ATTEMPTS = 3  # PRODUCT.md: transient failures, at most 3 tries
 MAX_RETRY_DELAY = timedelta(minutes=15)  # INTERFACE.md §4: backoff at most 15 minutes
 FIRST_RETRY_DELAY = timedelta(minutes=1)
 # No answer at all: the provider may have accepted it. Resending could text a
 # person twice, so the row goes to reconciliation instead.
 AMBIGUOUS_ERROR_CODES = frozenset({"timeout"})
 
-messages_table = Message.__table__
+messages_table = cast(Table, Message.__table__)
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class Outcome:
     provider_id: str | None = None
     error_code: str | None = None
     detail: str | None = None
+    retry_at: datetime | None = None
 
 
 @dataclass
@@ -66,7 +67,7 @@ class DispatchReport:
 
 def retry_delay(attempts: int, retry_after: float | None) -> timedelta:
     """Exponential backoff from one minute, at least Retry-After, at most 15 minutes."""
-    delay = FIRST_RETRY_DELAY * (4 ** max(attempts - 1, 0))
+    delay: timedelta = FIRST_RETRY_DELAY * (4 ** max(attempts - 1, 0))
     if retry_after is not None:
         delay = max(delay, timedelta(seconds=retry_after))
     return min(delay, MAX_RETRY_DELAY)
@@ -99,7 +100,12 @@ def expire_overdue(session: Session, now: datetime) -> int:
 
 
 def claim_due(
-    session: Session, now: datetime, limit: int, lease: timedelta, *, ids: Collection[int] | None = None
+    session: Session,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    *,
+    ids: Collection[int] | None = None,
 ) -> list[int]:
     """Atomically move up to `limit` due rows to `sending`; returns their ids.
 
@@ -265,7 +271,11 @@ class Dispatcher:
             record_outcomes(session.connection(), outcomes, now)
             _replan(
                 session,
-                [o.subscriber_id for o in outcomes if o.kind not in IMMEDIATE_KINDS and o.status != MessageStatus.SCHEDULED],
+                [
+                    o.subscriber_id
+                    for o in outcomes
+                    if o.kind not in IMMEDIATE_KINDS and o.status != MessageStatus.SCHEDULED
+                ],
                 now,
             )
             session.commit()
@@ -316,26 +326,30 @@ class Dispatcher:
         log.info("message_sent", message_id=recipient.message_id, provider=provider.name)
         return outcome(MessageStatus.SENT, provider_id=provider_id, detail=provider.name)
 
-    def _failure(self, item: _Claimed, exc: ProviderError, now: datetime, outcome: Any) -> Outcome:
-        message_id = item.recipient.message_id
+    def _failure(
+        self, item: _Claimed, exc: ProviderError, now: datetime, outcome: Callable[..., Outcome]
+    ) -> Outcome:
         log.warning(
             "send_failed",
-            message_id=message_id,
+            message_id=item.recipient.message_id,
             code=exc.code,
             permanent=exc.permanent,
             attempt=item.attempts,
         )
+        detail = str(exc)[:300]
         if exc.permanent:
-            return outcome(MessageStatus.FAILED, error_code=exc.code, detail=str(exc)[:300])  # type: ignore[no-any-return]
+            return outcome(MessageStatus.FAILED, error_code=exc.code, detail=detail)
         if exc.code in AMBIGUOUS_ERROR_CODES:
-            return outcome(MessageStatus.UNKNOWN, error_code=exc.code, detail=str(exc)[:300])  # type: ignore[no-any-return]
+            return outcome(MessageStatus.UNKNOWN, error_code=exc.code, detail=detail)
         if item.attempts >= MAX_SEND_ATTEMPTS:
-            return outcome(MessageStatus.FAILED, error_code=exc.code or "transient", detail="retries exhausted")  # type: ignore[no-any-return]
+            return outcome(
+                MessageStatus.FAILED, error_code=exc.code or "transient", detail="retries exhausted"
+            )
         retry_at = now + retry_delay(item.attempts, exc.retry_after)
         if item.expires_at is not None and retry_at > item.expires_at:
-            return outcome(MessageStatus.EXPIRED, error_code=exc.code, detail="retry after window")  # type: ignore[no-any-return]
-        return outcome(  # type: ignore[no-any-return]
-            MessageStatus.SCHEDULED, error_code=exc.code, detail=retry_at.isoformat()
+            return outcome(MessageStatus.EXPIRED, error_code=exc.code, detail="retry after window")
+        return outcome(
+            MessageStatus.SCHEDULED, error_code=exc.code, detail=detail, retry_at=retry_at
         )
 
 
@@ -361,7 +375,10 @@ def record_outcomes(connection: Connection, outcomes: list[Outcome], now: dateti
                 lease_until=None,
                 updated_at=now,
             ),
-            [{"b_id": o.message_id, "b_provider": o.detail, "b_provider_id": o.provider_id} for o in sent],
+            [
+                {"b_id": o.message_id, "b_provider": o.detail, "b_provider_id": o.provider_id}
+                for o in sent
+            ],
         )
     if retried:
         connection.execute(
@@ -375,7 +392,7 @@ def record_outcomes(connection: Connection, outcomes: list[Outcome], now: dateti
                 updated_at=now,
             ),
             [
-                {"b_id": o.message_id, "b_retry_at": datetime.fromisoformat(o.detail or now.isoformat()), "b_code": o.error_code}
+                {"b_id": o.message_id, "b_retry_at": o.retry_at or now, "b_code": o.error_code}
                 for o in retried
             ],
         )
@@ -391,7 +408,12 @@ def record_outcomes(connection: Connection, outcomes: list[Outcome], now: dateti
                 updated_at=now,
             ),
             [
-                {"b_id": o.message_id, "b_status": o.status, "b_code": o.error_code, "b_detail": o.detail}
+                {
+                    "b_id": o.message_id,
+                    "b_status": o.status,
+                    "b_code": o.error_code,
+                    "b_detail": o.detail,
+                }
                 for o in settled
             ],
         )

@@ -31,8 +31,8 @@ log = structlog.get_logger(__name__)
 
 class Command(StrEnum):
     JOIN = "join"
-    CONFIRM = "confirm"   # YES
-    START = "start"       # START / UNSTOP
+    CONFIRM = "confirm"  # YES
+    START = "start"  # START / UNSTOP
     STOP = "stop"
     HELP = "help"
     UNKNOWN = "unknown"
@@ -54,7 +54,10 @@ KEYWORDS: dict[Command, frozenset[str]] = {
 # "stop please", "Unsubscribe me"), or a request to stop texting anywhere in it.
 OPT_OUT_PATTERNS = (
     re.compile(r"^(stop|stopall|unsubscribe|cancel|end|quit|revoke|optout|opt out)\b"),
-    re.compile(r"\b(stop|quit|cease|don'?t|do not|no more)\b.{0,20}\b(text|texting|message|messaging|messages|contact|contacting|sms)\b"),
+    re.compile(
+        r"\b(stop|quit|cease|don'?t|do not|no more)\b.{0,20}"
+        r"\b(text|texting|message|messaging|messages|contact|contacting|sms)\b"
+    ),
     re.compile(r"\b(opt me out|opt out|unsubscribe me|remove me|take me off)\b"),
 )
 
@@ -79,7 +82,7 @@ def parse(text: str) -> Command:
 @dataclass(frozen=True)
 class InboundText:
     provider_id: str | None  # Twilio MessageSid
-    sender: str              # E.164
+    sender: str  # E.164
     body: str
 
 
@@ -131,7 +134,10 @@ class InboundHandler:
         self, session: Session, command: Command, text: InboundText, now: datetime
     ) -> tuple[Channel | None, Reply | None]:
         if command in (Command.JOIN, Command.START):
-            if subscriptions.is_suppressed(session, text.sender, self.secret) and command == Command.JOIN:
+            if (
+                subscriptions.is_suppressed(session, text.sender, self.secret)
+                and command == Command.JOIN
+            ):
                 subscriptions.unsuppress(session, text.sender, self.secret)
             subscriber = Subscriber(
                 timezone=infer_timezone(text.sender) or self.settings.default_timezone,

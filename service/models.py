@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -66,7 +66,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime, dict[str, Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
 
 
 class ChannelKind(StrEnum):
@@ -77,9 +77,9 @@ class ChannelKind(StrEnum):
 class ChannelStatus(StrEnum):
     """Per-channel subscription state."""
 
-    PENDING = "pending"        # signed up, not yet confirmed (double opt-in)
-    ACTIVE = "active"          # confirmed; nudges may go
-    STOPPED = "stopped"        # the person said stop; only START brings it back
+    PENDING = "pending"  # signed up, not yet confirmed (double opt-in)
+    ACTIVE = "active"  # confirmed; nudges may go
+    STOPPED = "stopped"  # the person said stop; only START brings it back
     SUPPRESSED = "suppressed"  # the provider says it cannot reach them (bounce, 21211, ...)
 
 
@@ -107,12 +107,16 @@ class Subscriber(Base):
     cadence_per_week: Mapped[int] = mapped_column(Integer, default=7)
     hour_start: Mapped[int] = mapped_column(Integer, default=8)
     hour_end: Mapped[int] = mapped_column(Integer, default=20)
-    activity_areas: Mapped[str] = mapped_column(String(200), default="")  # comma-separated; "" = all
+    activity_areas: Mapped[str] = mapped_column(
+        String(200), default=""
+    )  # comma-separated; "" = all
     separation_date: Mapped[date | None] = mapped_column(Date)
     discreet: Mapped[bool] = mapped_column(Boolean, default=False)
     paused_until: Mapped[datetime | None]
     # Pacing bookkeeping.
-    next_plan_at: Mapped[datetime | None]  # when the planner should look at them next; NULL = not now
+    next_plan_at: Mapped[
+        datetime | None
+    ]  # when the planner should look at them next; NULL = not now
     welcomed: Mapped[bool] = mapped_column(Boolean, default=False)
     last_engaged_at: Mapped[datetime | None]
     last_done_at: Mapped[datetime | None]
@@ -167,7 +171,9 @@ class ContactLog(Base):
     medium: Mapped[str | None] = mapped_column(String(16))  # text | call | saw
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id", ondelete="SET NULL"))
+    inbound_id: Mapped[int | None] = mapped_column(
+        ForeignKey("inbound_messages.id", ondelete="SET NULL")
+    )
 
     __table_args__ = (Index("ix_contact_logs_subscriber_occurred", "subscriber_id", "occurred_at"),)
 
@@ -182,9 +188,13 @@ class ActivityLog(Base):
     area: Mapped[str | None] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(String(160))
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
-    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id", ondelete="SET NULL"))
+    inbound_id: Mapped[int | None] = mapped_column(
+        ForeignKey("inbound_messages.id", ondelete="SET NULL")
+    )
 
-    __table_args__ = (Index("ix_activity_logs_subscriber_occurred", "subscriber_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_activity_logs_subscriber_occurred", "subscriber_id", "occurred_at"),
+    )
 
 
 class Message(Base):
@@ -193,13 +203,17 @@ class Message(Base):
     __tablename__ = "messages"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE")
+    )
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(8))
     kind: Mapped[str] = mapped_column(String(16))
     template: Mapped[str] = mapped_column(String(64))
     rule: Mapped[str] = mapped_column(String(64))
-    body: Mapped[str | None] = mapped_column(Text)  # set for replies (TwiML); nudges render at send time
+    body: Mapped[str | None] = mapped_column(
+        Text
+    )  # set for replies (TwiML); nudges render at send time
     priority: Mapped[int] = mapped_column(Integer, default=1)  # 0 = answers a person, 1 = nudge
     status: Mapped[str] = mapped_column(String(16), default=MessageStatus.SCHEDULED)
     scheduled_for: Mapped[datetime]
@@ -261,9 +275,13 @@ class InboundMessage(Base):
     __tablename__ = "inbound_messages"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE")
+    )
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
-    provider_id: Mapped[str | None] = mapped_column(String(64), unique=True)  # MessageSid: retries dedupe
+    provider_id: Mapped[str | None] = mapped_column(
+        String(64), unique=True
+    )  # MessageSid: retries dedupe
     body: Mapped[str] = mapped_column(Text)
     command: Mapped[str | None] = mapped_column(String(32))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)

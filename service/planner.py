@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, cast
 
 from sqlalchemy import Select, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,7 +36,10 @@ from service.pacing import (
     SubscriberState,
     plan_next,
 )
+from service.providers.base import Channel as ChannelName
 from service.subscriptions import PRIORITY_NUDGE
+
+Initiator = Literal["me", "them"]
 
 # Statuses of a nudge that did, or may have, reached the person: they count for
 # spacing, the SMS cap and template repeats.
@@ -53,7 +56,9 @@ NUDGE_KIND_VALUES = tuple(str(kind) for kind in NUDGE_KINDS)
 
 @dataclass
 class PlanReport:
-    planned: list[tuple[int, PlannedNudge, str]] = field(default_factory=list)  # (subscriber, plan, channel)
+    planned: list[tuple[int, PlannedNudge, str]] = field(
+        default_factory=list
+    )  # (subscriber, plan, channel)
     skipped: int = 0
 
     @property
@@ -76,7 +81,9 @@ def plan_due(
     seen: set[int] = set()
     while max_batches is None or batches < max_batches:
         with sessions() as session:
-            ids = _claim_due_subscribers(session, now, batch_size, exclude=seen if dry_run else None)
+            ids = _claim_due_subscribers(
+                session, now, batch_size, exclude=seen if dry_run else None
+            )
             if not ids:
                 break
             seen.update(ids)
@@ -94,7 +101,7 @@ def plan_due(
 def _claim_due_subscribers(
     session: Session, now: datetime, limit: int, exclude: set[int] | None
 ) -> list[int]:
-    query: Select[tuple[int]] = (
+    query: Select[int] = (
         select(Subscriber.id)
         .where(Subscriber.next_plan_at <= now, Subscriber.flagged_at.is_(None))
         .order_by(Subscriber.next_plan_at)
@@ -151,7 +158,7 @@ def _plan_batch(
         state = SubscriberState(
             subscriber_id=sub.id,
             timezone=sub.timezone,
-            channel=channel_kind,  # type: ignore[arg-type]  # ChannelKind values are the Literal
+            channel=cast(ChannelName, channel_kind),
             cadence_per_week=sub.cadence_per_week,
             hours=(sub.hour_start, sub.hour_end),
             activity_areas=areas or ACTIVITY_AREAS,
@@ -238,8 +245,13 @@ def _recent_nudges(
         )
     ).all()
     for subscriber_id, kind, template, channel, sent_at, scheduled_for in rows:
-        history[subscriber_id].append(
-            PastNudge(kind=Kind(kind), template=template, channel=channel, at=sent_at or scheduled_for)
+        history[int(subscriber_id)].append(
+            PastNudge(
+                kind=Kind(kind),
+                template=template,
+                channel=cast(ChannelName, channel),
+                at=sent_at or scheduled_for,
+            )
         )
     return history
 
@@ -254,6 +266,7 @@ def _recent_contacts(
         )
     ).all()
     for subscriber_id, initiator, occurred_at in rows:
-        contacts[subscriber_id].append(ContactEntry(initiator=initiator, at=occurred_at))
+        contacts[subscriber_id].append(
+            ContactEntry(initiator=cast(Initiator, initiator), at=occurred_at)
+        )
     return contacts
-

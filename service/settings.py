@@ -88,19 +88,27 @@ class Settings(BaseSettings):
     crisis_words_file: Path | None = Field(None, validation_alias=_env("STEADY_CRISIS_WORDS_FILE"))
 
     # Pacing v1 defaults (PRODUCT.md); each is a setting.
-    default_cadence_per_week: int = Field(7, ge=3, le=21, validation_alias=_env("STEADY_DEFAULT_CADENCE_PER_WEEK"))
-    window_start_hour: int = Field(8, ge=0, le=23, validation_alias=_env("STEADY_WINDOW_START_HOUR"))
+    default_cadence_per_week: int = Field(
+        7, ge=3, le=21, validation_alias=_env("STEADY_DEFAULT_CADENCE_PER_WEEK")
+    )
+    window_start_hour: int = Field(
+        8, ge=0, le=23, validation_alias=_env("STEADY_WINDOW_START_HOUR")
+    )
     window_end_hour: int = Field(20, ge=1, le=24, validation_alias=_env("STEADY_WINDOW_END_HOUR"))
     max_sms_per_24h: int = Field(3, ge=1, validation_alias=_env("STEADY_MAX_SMS_PER_24H"))
     min_spacing_minutes: int = Field(180, ge=0, validation_alias=_env("STEADY_MIN_SPACING_MINUTES"))
-    expiry_grace_minutes: int = Field(120, ge=1, validation_alias=_env("STEADY_EXPIRY_GRACE_MINUTES"))
+    expiry_grace_minutes: int = Field(
+        120, ge=1, validation_alias=_env("STEADY_EXPIRY_GRACE_MINUTES")
+    )
 
     # Work sizes and timings.
     planner_batch_size: int = Field(1000, ge=1, validation_alias=_env("STEADY_PLANNER_BATCH_SIZE"))
     dispatch_batch_size: int = Field(200, ge=1, validation_alias=_env("STEADY_DISPATCH_BATCH_SIZE"))
     send_lease_seconds: int = Field(300, ge=5, validation_alias=_env("STEADY_SEND_LEASE_SECONDS"))
     tick_seconds: float = Field(5.0, gt=0, validation_alias=_env("STEADY_TICK_SECONDS"))
-    provider_timeout_seconds: float = Field(10.0, gt=0, validation_alias=_env("STEADY_PROVIDER_TIMEOUT_SECONDS"))
+    provider_timeout_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("STEADY_PROVIDER_TIMEOUT_SECONDS")
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -157,7 +165,10 @@ class Settings(BaseSettings):
             problems.append("STEADY_SECRET_KEY must be at least 32 characters")
         if not self.postal_address:
             problems.append("STEADY_POSTAL_ADDRESS is required (CAN-SPAM: every email names it)")
-        if self.admin_token is not None and self.admin_token.get_secret_value() in PLACEHOLDER_SECRETS:
+        if (
+            self.admin_token is not None
+            and self.admin_token.get_secret_value() in PLACEHOLDER_SECRETS
+        ):
             problems.append("STEADY_ADMIN_TOKEN is a placeholder")
         if problems:
             raise ValueError("refusing to run in production: " + "; ".join(problems))

@@ -32,7 +32,7 @@ log = structlog.get_logger(__name__)
 # One confirmation request per address per this long: a signup form must not be a
 # way to pump texts at a stranger's phone.
 CONFIRM_RESEND_INTERVAL = timedelta(minutes=10)
-PRIORITY_NOW = 0    # answers something a person just did
+PRIORITY_NOW = 0  # answers something a person just did
 PRIORITY_NUDGE = 1
 
 
@@ -48,18 +48,26 @@ class SignupRequest:
 
 def is_suppressed(session: Session, address: str, secret: str) -> bool:
     digest = address_hash(address, secret)
-    return session.scalar(select(Suppression.id).where(Suppression.address_hash == digest)) is not None
+    return (
+        session.scalar(select(Suppression.id).where(Suppression.address_hash == digest)) is not None
+    )
 
 
-def suppress(session: Session, address: str, channel: str, reason: str, secret: str, now: datetime) -> None:
+def suppress(
+    session: Session, address: str, channel: str, reason: str, secret: str, now: datetime
+) -> None:
     """Add an address to Steady's own do-not-contact list (idempotent)."""
     digest = address_hash(address, secret)
     if session.scalar(select(Suppression.id).where(Suppression.address_hash == digest)) is None:
-        session.add(Suppression(address_hash=digest, channel=channel, reason=reason, created_at=now))
+        session.add(
+            Suppression(address_hash=digest, channel=channel, reason=reason, created_at=now)
+        )
 
 
 def unsuppress(session: Session, address: str, secret: str) -> None:
-    session.execute(delete(Suppression).where(Suppression.address_hash == address_hash(address, secret)))
+    session.execute(
+        delete(Suppression).where(Suppression.address_hash == address_hash(address, secret))
+    )
 
 
 def queue_confirmation(session: Session, channel: Channel, now: datetime) -> Message | None:
@@ -88,7 +96,9 @@ def queue_confirmation(session: Session, channel: Channel, now: datetime) -> Mes
     return message
 
 
-def subscribe(session: Session, request: SignupRequest, secret: str, now: datetime) -> list[Message]:
+def subscribe(
+    session: Session, request: SignupRequest, secret: str, now: datetime
+) -> list[Message]:
     """Record a signup and queue the confirmations. Returns the new confirm messages.
 
     Known addresses are handled quietly (the caller answers the same either way):
@@ -97,7 +107,7 @@ def subscribe(session: Session, request: SignupRequest, secret: str, now: dateti
     existing person, so nobody can add their own inbox to someone else's plan.
     """
     confirmations: list[Message] = []
-    new_addresses: list[tuple[str, str]] = []
+    new_addresses: list[tuple[ChannelKind, str]] = []
     for kind, address in ((ChannelKind.SMS, request.phone), (ChannelKind.EMAIL, request.email)):
         if address is None:
             continue
@@ -173,7 +183,9 @@ def stop(session: Session, channel: Channel, reason: str, secret: str, now: date
     return changed
 
 
-def resume(session: Session, channel: Channel, secret: str, evidence: dict[str, Any], now: datetime) -> bool:
+def resume(
+    session: Session, channel: Channel, secret: str, evidence: dict[str, Any], now: datetime
+) -> bool:
     """START / YES after a stop: take the address off our list and make it active."""
     unsuppress(session, channel.address, secret)
     return confirm(session, channel, evidence, now)
@@ -194,17 +206,24 @@ def cancel_pending_nudges(
     )
     if channel_id is not None:
         statement = statement.where(Message.channel_id == channel_id)
-    cancelled = session.execute(statement).rowcount
+    cancelled = len(session.execute(statement.returning(Message.id)).all())
     session.execute(
         update(Subscriber)
         .where(Subscriber.id == subscriber_id, Subscriber.flagged_at.is_(None))
         .values(next_plan_at=now)
     )
-    return int(cancelled or 0)
+    return cancelled
 
 
 def record_reply(
-    session: Session, channel: Channel, *, kind: Kind, template: str, rule: str, body: str, now: datetime
+    session: Session,
+    channel: Channel,
+    *,
+    kind: Kind,
+    template: str,
+    rule: str,
+    body: str,
+    now: datetime,
 ) -> Message:
     """Log a TwiML reply as an outbound message (it went back in the webhook response)."""
     message = Message(

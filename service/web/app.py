@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.content import Content
 from service.db import session_factory
 from service.inbound import InboundHandler
+from service.models import utcnow
 from service.settings import Settings, get_settings
 from service.wake import CeleryWaker, NullWaker, Waker
 from service.web import health, signup, webhooks
@@ -19,6 +23,7 @@ def create_app(
     *,
     sessions: sessionmaker[Session] | None = None,
     waker: Waker | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> FastAPI:
     """Build the app. Everything it uses is passed in or made from the settings."""
     settings = settings or get_settings()
@@ -33,6 +38,7 @@ def create_app(
         waker=waker,
         inbound=InboundHandler(settings, content),
         pages=make_pages(),
+        clock=clock,
     )
     app.include_router(signup.router)
     app.include_router(webhooks.router)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import Request
@@ -12,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.content import Content
 from service.inbound import InboundHandler
+from service.models import utcnow
 from service.settings import Settings
 from service.wake import Waker
 
@@ -26,6 +29,8 @@ class AppContext:
     waker: Waker
     inbound: InboundHandler
     pages: Jinja2Templates
+    # The time source; tests run the service at a chosen time.
+    clock: Callable[[], datetime] = field(default=utcnow)
 
 
 def make_pages() -> Jinja2Templates:

@@ -14,9 +14,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from service import subscriptions
-from service.addresses import InvalidAddress, check_timezone, infer_timezone, normalise_email, normalise_phone
+from service.addresses import (
+    InvalidAddress,
+    check_timezone,
+    infer_timezone,
+    normalise_email,
+    normalise_phone,
+)
 from service.compose import frequency_text
-from service.models import Channel, ChannelStatus, utcnow
+from service.models import Channel, ChannelStatus
 from service.tokens import InvalidToken, Purpose, read_token
 from service.web.context import AppContext, app_context
 
@@ -42,7 +48,9 @@ def _consent_given(value: Any) -> bool:
     return isinstance(value, str | int) and str(value).strip().casefold() in TRUE_WORDS
 
 
-def validate_signup(data: dict[str, Any], default_timezone: str) -> tuple[SignupForm | None, dict[str, str]]:
+def validate_signup(
+    data: dict[str, Any], default_timezone: str
+) -> tuple[SignupForm | None, dict[str, str]]:
     """Check a signup; returns the normalised form or {field: message}."""
     errors: dict[str, str] = {}
     phone_raw = str(data.get("phone") or "").strip()
@@ -83,7 +91,12 @@ def signup_page(request: Request) -> Response:
 
 
 def _signup_page(
-    request: Request, ctx: AppContext, *, values: dict[str, Any], errors: dict[str, str], status_code: int
+    request: Request,
+    ctx: AppContext,
+    *,
+    values: dict[str, Any],
+    errors: dict[str, str],
+    status_code: int,
 ) -> Response:
     shown = {key: values.get(key) or "" for key in ("phone", "email", "timezone", "consent")}
     return ctx.pages.TemplateResponse(
@@ -107,18 +120,25 @@ async def subscribe(request: Request) -> Response:
         try:
             data = await request.json()
         except ValueError:
-            return JSONResponse({"detail": [{"loc": ["body"], "msg": "body is not valid JSON"}]}, 422)
+            return JSONResponse(
+                {"detail": [{"loc": ["body"], "msg": "body is not valid JSON"}]}, 422
+            )
         if not isinstance(data, dict):
-            return JSONResponse({"detail": [{"loc": ["body"], "msg": "expected a JSON object"}]}, 422)
+            return JSONResponse(
+                {"detail": [{"loc": ["body"], "msg": "expected a JSON object"}]}, 422
+            )
     else:
         data = dict((await request.form()).items())
     form, errors = validate_signup(data, ctx.settings.default_timezone)
     if form is None:
         if is_json:
-            detail = [{"loc": ["body", field], "msg": message, "field": field} for field, message in errors.items()]
+            detail = [
+                {"loc": ["body", field], "msg": message, "field": field}
+                for field, message in errors.items()
+            ]
             return JSONResponse({"detail": detail}, 422)
         return _signup_page(request, ctx, values=data, errors=errors, status_code=422)
-    now = utcnow()
+    now = ctx.clock()
     request_evidence = {
         "source": "web_form" if not is_json else "api",
         "ip": request.client.host if request.client else None,
@@ -145,7 +165,10 @@ async def subscribe(request: Request) -> Response:
     if is_json:
         return JSONResponse({"status": "accepted", "detail": ACCEPTED_TEXT}, 202)
     return ctx.pages.TemplateResponse(
-        request, "notice.html", {"title": "Check your messages", "paragraphs": [ACCEPTED_TEXT]}, status_code=202
+        request,
+        "notice.html",
+        {"title": "Check your messages", "paragraphs": [ACCEPTED_TEXT]},
+        status_code=202,
     )
 
 
@@ -163,7 +186,9 @@ def _invalid_link(request: Request, ctx: AppContext) -> Response:
         "notice.html",
         {
             "title": "This link has expired",
-            "paragraphs": ["The link is not valid any more. You can sign up again from the home page."],
+            "paragraphs": [
+                "The link is not valid any more. You can sign up again from the home page."
+            ],
         },
         status_code=404,
     )
@@ -181,7 +206,9 @@ def confirm_page(request: Request, token: str) -> Response:
         "action.html",
         {
             "title": "Confirm your subscription",
-            "paragraphs": ["Press the button to start receiving Steady's messages at this address."],
+            "paragraphs": [
+                "Press the button to start receiving Steady's messages at this address."
+            ],
             "action": f"/confirm/{token}",
             "button": "Yes, confirm",
             "danger": False,
@@ -202,16 +229,20 @@ def confirm(request: Request, token: str) -> Response:
             "user_agent": request.headers.get("user-agent", "")[:200],
         }
         if channel.status == ChannelStatus.STOPPED:
-            subscriptions.resume(session, channel, ctx.settings.secret_key.get_secret_value(), evidence, utcnow())
+            subscriptions.resume(
+                session, channel, ctx.settings.secret_key.get_secret_value(), evidence, ctx.clock()
+            )
         else:
-            subscriptions.confirm(session, channel, evidence, utcnow())
+            subscriptions.confirm(session, channel, evidence, ctx.clock())
         active = channel.status == ChannelStatus.ACTIVE
     paragraphs = (
         ["You're confirmed. Your first message arrives during your sending hours."]
         if active
         else ["This address cannot be confirmed right now."]
     )
-    return ctx.pages.TemplateResponse(request, "notice.html", {"title": "Thank you", "paragraphs": paragraphs})
+    return ctx.pages.TemplateResponse(
+        request, "notice.html", {"title": "Thank you", "paragraphs": paragraphs}
+    )
 
 
 @router.get("/u/{token}", response_class=HTMLResponse)
@@ -241,9 +272,18 @@ def unsubscribe(request: Request, token: str) -> Response:
         channel = _channel_for(session, ctx, Purpose.UNSUBSCRIBE, token)
         if channel is None:
             return _invalid_link(request, ctx)
-        subscriptions.stop(session, channel, "unsubscribe_link", ctx.settings.secret_key.get_secret_value(), utcnow())
+        subscriptions.stop(
+            session,
+            channel,
+            "unsubscribe_link",
+            ctx.settings.secret_key.get_secret_value(),
+            ctx.clock(),
+        )
     return ctx.pages.TemplateResponse(
         request,
         "notice.html",
-        {"title": "You're unsubscribed", "paragraphs": ["Nothing more will be sent to this address."]},
+        {
+            "title": "You're unsubscribed",
+            "paragraphs": ["Nothing more will be sent to this address."],
+        },
     )

@@ -10,7 +10,6 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from service.feedback import StatusReport, apply_twilio_status
 from service.inbound import InboundText
-from service.models import utcnow
 from service.web.context import AppContext, app_context
 
 router = APIRouter(prefix="/webhooks")
@@ -47,7 +46,7 @@ async def twilio_inbound(request: Request) -> Response:
         return Response(str(MessagingResponse()), media_type=TWIML)
     text = InboundText(provider_id=form.get("MessageSid"), sender=sender, body=form.get("Body", ""))
     with ctx.sessions.begin() as session:
-        reply = ctx.inbound.handle(session, text, utcnow())
+        reply = ctx.inbound.handle(session, text, ctx.clock())
     twiml = MessagingResponse()
     if reply:
         twiml.message(reply)
@@ -78,6 +77,8 @@ async def twilio_status(request: Request) -> Response:
         payload=form,
     )
     with ctx.sessions.begin() as session:
-        result = apply_twilio_status(session, report, ctx.settings.secret_key.get_secret_value(), utcnow())
+        result = apply_twilio_status(
+            session, report, ctx.settings.secret_key.get_secret_value(), ctx.clock()
+        )
     log.info("twilio_status", result=result)
     return Response(status_code=200)

@@ -1,0 +1,86 @@
+"""Test helpers: settings for a test database and a recording outbox.
+
+The outbox is one of Steady's real providers; here its writer appends to a list
+instead of printing, so tests read exactly what would have gone out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi.testclient import TestClient
+from twilio.request_validator import RequestValidator
+
+from service.providers.base import Channel, OutboundMessage, Provider
+from service.providers.outbox import OutboxProvider
+from service.runtime import Runtime
+from service.settings import Settings, load_settings
+from service.web.app import create_app
+
+TEST_TWILIO_TOKEN = "test-twilio-auth-token"
+PUBLIC_URL = "https://steady.example.org"
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "STEADY_DATABASE_URL": database_url,
+        "STEADY_PUBLIC_URL": PUBLIC_URL,
+        "STEADY_SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+        "TWILIO_AUTH_TOKEN": TEST_TWILIO_TOKEN,
+        "STEADY_POSTAL_ADDRESS": "Steady, 1 Test Street, Springfield",
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+class RecordingProvider:
+    """The outbox provider, writing into a list the test reads."""
+
+    def __init__(self, name: str = "outbox") -> None:
+        self.name = name
+        self.sent: list[OutboundMessage] = []
+        self._outbox = OutboxProvider(writer=lambda _text: None)
+
+    def send(self, message: OutboundMessage) -> str:
+        self.sent.append(message)
+        return self._outbox.send(message)
+
+
+@dataclass
+class Harness:
+    """The web app and an in-process runtime over one database, outbox providers."""
+
+    settings: Settings
+    sms: RecordingProvider = field(default_factory=RecordingProvider)
+    email: RecordingProvider = field(default_factory=RecordingProvider)
+
+    now: datetime = field(default_factory=lambda: datetime(2026, 3, 2, 17, 0, tzinfo=UTC))
+
+    def __post_init__(self) -> None:
+        providers: dict[Channel, Provider] = {"sms": self.sms, "email": self.email}
+        self.runtime = Runtime.from_settings(self.settings, providers=providers)
+        app = create_app(self.settings, sessions=self.runtime.sessions, clock=lambda: self.now)
+        self.client = TestClient(app)
+
+    def tick(self, now: datetime | None = None) -> Any:
+        """One pass at `now` (which then becomes the harness's time), or at the current time."""
+        if now is not None:
+            self.now = now
+        return self.runtime.tick(self.now)
+
+    def text_in(self, sender: str, body: str, sid: str | None = None) -> Any:
+        """Post a correctly signed Twilio inbound webhook, as Twilio would."""
+        params = {
+            "From": sender,
+            "To": "+15005550006",
+            "Body": body,
+            "MessageSid": sid or f"SM{abs(hash((sender, body, datetime.now()))):032x}"[:34],
+        }
+        url = f"{PUBLIC_URL}/webhooks/twilio/inbound"
+        signature = RequestValidator(TEST_TWILIO_TOKEN).compute_signature(url, params)
+        return self.client.post(
+            "/webhooks/twilio/inbound", data=params, headers={"X-Twilio-Signature": signature}
+        )

@@ -1,0 +1,1 @@
+"""Celery: the app and thin tasks that call `service` with ids."""

@@ -1,0 +1,48 @@
+"""The Celery app. Redis only carries wake-ups and ids; the database is the schedule.
+
+No task is ever scheduled with an ETA for a future nudge: ETAs sit in worker
+memory and come back after the visibility timeout (PERFORMANCE.md). Beat wakes
+the planner and the dispatcher; claims in the database decide who sends what,
+so a redelivered task or a second beat sends nothing twice.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from service.settings import Settings, get_settings
+
+PLAN_TASK = "steady.plan"
+DISPATCH_TASK = "steady.dispatch"
+SEND_MESSAGES_TASK = "steady.send_messages"
+
+
+def make_celery(settings: Settings) -> Celery:
+    broker = settings.broker_url
+    app = Celery("steady", broker=broker or "memory://", include=["workers.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_backend=None,
+        task_ignore_result=True,
+        # A task is acknowledged after it ran; a worker killed mid-task has it
+        # redelivered, and the claims make the second run harmless.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_max_memory_per_child=250_000,  # KiB: recycle a child before it nears 300 MB
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 600},
+        # No broker: run tasks in the caller (tests, all-in-one).
+        task_always_eager=broker is None,
+        task_eager_propagates=True,
+        timezone="UTC",
+        beat_schedule={
+            "plan": {"task": PLAN_TASK, "schedule": settings.tick_seconds * 2},
+            "dispatch": {"task": DISPATCH_TASK, "schedule": settings.tick_seconds},
+        },
+    )
+    return app
+
+
+celery_app = make_celery(get_settings())

@@ -1,0 +1,55 @@
+"""Thin tasks: each takes ids (or nothing), calls `service`, returns a count."""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+
+import structlog
+
+from service.models import utcnow
+from service.runtime import Runtime
+from service.settings import get_settings
+from workers.app import DISPATCH_TASK, PLAN_TASK, SEND_MESSAGES_TASK, celery_app
+
+log = structlog.get_logger(__name__)
+
+# A dispatch task drains for at most this long, then hands over to a fresh task so
+# one busy worker cannot starve beat's other work.
+DISPATCH_TIME_BUDGET_SECONDS = 20.0
+
+
+@cache
+def runtime() -> Runtime:
+    """Built on first use inside each worker child, after the fork."""
+    return Runtime.from_settings(get_settings())
+
+
+@celery_app.task(name=PLAN_TASK)
+def plan() -> int:
+    report = runtime().plan(utcnow())
+    if report.count:
+        dispatch.delay()
+    return report.count
+
+
+@celery_app.task(name=DISPATCH_TASK)
+def dispatch() -> int:
+    rt = runtime()
+    dispatcher = rt.dispatcher
+    dispatcher.housekeeping(utcnow())
+    started = time.monotonic()
+    sent = 0
+    while time.monotonic() - started < DISPATCH_TIME_BUDGET_SECONDS:
+        outcomes = dispatcher.run_batch(utcnow())
+        sent += len(outcomes)
+        if len(outcomes) < rt.settings.dispatch_batch_size:
+            return sent
+    dispatch.delay()  # more is due: keep draining in a new task
+    return sent
+
+
+@celery_app.task(name=SEND_MESSAGES_TASK)
+def send_messages(message_ids: list[int]) -> int:
+    """Send these rows now if still due (confirmations right after signup)."""
+    return len(runtime().dispatcher.run_batch(utcnow(), ids=message_ids))
