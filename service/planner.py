@@ -241,6 +241,9 @@ def _recent_nudges(
             Message.subscriber_id.in_(ids),
             Message.created_at >= since,
             Message.kind.in_(NUDGE_KIND_VALUES),
+            # Replies that carry a restraint or tip answer the person: they never
+            # count against cadence, caps or spacing (INTERFACE.md §4).
+            Message.priority == PRIORITY_NUDGE,
             Message.status.in_(WENT_OUT),
         )
     ).all()
