@@ -57,6 +57,21 @@ REPLY_TEMPLATES: tuple[str, ...] = (
     "reply_resumed",  # START / YES / UNSTOP after a stop
     "reply_confirmed",  # YES while pending: welcome aboard
     "reply_guide",  # anything we do not understand
+    "reply_logged_me",  # ME: confirmation; the restraint text follows it
+    "reply_logged_them",  # THEM: confirmation; the tip text follows it
+    "reply_done",  # DONE [activity]
+    "reply_undo",  # UNDO removed the latest log
+    "reply_undo_none",  # UNDO with nothing to remove
+    "reply_paused",  # PAUSE [N]
+    "reply_resumed_early",  # RESUME
+    "reply_more",  # MORE
+    "reply_less",  # LESS
+    "reply_pace_max",  # MORE at the highest cadence
+    "reply_pace_min",  # LESS at the lowest cadence
+    "reply_why",  # WHY
+    "reply_crisis",  # words of crisis or danger: the safety reply
+    "reply_crisis_stopped",  # crisis words and STOP in one text
+    "reply_burst",  # the one calm reply to several logs within an hour
 )
 
 # Names that exist as SMS and as email.

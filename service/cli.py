@@ -207,6 +207,9 @@ def run(
 
     configure_logging(json=False)
     settings = settings_or_exit()
+    if "public_url" not in settings.model_fields_set:
+        # Links in messages should reach this very process unless told otherwise.
+        settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})
     upgrade(settings.database_url)
     runtime = Runtime.from_settings(settings)
     waker = ThreadWaker()
