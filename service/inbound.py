@@ -1,17 +1,31 @@
-"""Inbound texts: parse the reply grammar and act on it (INTERFACE.md §3).
+"""Inbound texts: act on the reply grammar (INTERFACE.md §3) and answer in one SMS.
 
-The parser is a table: each command lists the words that mean it. Opt-out is
-matched generously (FCC 2025: "any reasonable means"), so plain requests such as
-"Stop. Thank you" or "please stop texting me" stop at once. The handler returns
-the text of the one reply, which the web layer sends back as TwiML.
+``service.grammar`` reads a text into an ``Intent``; ``InboundHandler.handle``
+applies it and returns the one reply, which the web layer sends back as TwiML
+(never as a second API send). Every reply is logged as an outbound message
+(``subscriptions.record_reply``: status sent, provider "twiml", priority 0), so
+it never counts against cadence, caps or spacing (the planner counts nudges only).
+
+Order of precedence:
+    1. Crisis words (``service.crisis``) beat every command: the subscriber is
+       flagged, their nudges cancelled, and the reply carries the safety line and
+       a pointer to emergency services. A text that is also an opt-out stops SMS
+       too, and that one reply is the STOP confirmation. Strangers, stopped
+       numbers and flagged people get the safety reply as well: safety first.
+    2. STOP and the opt-in keywords (YES, START, UNSTOP, JOIN), as carriers require.
+    3. HELP, from anyone we know.
+    4. A pending number gets the opt-in request again; a stopped or suppressed one
+       gets silence: nothing more by SMS until START (CTIA).
+    5. Active subscribers: the commands of ``service.commands`` (bursts of logs
+       are explained there); any text counts as engagement.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
+from typing import Any
 
 import structlog
 from sqlalchemy import select
@@ -21,62 +35,20 @@ from sqlalchemy.orm import Session
 from service import subscriptions
 from service.addresses import infer_timezone
 from service.catalog import CONFIRM_TEMPLATE, Kind
+from service.commands import Reply, SubscriberCommands, Turn
 from service.compose import sms_context
 from service.content import Content
+from service.crisis import CrisisWords
+from service.grammar import Command, Intent, interpret, normalise, parse
 from service.models import Channel, ChannelKind, ChannelStatus, InboundMessage, Subscriber
+from service.policy import pacing_policy
 from service.settings import Settings
+
+__all__ = ["Command", "InboundHandler", "InboundText", "Intent", "Reply", "interpret", "parse"]
 
 log = structlog.get_logger(__name__)
 
-
-class Command(StrEnum):
-    JOIN = "join"
-    CONFIRM = "confirm"  # YES
-    START = "start"  # START / UNSTOP
-    STOP = "stop"
-    HELP = "help"
-    UNKNOWN = "unknown"
-
-
-# Whole-message keywords, after case folding and stripping punctuation (CTIA and
-# Twilio's standard opt-out/opt-in/help sets).
-KEYWORDS: dict[Command, frozenset[str]] = {
-    Command.STOP: frozenset(
-        {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout", "opt out"}
-    ),
-    Command.START: frozenset({"start", "unstop"}),
-    Command.CONFIRM: frozenset({"yes", "y"}),
-    Command.JOIN: frozenset({"join", "subscribe"}),
-    Command.HELP: frozenset({"help", "info"}),
-}
-
-# Plain-words opt-out: a STOP word leading the message ("Stop. Thank you",
-# "stop please", "Unsubscribe me"), or a request to stop texting anywhere in it.
-OPT_OUT_PATTERNS = (
-    re.compile(r"^(stop|stopall|unsubscribe|cancel|end|quit|revoke|optout|opt out)\b"),
-    re.compile(
-        r"\b(stop|quit|cease|don'?t|do not|no more)\b.{0,20}"
-        r"\b(text|texting|message|messaging|messages|contact|contacting|sms)\b"
-    ),
-    re.compile(r"\b(opt me out|opt out|unsubscribe me|remove me|take me off)\b"),
-)
-
-
-def normalise(text: str) -> str:
-    """Lower case, punctuation and emoji to spaces, single spaces."""
-    cleaned = re.sub(r"[^\w\s']+", " ", text.casefold())
-    return " ".join(cleaned.split())
-
-
-def parse(text: str) -> Command:
-    """The command a text means."""
-    words = normalise(text)
-    for command, keywords in KEYWORDS.items():
-        if words in keywords:
-            return command
-    if any(pattern.search(words) for pattern in OPT_OUT_PATTERNS):
-        return Command.STOP
-    return Command.UNKNOWN
+CRISIS_FLAG_REASON = "crisis_words"
 
 
 @dataclass(frozen=True)
@@ -86,11 +58,8 @@ class InboundText:
     body: str
 
 
-@dataclass(frozen=True)
-class Reply:
-    template: str
-    kind: Kind
-    rule: str
+def _help() -> Reply:
+    return Reply("reply_help", Kind.REPLY, "help")
 
 
 class InboundHandler:
@@ -100,9 +69,12 @@ class InboundHandler:
         self.settings = settings
         self.content = content
         self.secret = settings.secret_key.get_secret_value()
+        self.crisis_words = CrisisWords.from_file(settings.crisis_words_file)
+        self.commands = SubscriberCommands(pacing_policy(settings))
 
     def handle(self, session: Session, text: InboundText, now: datetime) -> str | None:
-        command = parse(text.body)
+        intent = interpret(text.body)
+        crisis = self.crisis_words.found_in(text.body)
         channel = session.scalar(
             select(Channel).where(Channel.kind == ChannelKind.SMS, Channel.address == text.sender)
         )
@@ -111,7 +83,7 @@ class InboundHandler:
             channel_id=channel.id if channel else None,
             provider_id=text.provider_id,
             body=text.body,
-            command=command,
+            command="crisis" if crisis else intent.command,
             received_at=now,
         )
         try:
@@ -121,18 +93,28 @@ class InboundHandler:
             # Twilio retried a webhook we already handled: the first answer stands.
             log.info("inbound_duplicate")
             return None
-        log.info("inbound", command=command, known=channel is not None)
+        log.info("inbound", command=intent.command, crisis=crisis, known=channel is not None)
         if channel is None:
-            channel, reply = self._from_stranger(session, command, text, now)
+            channel, reply = self._from_stranger(session, intent.command, crisis, text, now)
+        elif crisis:
+            reply = self._crisis(session, channel, intent.command, now)
         else:
-            reply = self._from_subscriber(session, channel, command, text, now)
+            reply = self._from_subscriber(session, channel, intent, inbound, text, now)
         if reply is None:
             return None
         return self._render_and_log(session, channel, reply, now)
 
+    # --- who is texting ---------------------------------------------------------------
+
     def _from_stranger(
-        self, session: Session, command: Command, text: InboundText, now: datetime
+        self, session: Session, command: Command, crisis: bool, text: InboundText, now: datetime
     ) -> tuple[Channel | None, Reply | None]:
+        if crisis:
+            # Someone in danger may share a watched phone: neutral wording for strangers.
+            if command == Command.STOP:
+                subscriptions.suppress(session, text.sender, "sms", "stop", self.secret, now)
+                return None, Reply("reply_crisis_stopped", Kind.REPLY, "crisis", None, _DISCREET)
+            return None, Reply("reply_crisis", Kind.REPLY, "crisis", None, _STRANGER_CRISIS)
         if command in (Command.JOIN, Command.START):
             if (
                 subscriptions.is_suppressed(session, text.sender, self.secret)
@@ -161,12 +143,34 @@ class InboundHandler:
             subscriptions.suppress(session, text.sender, "sms", "stop", self.secret, now)
             return None, Reply("reply_stopped", Kind.REPLY, "stop")
         if command == Command.HELP:
-            return None, Reply("reply_help", Kind.REPLY, "help")
+            return None, _help()
         return None, None
 
+    def _crisis(self, session: Session, channel: Channel, command: Command, now: datetime) -> Reply:
+        """Flag for an operator and stop nudges; STOP in the same text stops SMS too."""
+        subscriber = channel.subscriber
+        if subscriber.flagged_at is None:
+            subscriber.flagged_at = now
+            subscriber.flag_reason = CRISIS_FLAG_REASON
+        subscriber.next_plan_at = None
+        # Flagged first, so this cancels without asking for a re-plan.
+        subscriptions.cancel_pending_nudges(session, subscriber.id, now)
+        log.warning("subscriber_flagged", subscriber_id=subscriber.id, reason=CRISIS_FLAG_REASON)
+        if command == Command.STOP and channel.status != ChannelStatus.STOPPED:
+            subscriptions.stop(session, channel, "stop", self.secret, now)
+            return Reply("reply_crisis_stopped", Kind.REPLY, "crisis")
+        return Reply("reply_crisis", Kind.REPLY, "crisis")
+
     def _from_subscriber(
-        self, session: Session, channel: Channel, command: Command, text: InboundText, now: datetime
+        self,
+        session: Session,
+        channel: Channel,
+        intent: Intent,
+        inbound: InboundMessage,
+        text: InboundText,
+        now: datetime,
     ) -> Reply | None:
+        command = intent.command
         evidence = {"keyword": normalise(text.body), "message_sid": text.provider_id}
         if command == Command.STOP:
             already = channel.status == ChannelStatus.STOPPED
@@ -183,12 +187,15 @@ class InboundHandler:
                 subscriptions.resume(session, channel, self.secret, evidence, now)
                 return Reply("reply_resumed", Kind.REPLY, "resumed")
             return Reply("reply_confirmed", Kind.REPLY, "already_active")
-        if channel.status == ChannelStatus.STOPPED:
-            # Nothing more by SMS until START (CTIA); HELP is the one exception.
-            return Reply("reply_help", Kind.REPLY, "help") if command == Command.HELP else None
         if command == Command.HELP:
-            return Reply("reply_help", Kind.REPLY, "help")
-        return Reply("reply_guide", Kind.REPLY, "guide")
+            return _help()
+        if channel.status == ChannelStatus.PENDING:
+            # Not confirmed yet: nothing is logged; ask for the YES again.
+            return Reply(CONFIRM_TEMPLATE, Kind.CONFIRM, "double_opt_in")
+        if channel.status != ChannelStatus.ACTIVE:
+            return None  # nothing more by SMS until START (CTIA); HELP answered above
+        channel.subscriber.last_engaged_at = now
+        return self.commands.run(Turn(session, channel.subscriber, intent, inbound.id, now))
 
     def _render_and_log(
         self, session: Session, channel: Channel | None, reply: Reply, now: datetime
@@ -203,15 +210,36 @@ class InboundHandler:
                 else self.settings.default_cadence_per_week
             ),
         )
+        context.update(reply.context)
         body = self.content.sms(reply.template, context)
+        template = reply.template
+        if reply.carried is not None:
+            carried = self.content.sms(reply.carried, context)
+            body = f"{body} {_without_opening(carried, context['program'])}"
+            template = reply.carried  # so the next choice sees which variant went
         if channel is not None:
             subscriptions.record_reply(
                 session,
                 channel,
                 kind=reply.kind,
-                template=reply.template,
+                template=template,
                 rule=reply.rule,
                 body=body,
                 now=now,
             )
         return body
+
+
+_DISCREET: Mapping[str, Any] = {"discreet": True}
+_STRANGER_CRISIS: Mapping[str, Any] = {"discreet": True, "subscribed": False}
+# The confirmation already names the sender and says it was noted.
+_CARRIED_OPENINGS = ("{program}: ", "Noted. ")
+
+
+def _without_opening(text: str, program: str) -> str:
+    for opening in _CARRIED_OPENINGS:
+        prefix = opening.format(program=program)
+        if text.startswith(prefix):
+            rest = text[len(prefix) :]
+            return rest[:1].upper() + rest[1:]
+    return text

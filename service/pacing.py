@@ -159,6 +159,9 @@ class SubscriberState:
     last_engaged_at: datetime | None = None  # last reply / DONE / click
     last_done_at: datetime | None = None  # last DONE (activity logged)
     recent_nudges: tuple[PastNudge, ...] = ()  # at least the last `lookback` of them
+    # Replies that carried a restraint or tip: only for choosing variants, so the
+    # next nudge does not repeat what a reply just said. Never for timing.
+    recent_replies: tuple[PastNudge, ...] = ()
     contacts: tuple[ContactEntry, ...] = ()  # contact logs of the last `lookback`
 
 
@@ -368,6 +371,7 @@ def _choose(
 ) -> tuple[Kind, str, str]:
     """Return ``(kind, template, rule)`` for a nudge going out at ``at``."""
     history = sorted(state.recent_nudges, key=lambda n: (n.at, n.template))
+    said = sorted((*state.recent_nudges, *state.recent_replies), key=lambda n: (n.at, n.template))
     sid = state.subscriber_id
     # A welcome already scheduled counts: the flag is only set once it went out.
     if not state.welcomed and not any(n.kind == Kind.WELCOME for n in history):
@@ -375,13 +379,13 @@ def _choose(
     if _checkin_due(state, now, policy):
         return Kind.CHECKIN, CHECKIN_TEMPLATE, "quiet_checkin"
     if _last_contact_is_recent_me(state, at, policy):
-        return Kind.RESTRAINT, _reminder(Kind.RESTRAINT, history, sid), "restraint_after_me"
+        return Kind.RESTRAINT, _reminder(Kind.RESTRAINT, said, sid), "restraint_after_me"
     kinds = [n.kind for n in history if n.kind in _MIX_KINDS]
     if _is_one_sided(state, now, policy) and kinds[-2:] != [Kind.RESTRAINT, Kind.RESTRAINT]:
-        return Kind.RESTRAINT, _reminder(Kind.RESTRAINT, history, sid), "one_sided_restraint"
+        return Kind.RESTRAINT, _reminder(Kind.RESTRAINT, said, sid), "one_sided_restraint"
     kind, rule = _mix_kind(kinds, early=_in_patience_phase(state, at, policy))
     if kind != Kind.ACTIVITY:
-        return kind, _reminder(kind, history, sid), rule
+        return kind, _reminder(kind, said, sid), rule
     # An activity, unless a DONE is still sinking in or every idea was used recently.
     done_recently = (
         state.last_done_at is not None and at - state.last_done_at < policy.activity_rest_after_done
@@ -391,7 +395,7 @@ def _choose(
         return Kind.ACTIVITY, activity, rule
     instead = Kind.PATIENCE if kinds and kinds[-1] == Kind.RESTRAINT else Kind.RESTRAINT
     rested_rule = "rest_after_done" if done_recently else "activity_rested"
-    return instead, _reminder(instead, history, sid), rested_rule
+    return instead, _reminder(instead, said, sid), rested_rule
 
 
 # --- the planner's entry point --------------------------------------------------------

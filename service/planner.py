@@ -143,7 +143,7 @@ def _plan_batch(
             )
         )
     )
-    history = _recent_nudges(session, ids, now - policy.lookback)
+    history, replies = _recent_nudges(session, ids, now - policy.lookback)
     contacts = _recent_contacts(session, ids, now - policy.lookback)
 
     rows: list[dict[str, Any]] = []
@@ -169,6 +169,7 @@ def _plan_batch(
             last_engaged_at=sub.last_engaged_at,
             last_done_at=sub.last_done_at,
             recent_nudges=tuple(history.get(sub.id, ())),
+            recent_replies=tuple(replies.get(sub.id, ())),
             contacts=tuple(contacts.get(sub.id, ())),
         )
         plan = plan_next(state, now, policy)
@@ -227,28 +228,36 @@ def _active_channels(
 
 def _recent_nudges(
     session: Session, ids: Sequence[int], since: datetime
-) -> dict[int, list[PastNudge]]:
-    history: dict[int, list[PastNudge]] = defaultdict(list)
+) -> tuple[dict[int, list[PastNudge]], dict[int, list[PastNudge]]]:
+    """(nudges, replies) of the lookback that went out, per subscriber.
+
+    Nudges count for timing and variants. Replies that carried a restraint or tip
+    answer the person: they never count against cadence, caps or spacing
+    (INTERFACE.md §4), but their templates still steer the next variant.
+    """
+    nudges: dict[int, list[PastNudge]] = defaultdict(list)
+    replies: dict[int, list[PastNudge]] = defaultdict(list)
     rows = session.execute(
         select(
             Message.subscriber_id,
             Message.kind,
             Message.template,
             Message.channel,
+            Message.priority,
             Message.sent_at,
             Message.scheduled_for,
         ).where(
             Message.subscriber_id.in_(ids),
             Message.created_at >= since,
             Message.kind.in_(NUDGE_KIND_VALUES),
-            # Replies that carry a restraint or tip answer the person: they never
-            # count against cadence, caps or spacing (INTERFACE.md §4).
-            Message.priority == PRIORITY_NUDGE,
             Message.status.in_(WENT_OUT),
         )
     ).all()
-    for subscriber_id, kind, template, channel, sent_at, scheduled_for in rows:
-        history[int(subscriber_id)].append(
+    for subscriber_id, kind, template, channel, priority, sent_at, scheduled_for in rows:
+        if subscriber_id is None:
+            continue
+        target = nudges if priority == PRIORITY_NUDGE else replies
+        target[subscriber_id].append(
             PastNudge(
                 kind=Kind(kind),
                 template=template,
@@ -256,7 +265,7 @@ def _recent_nudges(
                 at=sent_at or scheduled_for,
             )
         )
-    return history
+    return nudges, replies
 
 
 def _recent_contacts(

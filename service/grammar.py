@@ -1,0 +1,370 @@
+"""The SMS reply grammar (INTERFACE.md §3) as a table: pattern → command.
+
+``interpret(text)`` normalises a text (case folded; apostrophes dropped, so
+"don't" reads "dont"; punctuation and emoji become spaces; a letter repeated
+three or more times is cut to two) and returns the first row of ``GRAMMAR``
+whose pattern matches the *whole* text. Rows are ordered: opt-out first, then
+the carrier keywords, then Steady's commands, then natural phrases.
+
+Opt-out (FCC 2025: "any reasonable means") is matched generously but only where
+the words are addressed to us: the STOP keywords, alone or with courtesy words
+("Stop. Thank you", "stop please"), and requests that *begin* with stopping us
+("please stop texting me", "no more messages", "opt me out", "leave me alone").
+A text that merely contains "stop" ("he won't stop texting me", "I told him to
+stop texting me") is not an opt-out: it is about someone else. A text that
+matches nothing as a whole is also read sentence by sentence for an opt-out, so
+"Thanks for everything. Please stop." stops.
+
+Typos: a one-word text may be corrected to the nearest command word with
+``difflib`` ("mee", "thme", "pasue"). Never towards STOP or consent (YES, START,
+JOIN): opt-out and opt-in must be unmistakable, so their common misspellings are
+spelled out in the table instead ("stpo", "unsubscibe"). Real words that sit
+close to a command ("then", "none", "hi") are never corrected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Command(StrEnum):
+    JOIN = "join"
+    CONFIRM = "confirm"  # YES
+    START = "start"  # START / UNSTOP
+    STOP = "stop"
+    HELP = "help"
+    ME = "me"  # a contact the subscriber started
+    THEM = "them"  # a contact the partner started
+    UNDO = "undo"
+    DONE = "done"
+    PAUSE = "pause"
+    RESUME = "resume"
+    MORE = "more"
+    LESS = "less"
+    WHY = "why"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What a text asks for, with the details some commands carry."""
+
+    command: Command
+    medium: str | None = None  # ME / THEM: text | call | saw
+    days: int | None = None  # PAUSE: as written, before bounding
+    note: str | None = None  # DONE: the free text after the keyword
+    area: str | None = None  # DONE: one of catalog.ACTIVITY_AREAS, inferred from the note
+
+
+@dataclass(frozen=True)
+class Row:
+    pattern: re.Pattern[str]
+    command: Command
+    medium: str | None = None  # fixed medium for rows without a (?P<medium>) group
+
+
+# --- vocabulary -------------------------------------------------------------------------
+
+_POLITE = (
+    r"(?:(?:please|pls|plz|kindly|can you|could you|would you|will you|can u|could u|"
+    r"i want you to|i need you to|i would like you to|id like you to|hey|hi|hello|ok|okay|"
+    r"sorry|thanks|thank you|just|now) )*"
+)
+# Wanting *out of Steady* is unambiguous; wanting to "stop texting" is not (it may be
+# about the partner), so these leads only go with the unsubscribe family.
+_POLITE_WANT = _POLITE + r"(?:(?:i want to|i would like to|id like to|i wish to|i wanna) )?"
+_COURTESY_TAIL = (
+    r"(?: (?:please|pls|plz|now|thanks|thank you|thx|ty|ever|again|anymore|any more|asap|"
+    r"right now|immediately|ok|okay))*"
+)
+_STOP_WORD = (
+    r"(?:s+t+o+p+|stpo|sotp|stoo|stpp|sstop|stopall|stop all|unsubscribe|unsubscibe|"
+    r"unsubcribe|unsuscribe|unsubsribe|unsubscrib|cancel|end|quit|revoke|optout|opt out|"
+    r"opt me out)"
+)
+_STOP_TAIL = (
+    r"(?: (?:please|pls|plz|now|it|this|thanks|thank you|thx|ty|me|all|everything|texts|"
+    r"messages|the texts|the messages|these texts|these messages|texting me|messaging me|"
+    r"subscription|my subscription|stop|ok|okay|asap|immediately))*"
+)
+_OUR_MESSAGES = r"(?:texts|messages|msgs|sms|reminders|nudges|notifications|stuff)"
+_WHICH = r"(?:(?:these|the|any|your|all|more|any more|this|those) )?"
+
+# ME / THEM: who, the verb, and the medium the verb implies.
+_PARTNER = (
+    r"(?:him|her|them|my ex|the ex|ex|my partner|my husband|my wife|my spouse|my bf|my gf|"
+    r"my boyfriend|my girlfriend)"
+)
+_THEY = (
+    r"(?:he|she|they|hes|shes|theyve|my ex|the ex|ex|my partner|my husband|my wife|"
+    r"my spouse|my bf|my gf|my boyfriend|my girlfriend)"
+)
+_TEXT_VERBS = r"texted|txted|txtd|messaged|msged|msgd|emailed|dmed|dmd|whatsapped|wrote to|wrote"
+_CALL_VERBS = r"called|rang|phoned|facetimed|video called|rung"
+_SAW_VERBS = r"saw|met up with|met|visited|went to see|seen|ran into"
+_REACH_VERBS = r"reached out to|reached out|contacted|got in touch with|got in touch|got back to"
+_ME_VERB = rf"(?P<verb>{_TEXT_VERBS}|{_CALL_VERBS}|{_SAW_VERBS}|{_REACH_VERBS})"
+_THEY_VERB = (
+    rf"(?P<verb>{_TEXT_VERBS}|{_CALL_VERBS}|visited|came over|came by|stopped by|dropped by|"
+    rf"showed up|{_REACH_VERBS})"
+)
+_MEDIUM_WORD = (
+    r"(?P<medium>text|txt|texted|sms|msg|message|messaged|email|emailed|dm|call|called|"
+    r"phone|phoned|rang|facetime|saw|see|seen|met|visit|visited|in person|person)"
+)
+_NOUN = r"(?P<medium>text|txt|message|msg|email|dm|call|phone call|voicemail|visit)"
+_LEAD = r"(?:(?:ugh|oops|so|well|ok|okay|yeah|sigh|sadly|um|hmm|update|fyi|today|tonight) )*"
+_ADVERB = (
+    r"(?:(?:just|finally|already|caved and|gave in and|went and|ended up|actually|also|"
+    r"have|had|did) )*"
+)
+# After "he called": "me", "back", a time, or what it was about; anything past those.
+_THEY_TAIL = (
+    r"(?: (?:me|to me|us|back|first|again|out|today|yesterday|tonight|last night|this morning|"
+    r"this afternoon|this evening|earlier|just now|about|asking|to ask|to say|saying|and|"
+    r"for|on|at|from|while|when|after)\b.*)?"
+)
+
+_MEDIUMS = {
+    "text": ("text", "txt", "texted", "txted", "txtd", "sms", "msg", "message", "messaged",
+             "msged", "msgd", "email", "emailed", "dm", "dmed", "dmd", "whatsapped", "wrote",
+             "wrote to", "voicemail"),
+    "call": ("call", "called", "phone", "phoned", "phone call", "rang", "rung", "facetime",
+             "facetimed", "video called"),
+    "saw": ("saw", "see", "seen", "met", "met up with", "visit", "visited", "in person", "person",
+            "went to see", "ran into", "came over", "came by", "stopped by", "dropped by",
+            "showed up"),
+}  # fmt: skip
+MEDIUM_OF: dict[str, str] = {word: medium for medium, words in _MEDIUMS.items() for word in words}
+
+_NUMBER_WORDS = {
+    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "fourteen": 14, "thirty": 30,
+}  # fmt: skip
+_DAYS = r"(?:for )?(?P<days>\d{1,3}|" + "|".join(_NUMBER_WORDS) + r")"
+_UNIT = r"(?: (?P<unit>days?|d|weeks?|wks?|wk|w))?"
+
+
+def _row(pattern: str, command: Command, medium: str | None = None) -> Row:
+    return Row(re.compile(pattern), command, medium)
+
+
+GRAMMAR: tuple[Row, ...] = (
+    # Opt-out first: it must win over everything (CTIA, FCC 2025).
+    _row(_POLITE + _STOP_WORD + _STOP_TAIL, Command.STOP),
+    _row(
+        _POLITE + r"(?:stop|quit|cease)(?: (?:sending|texting|messaging|contacting|emailing|"
+        rf"bothering|sending me)(?: me)?)?(?: {_WHICH}{_OUR_MESSAGES})?{_COURTESY_TAIL}",
+        Command.STOP,
+    ),
+    _row(
+        _POLITE + rf"(?:no more {_OUR_MESSAGES}|(?:dont|do not|never) (?:send|text|message|"
+        rf"contact|email) me(?: {_WHICH}{_OUR_MESSAGES})?|(?:dont|do not) send {_WHICH}"
+        rf"{_OUR_MESSAGES}){_COURTESY_TAIL}",
+        Command.STOP,
+    ),
+    _row(
+        _POLITE_WANT + r"(?:unsubscribe(?: me)?|opt me out|opt out|remove me|take me off|"
+        r"delete me|remove my number|delete my number|take my number off|leave me alone|"
+        r"go away|i want out|count me out)(?:(?: from| of| off)? (?:this |the |your |these |all )?"
+        r"(?:list|service|program|programme|texts|messages|thing|number))?" + _COURTESY_TAIL,
+        Command.STOP,
+    ),
+    _row(
+        rf"i (?:dont|do not) want (?:to get |to receive )?{_WHICH}{_OUR_MESSAGES}"
+        rf"(?: from you)?(?: anymore| any more)?{_COURTESY_TAIL}",
+        Command.STOP,
+    ),
+    # Carrier keywords.
+    _row(r"(?:start|unstop|start again|restart texts)" + _COURTESY_TAIL, Command.START),
+    _row(
+        r"(?:yes|y|yess|yep|yeah|yea|ya|yes i confirm|confirm|i confirm)" + _COURTESY_TAIL,
+        Command.CONFIRM,
+    ),
+    _row(r"(?:join|subscribe|sign me up)" + _COURTESY_TAIL, Command.JOIN),
+    _row(
+        r"(?:help|info|information|commands|menu|options|help me|what is this|whats this|"
+        r"who is this|who are you|what can i text|what do i text)" + _COURTESY_TAIL,
+        Command.HELP,
+    ),
+    # Steady's commands.
+    _row(rf"me(?: first)?(?: {_MEDIUM_WORD})?", Command.ME),
+    _row(rf"(?:them|him|her|they|he|she)(?: first)?(?: {_MEDIUM_WORD})?", Command.THEM),
+    _row(
+        r"(?:undo|scratch that|delete that|delete last|remove that|remove last)(?: .*)?",
+        Command.UNDO,
+    ),
+    _row(r"(?:done|did it|i did it|done it|done that)(?: (?:with )?(?P<note>.+))?", Command.DONE),
+    _row(
+        rf"(?:pause|snooze|take a break|break)(?: {_DAYS}{_UNIT})?{_COURTESY_TAIL}", Command.PAUSE
+    ),
+    _row(r"(?:resume|unpause|un pause|restart|back on|im back)" + _COURTESY_TAIL, Command.RESUME),
+    _row(
+        r"(?:more|send more|more often|more frequent|more frequently|speed up|faster)"
+        rf"(?: {_OUR_MESSAGES})?{_COURTESY_TAIL}",
+        Command.MORE,
+    ),
+    _row(
+        r"(?:less|fewer|less often|less frequent|less frequently|slow down|slower|"
+        rf"too many|too much)(?: {_OUR_MESSAGES})?{_COURTESY_TAIL}",
+        Command.LESS,
+    ),
+    _row(
+        r"(?:why|how come|why this|why that|why now|why this one|why this message|"
+        r"why that message|why the message|why did i get (?:this|that)(?: message)?|"
+        r"why did you send (?:this|that|me this|me that))",
+        Command.WHY,
+    ),
+    # Natural phrases: THEM before ME, so "he texted me" is never read as "me".
+    _row(rf"{_LEAD}{_THEY} {_ADVERB}{_THEY_VERB}{_THEY_TAIL}", Command.THEM),
+    _row(
+        rf"{_LEAD}(?:i )?(?:got|had|received|get) (?:a |an )?{_NOUN} from {_PARTNER}(?: .*)?",
+        Command.THEM,
+    ),
+    _row(rf"{_LEAD}i {_ADVERB}{_ME_VERB}(?: {_PARTNER}(?: .*)?)?", Command.ME),
+    _row(rf"{_LEAD}{_ME_VERB} {_PARTNER}(?: .*)?", Command.ME),
+    _row(rf"{_LEAD}i {_ADVERB}sent {_PARTNER} (?:a |an )?{_NOUN}(?: .*)?", Command.ME),
+    _row(rf"{_LEAD}i {_ADVERB}sent (?:a |an )?{_NOUN} to {_PARTNER}(?: .*)?", Command.ME),
+)
+
+# One-word typos: corrected to these, and only these, words.
+FUZZY_WORDS: dict[str, Command] = {
+    "me": Command.ME,
+    "them": Command.THEM,
+    "him": Command.THEM,
+    "her": Command.THEM,
+    "undo": Command.UNDO,
+    "done": Command.DONE,
+    "pause": Command.PAUSE,
+    "resume": Command.RESUME,
+    "more": Command.MORE,
+    "less": Command.LESS,
+    "why": Command.WHY,
+    "help": Command.HELP,
+    "info": Command.HELP,
+}
+FUZZY_CUTOFF = 0.75
+# Real words within FUZZY_CUTOFF of a command word: they mean themselves.
+NEVER_CORRECTED = frozenset(
+    {"then", "theme", "hem", "here", "hi", "hey", "none", "gone", "bone", "one", "cause",
+     "mode", "move", "mote", "lose", "loss", "hello", "hell", "held", "hero", "herb", "whey",
+     "who", "undone", "dome", "dune", "dine", "mom", "men", "mel", "mere", "note", "nope",
+     "mine", "pace", "pulse", "into", "inform", "hr"}
+)  # fmt: skip
+
+# DONE: the first keyword found in the note decides the area. Specific words come
+# before general ones, so "yoga class" is fitness and "cooking class" creative.
+AREA_KEYWORDS: tuple[tuple[str, str], ...] = (
+    (
+        r"gym|run|ran|running|jog\w*|yoga|pilates|swim\w*|swam|workout|work out|worked out|"
+        r"exercise\w*|bike|biked|cycl\w*|spin|tennis|football|soccer|basketball|climb\w*|"
+        r"dance|danced|dancing|lift\w*|weights|crossfit|boxing|sport\w*|team",
+        "fitness",
+    ),
+    (
+        r"walk\w*|hike|hiked|hiking|park|outside|outdoors|nature|garden\w*|beach|fresh air|"
+        r"woods|forest|lake|sunshine|sun",
+        "outdoors",
+    ),
+    (
+        r"cook\w*|bake|baked|baking|paint\w*|draw\w*|drew|music|guitar|piano|sing|sang|"
+        r"singing|choir|knit\w*|craft\w*|journal\w*|writ\w*|wrote|photo\w*|pottery|sew\w*",
+        "creative",
+    ),
+    (
+        r"volunteer\w*|church|temple|mosque|synagogue|club|meetup|meet up|group|neighbou?r\w*|"
+        r"charity|community|food bank|service",
+        "community",
+    ),
+    (
+        r"friends?|mates?|buddy|family|mum|mom|dad|sister|brother|cousin|parents|coffee with|"
+        r"lunch with|dinner with|drinks with|brunch|catch up|caught up|party",
+        "friends",
+    ),
+    (
+        r"class|course|lesson\w*|read|reading|book\w*|stud\w*|lecture|learn\w*|language|"
+        r"podcast|museum|library|school|college|workshop",
+        "learning",
+    ),
+)
+_AREA_PATTERNS = tuple((re.compile(rf"\b(?:{words})\b"), area) for words, area in AREA_KEYWORDS)
+
+_SENTENCE_BREAK = re.compile(r"[.!?;\n]+")
+
+
+def normalise(text: str) -> str:
+    """Lower case; apostrophes dropped; punctuation and emoji to spaces; single spaces."""
+    cleaned = re.sub(r"['‘’`´]", "", text.casefold())
+    cleaned = re.sub(r"[^\w\s]|_", " ", cleaned)
+    cleaned = re.sub(r"([^\W\d])\1{2,}", r"\1\1", cleaned)  # "stooop" -> "stoop"
+    return " ".join(cleaned.split())
+
+
+def infer_area(note: str | None) -> str | None:
+    """The activity area a DONE note is about, or None when no keyword says."""
+    if not note:
+        return None
+    for pattern, area in _AREA_PATTERNS:
+        if pattern.search(note):
+            return area
+    return None
+
+
+def _intent(row: Row, match: re.Match[str]) -> Intent:
+    groups = match.groupdict()
+    medium = row.medium
+    word = groups.get("medium") or groups.get("verb")
+    if word:
+        medium = MEDIUM_OF.get(word, medium)
+    days = None
+    if groups.get("days"):
+        raw = groups["days"]
+        days = int(raw) if raw.isdigit() else _NUMBER_WORDS[raw]
+        if (groups.get("unit") or "").startswith("w"):
+            days *= 7
+    note = groups.get("note")
+    return Intent(row.command, medium=medium, days=days, note=note, area=infer_area(note))
+
+
+def _match(words: str, rows: tuple[Row, ...] = GRAMMAR) -> Intent | None:
+    for row in rows:
+        match = row.pattern.fullmatch(words)
+        if match:
+            return _intent(row, match)
+    return None
+
+
+def _corrected(words: str) -> Intent | None:
+    if " " in words or len(words) < 2 or words in NEVER_CORRECTED or words.isdigit():
+        return None
+    close = difflib.get_close_matches(words, FUZZY_WORDS, n=2, cutoff=FUZZY_CUTOFF)
+    if not close:
+        return None
+    if len(close) == 2:
+        ratios = [difflib.SequenceMatcher(None, words, c).ratio() for c in close]
+        if ratios[0] == ratios[1] and FUZZY_WORDS[close[0]] != FUZZY_WORDS[close[1]]:
+            return None  # two commands equally close: do not guess
+    return Intent(FUZZY_WORDS[close[0]])
+
+
+_STOP_ROWS = tuple(row for row in GRAMMAR if row.command == Command.STOP)
+
+
+def interpret(text: str) -> Intent:
+    """The intent of a whole text (see the module docstring for the rules)."""
+    words = normalise(text)
+    intent = _match(words) or _corrected(words)
+    if intent is not None:
+        return intent
+    for sentence in _SENTENCE_BREAK.split(text):
+        if _match(normalise(sentence), _STOP_ROWS) is not None:
+            return Intent(Command.STOP)
+    return Intent(Command.UNKNOWN)
+
+
+def parse(text: str) -> Command:
+    """The command a text means."""
+    return interpret(text).command

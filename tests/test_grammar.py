@@ -1,0 +1,226 @@
+"""The reply grammar as a table: what each text means, and what it must not mean."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.catalog import ACTIVITY_AREAS
+from service.crisis import CrisisWords, read_phrases_file
+from service.grammar import AREA_KEYWORDS, Command, Intent, infer_area, interpret, parse
+from service.inbound import parse as parse_from_inbound
+
+C = Command
+
+# (text, command, medium) — medium only for ME / THEM.
+PARSE_TABLE: list[tuple[str, Command, str | None]] = [
+    # Opt-out keywords and plain words (CTIA keywords, FCC 2025 "reasonable means").
+    ("STOP", C.STOP, None),
+    ("stop", C.STOP, None),
+    ("  Stop!!! ", C.STOP, None),
+    ("Stop. Thank you", C.STOP, None),
+    ("stop please", C.STOP, None),
+    ("STOPALL", C.STOP, None),
+    ("UNSUBSCRIBE", C.STOP, None),
+    ("Unsubscribe me", C.STOP, None),
+    ("cancel", C.STOP, None),
+    ("END", C.STOP, None),
+    ("quit", C.STOP, None),
+    ("revoke", C.STOP, None),
+    ("OPTOUT", C.STOP, None),
+    ("opt out", C.STOP, None),
+    ("Opt me out please", C.STOP, None),
+    ("please stop texting me", C.STOP, None),
+    ("Can you stop sending me these messages?", C.STOP, None),
+    ("no more messages", C.STOP, None),
+    ("Don't text me anymore", C.STOP, None),
+    ("take me off your list", C.STOP, None),
+    ("remove me from this list", C.STOP, None),
+    ("leave me alone", C.STOP, None),
+    ("I don't want these messages", C.STOP, None),
+    ("stpo", C.STOP, None),
+    ("stoooop", C.STOP, None),
+    ("Thanks for everything. Please stop.", C.STOP, None),
+    ("stop 🛑", C.STOP, None),
+    # About someone else: never an opt-out.
+    ("he won't stop texting me", C.UNKNOWN, None),
+    ("I told him to stop texting me", C.UNKNOWN, None),
+    ("she won't leave me alone", C.UNKNOWN, None),
+    ("I want to stop texting", C.UNKNOWN, None),
+    ("stop texting him", C.UNKNOWN, None),
+    # Opt-in and help.
+    ("YES", C.CONFIRM, None),
+    ("yes!", C.CONFIRM, None),
+    ("Y", C.CONFIRM, None),
+    ("START", C.START, None),
+    ("unstop", C.START, None),
+    ("JOIN", C.JOIN, None),
+    ("HELP", C.HELP, None),
+    ("info", C.HELP, None),
+    ("hlep", C.HELP, None),
+    # ME.
+    ("ME", C.ME, None),
+    ("me.", C.ME, None),
+    ("Me text", C.ME, "text"),
+    ("ME CALL", C.ME, "call"),
+    ("me saw", C.ME, "saw"),
+    ("mee", C.ME, None),
+    ("I texted him", C.ME, "text"),
+    ("I called her", C.ME, "call"),
+    ("i messaged them", C.ME, "text"),
+    ("I saw her at the school gate", C.ME, "saw"),
+    ("reached out to him", C.ME, None),
+    ("I reached out", C.ME, None),
+    ("ugh, I caved and texted him 😔", C.ME, "text"),
+    ("I sent him a message", C.ME, "text"),
+    ("I met my ex for coffee", C.ME, "saw"),
+    # THEM.
+    ("THEM", C.THEM, None),
+    ("them!", C.THEM, None),
+    ("HIM", C.THEM, None),
+    ("her", C.THEM, None),
+    ("THEM TEXT", C.THEM, "text"),
+    ("him call", C.THEM, "call"),
+    ("HER SAW", C.THEM, "saw"),
+    ("thme", C.THEM, None),
+    ("he called me", C.THEM, "call"),
+    ("she texted", C.THEM, "text"),
+    ("She messaged me last night", C.THEM, "text"),
+    ("they reached out", C.THEM, None),
+    ("he came over", C.THEM, "saw"),
+    ("I got a text from her", C.THEM, "text"),
+    ("my ex just called", C.THEM, "call"),
+    # Steady's commands.
+    ("UNDO", C.UNDO, None),
+    ("undo that", C.UNDO, None),
+    ("DONE", C.DONE, None),
+    ("DONE gym", C.DONE, None),
+    ("done - went to yoga class", C.DONE, None),
+    ("dnoe", C.DONE, None),
+    ("PAUSE", C.PAUSE, None),
+    ("pause 2", C.PAUSE, None),
+    ("pasue", C.PAUSE, None),
+    ("RESUME", C.RESUME, None),
+    ("MORE", C.MORE, None),
+    ("more please", C.MORE, None),
+    ("LESS", C.LESS, None),
+    ("fewer messages", C.LESS, None),
+    ("WHY", C.WHY, None),
+    ("why?", C.WHY, None),
+    ("why did I get this", C.WHY, None),
+    # Everything else.
+    ("", C.UNKNOWN, None),
+    ("ok 👍", C.UNKNOWN, None),
+    ("hi", C.UNKNOWN, None),
+    ("then", C.UNKNOWN, None),
+    ("none", C.UNKNOWN, None),
+    ("I called my mom", C.UNKNOWN, None),
+    ("he texted my sister", C.UNKNOWN, None),
+    ("thanks, that helped", C.UNKNOWN, None),
+]
+
+
+def test_the_parse_table_has_at_least_sixty_examples() -> None:
+    assert len(PARSE_TABLE) >= 60
+
+
+@pytest.mark.parametrize(("text", "command", "medium"), PARSE_TABLE)
+def test_text_parses_to_command_and_medium(text: str, command: Command, medium: str | None) -> None:
+    intent = interpret(text)
+    assert intent.command == command, text
+    assert intent.medium == medium, text
+    assert parse(text) == command
+
+
+def test_parse_stays_importable_from_inbound() -> None:
+    assert parse_from_inbound("stop") == Command.STOP
+
+
+@pytest.mark.parametrize(
+    ("text", "days"),
+    [("PAUSE", None), ("pause 2", 2), ("pause for 5 days", 5), ("pause a week", 7), ("PAUSE 0", 0)],
+)
+def test_pause_reads_days_as_written(text: str, days: int | None) -> None:
+    assert interpret(text) == Intent(Command.PAUSE, days=days)
+
+
+@pytest.mark.parametrize(
+    ("text", "note", "area"),
+    [
+        ("DONE", None, None),
+        ("DONE gym", "gym", "fitness"),
+        ("done - went to yoga class", "went to yoga class", "fitness"),
+        ("Done: cooking class", "cooking class", "creative"),
+        ("done went for a walk in the park", "went for a walk in the park", "outdoors"),
+        ("done coffee with a friend", "coffee with a friend", "friends"),
+        ("done volunteered at the food bank", "volunteered at the food bank", "community"),
+        ("done read a book", "read a book", "learning"),
+        ("done laundry", "laundry", None),
+    ],
+)
+def test_done_keeps_the_note_and_infers_the_area(
+    text: str, note: str | None, area: str | None
+) -> None:
+    intent = interpret(text)
+    assert (intent.command, intent.note, intent.area) == (Command.DONE, note, area)
+
+
+def test_area_keywords_cover_exactly_the_catalogue_areas() -> None:
+    assert {area for _, area in AREA_KEYWORDS} == set(ACTIVITY_AREAS)
+    assert infer_area(None) is None
+
+
+# --- crisis words ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I want to kill myself",
+        "having suicidal thoughts tonight",
+        "I just want to die",
+        "he hit me last night",
+        "She hit me again",
+        "he's been hitting me",
+        "he threatened to kill me",
+        "I'm afraid for my life",
+        "I'm not safe here",
+        "I feel like I'm in danger",
+        "it was abuse",
+        "he has a gun",
+    ],
+)
+def test_crisis_words_are_found(text: str) -> None:
+    assert CrisisWords().found_in(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "It finally hit me that it's over",
+        "this week is killing me",
+        "he hurt me so much",
+        "he kicked me out of the house",
+        "I texted him",
+        "DONE gym",
+        "stop",
+    ],
+)
+def test_everyday_figures_of_speech_are_not_crisis_words(text: str) -> None:
+    assert not CrisisWords().found_in(text)
+
+
+def test_crisis_words_file_adds_phrases_ignoring_blanks_and_comments(tmp_path: Path) -> None:
+    path = tmp_path / "crisis.txt"
+    path.write_text("# operator additions\n\nRed Balloon  # code word\nwalking away\n")
+    assert read_phrases_file(path) == ("red balloon", "walking away")
+    words = CrisisWords.from_file(path)
+    assert words.found_in("The RED balloon is up")
+    assert not words.found_in("balloons, red ones")
+    assert words.found_in("I want to die")  # the built-in list still applies
+
+
+def test_unreadable_crisis_words_file_keeps_the_built_in_list(tmp_path: Path) -> None:
+    words = CrisisWords.from_file(tmp_path / "missing.txt")
+    assert words.found_in("suicide")
