@@ -31,6 +31,7 @@ from service.grammar import Command, Intent
 from service.models import ActivityLog, ContactLog, Message, Subscriber
 from service.pacing import RULES, PacingPolicy, choose_restraint, choose_tip
 from service.planner import WENT_OUT
+from service.subscriptions import PRIORITY_NUDGE
 
 BURST_WINDOW = timedelta(hours=1)
 LOG_REPLY_RULES = ("me_reply_restraint", "them_reply_tip", "done_logged")
@@ -219,12 +220,14 @@ class SubscriberCommands:
         return Reply("reply_less", Kind.REPLY, "cadence_less")
 
     def _why(self, turn: Turn) -> Reply:
-        """The rule behind the latest nudge that went out (or reply that carried one)."""
+        """The rule behind the latest nudge that went out (INTERFACE.md §3: "why the
+        last nudge came"); replies are answers, not nudges, so they are not explained."""
         rule = turn.session.scalar(
             select(Message.rule)
             .where(
                 Message.subscriber_id == turn.subscriber.id,
                 Message.kind.in_(WHY_KINDS),
+                Message.priority == PRIORITY_NUDGE,
                 Message.status.in_(WENT_OUT),
             )
             .order_by(

@@ -319,9 +319,12 @@ def test_why_names_the_rule_that_chose_the_last_nudge(database_url: str) -> None
     harness.tick(NOON_NEW_YORK + timedelta(minutes=1))  # the welcome goes out
     assert RULES["welcome"] in (say(harness, "why?") or "")
 
+    # A reply is an answer, not a nudge: WHY still explains the last nudge.
     harness.now += timedelta(hours=2)
     say(harness, "ME")
-    assert RULES["me_reply_restraint"] in (say(harness, "WHY") or "")
+    assert RULES["welcome"] in (say(harness, "WHY") or "")
+    harness.tick(harness.now + timedelta(days=1))  # the next nudge: restraint after ME
+    assert RULES["restraint_after_me"] in (say(harness, "WHY") or "")
 
 
 def test_help_lists_the_commands_and_the_safety_line(database_url: str) -> None:
