@@ -6,6 +6,7 @@ import json
 import sys
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -240,11 +241,15 @@ def run(
 def sandbox(
     port: Annotated[int, typer.Option(help="Port for both APIs.")] = 8765,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(help="PEM EC P-256 key for signing events (keeps the public key stable)."),
+    ] = None,
 ) -> None:
     """Local stand-ins for the Twilio and SendGrid APIs, with signed callbacks."""
     from service.sandbox import run_sandbox
 
-    run_sandbox(host, port, settings_or_exit())
+    run_sandbox(host, port, settings_or_exit(), signing_key_file=signing_key)
 
 
 @app.command()

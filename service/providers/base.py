@@ -1,0 +1,118 @@
+"""What every provider is: one message type in, one provider id out, one error type.
+
+Adapters (Twilio, SendGrid, the outbox) each classify their own failures into
+`ProviderError.permanent`; callers decide retry or suppress from that flag alone
+(STYLE.md, "One provider error type with a `permanent` flag").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from service.settings import Settings
+
+Channel = Literal["sms", "email"]
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One message ready for a provider; ids only travel further than this."""
+
+    message_id: int
+    channel: Channel
+    to: str
+    body: str
+    subject: str | None = None
+    html: str | None = None
+    status_callback: str | None = None
+    unsubscribe_url: str | None = None
+    sender_name: str | None = None
+
+
+class ProviderError(Exception):
+    """A send that did not go through.
+
+    `permanent` means retrying the same message cannot succeed (bad number,
+    unsubscribed recipient, rejected request); otherwise retry, no sooner than
+    `retry_after` seconds when the provider said so. `code` is the provider's own
+    error code as a string (a Twilio code such as "21211"), or one of ours:
+    "timeout" and "connection" when no answer came back, so the request may or
+    may not have been accepted.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        code: str | None = None,
+        retry_after: float | None = None,
+        http_status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.code = code
+        self.retry_after = retry_after
+        self.http_status = http_status
+
+    def __repr__(self) -> str:
+        return (
+            f"ProviderError({self.args[0]!r}, permanent={self.permanent}, code={self.code!r}, "
+            f"retry_after={self.retry_after!r}, http_status={self.http_status!r})"
+        )
+
+
+class Provider(Protocol):
+    """Sends one message; returns the provider's id for it or raises `ProviderError`."""
+
+    name: str
+
+    def send(self, message: OutboundMessage) -> str: ...
+
+
+def build_providers(settings: Settings) -> dict[Channel, Provider]:
+    """Pick each channel's provider from the settings (INTERFACE.md §1).
+
+    Twilio when its account SID and auth token are set, SendGrid when its API key
+    is set; otherwise that channel goes to the outbox, so Steady runs on a bare
+    machine. The SDK modules are imported only when their provider is chosen.
+    """
+    from service.providers.outbox import OutboxProvider
+
+    providers: dict[Channel, Provider] = {}
+    if settings.twilio_enabled:
+        from service.providers.twilio_sms import TwilioSmsProvider
+
+        providers["sms"] = TwilioSmsProvider.from_settings(settings)
+    else:
+        providers["sms"] = OutboxProvider()
+    if settings.sendgrid_enabled:
+        from service.providers.sendgrid_email import SendGridEmailProvider
+
+        providers["email"] = SendGridEmailProvider.from_settings(settings)
+    else:
+        providers["email"] = OutboxProvider()
+    return providers
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (RFC 9110 §10.2.3): seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from datetime import UTC, datetime
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -1,0 +1,46 @@
+"""The outbox: the provider for a channel without credentials.
+
+It prints each message instead of sending it, so Steady runs fully on a bare
+machine (INTERFACE.md §1). The address is masked even here: terminals get
+copied into tickets and chat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from service.providers.base import OutboundMessage
+
+PHONE_KEEP_HEAD = 3
+PHONE_KEEP_TAIL = 2
+
+
+def mask_address(address: str) -> str:
+    """`+15551234567` → `+15*******67`; `alice@example.com` → `a***@example.com`."""
+    if "@" in address:
+        local, _, domain = address.rpartition("@")
+        return f"{local[:1]}***@{domain}"
+    if len(address) <= PHONE_KEEP_HEAD + PHONE_KEEP_TAIL:
+        return "*" * len(address)
+    hidden = len(address) - PHONE_KEEP_HEAD - PHONE_KEEP_TAIL
+    return address[:PHONE_KEEP_HEAD] + "*" * hidden + address[-PHONE_KEEP_TAIL:]
+
+
+def _print_line(text: str) -> None:
+    print(text, flush=True)
+
+
+class OutboxProvider:
+    """Writes each message to a writer (stdout by default) and returns `outbox-<id>`."""
+
+    name = "outbox"
+
+    def __init__(self, writer: Callable[[str], None] = _print_line) -> None:
+        self._writer = writer
+
+    def send(self, message: OutboundMessage) -> str:
+        header = f"[outbox] {message.channel} #{message.message_id} to {mask_address(message.to)}"
+        if message.subject is not None:
+            header += f" subject: {message.subject}"
+        self._writer(f"{header}\n{message.body}")
+        return f"outbox-{message.message_id}"

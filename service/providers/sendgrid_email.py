@@ -1,0 +1,137 @@
+"""Email through SendGrid's v3 Mail Send API, with the real `sendgrid` SDK.
+
+Named `sendgrid_email` rather than `sendgrid` so that `import sendgrid` never reads
+as a reference to this module.
+
+Every email carries our message id in `custom_args` (SendGrid copies custom args
+onto each event webhook event, which is how events find their message) and the
+RFC 8058 one-click unsubscribe headers (INTERFACE.md §2).
+"""
+
+from __future__ import annotations
+
+import http.client
+from typing import TYPE_CHECKING
+from urllib.error import URLError
+
+import structlog
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import CustomArg, From, Header, Mail, To
+
+from service.providers.base import OutboundMessage, ProviderError, parse_retry_after
+
+if TYPE_CHECKING:
+    from service.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+SENDGRID_DEFAULT_API_URL = "https://api.sendgrid.com"
+DEFAULT_SENDER_NAME = "Steady"
+MESSAGE_ID_ARG = "steady_message_id"
+HTTP_TOO_MANY_REQUESTS = 429
+HTTP_SERVER_ERROR = 500
+
+
+def classify_sendgrid_error(exc: HTTPError) -> ProviderError:
+    """429 and 5xx are transient (honouring Retry-After); any other 4xx is permanent."""
+    status = int(exc.status_code)
+    headers = exc.headers
+    retry_after = parse_retry_after(headers.get("Retry-After") if headers is not None else None)
+    permanent = 400 <= status < HTTP_SERVER_ERROR and status != HTTP_TOO_MANY_REQUESTS
+    return ProviderError(
+        f"sendgrid answered HTTP {status}",
+        permanent=permanent,
+        code=str(status),
+        retry_after=retry_after,
+        http_status=status,
+    )
+
+
+class SendGridEmailProvider:
+    """Sends one email per call; returns SendGrid's `X-Message-Id`."""
+
+    name = "sendgrid"
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        from_email: str,
+        api_url: str = SENDGRID_DEFAULT_API_URL,
+        timeout_seconds: float = 10.0,
+    ) -> None:
+        self._from_email = from_email
+        self._client = SendGridAPIClient(api_key=api_key, host=api_url.rstrip("/"))
+        # python_http_client's Client hands `timeout` to every child client it builds
+        # for `.mail.send.post` (Client._build_client); urllib waits forever without it.
+        self._client.client.timeout = timeout_seconds
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SendGridEmailProvider:
+        if settings.sendgrid_api_key is None or not settings.email_from:
+            raise ValueError("SENDGRID_API_KEY and STEADY_EMAIL_FROM are required")
+        return cls(
+            api_key=settings.sendgrid_api_key.get_secret_value(),
+            from_email=settings.email_from,
+            api_url=settings.sendgrid_api_url,
+            timeout_seconds=settings.provider_timeout_seconds,
+        )
+
+    def build_mail(self, message: OutboundMessage) -> Mail:
+        """The Mail Send request for one message (public so tests can read it)."""
+        mail = Mail(
+            from_email=From(self._from_email, message.sender_name or DEFAULT_SENDER_NAME),
+            to_emails=To(message.to),
+            subject=message.subject,
+            plain_text_content=message.body,
+            html_content=message.html,
+        )
+        mail.custom_arg = CustomArg(MESSAGE_ID_ARG, str(message.message_id))
+        if message.unsubscribe_url:
+            mail.header = [
+                Header("List-Unsubscribe", f"<{message.unsubscribe_url}>"),
+                # RFC 8058: one POST to the URL unsubscribes, no page in between.
+                Header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            ]
+        return mail
+
+    def send(self, message: OutboundMessage) -> str:
+        if not message.subject:
+            raise ProviderError("an email needs a subject", permanent=True, code="no_subject")
+        mail = self.build_mail(message)
+        try:
+            response = self._client.send(mail)
+        except HTTPError as exc:
+            error = classify_sendgrid_error(exc)
+        except TimeoutError:
+            # The request may have been accepted; events will tell (custom_args).
+            error = ProviderError(
+                "sendgrid did not answer in time", permanent=False, code="timeout"
+            )
+        except URLError as exc:
+            timed_out = isinstance(exc.reason, TimeoutError)
+            error = ProviderError(
+                f"sendgrid unreachable: {type(exc.reason).__name__}",
+                permanent=False,
+                code="timeout" if timed_out else "connection",
+            )
+        except (OSError, http.client.HTTPException) as exc:
+            error = ProviderError(
+                f"sendgrid unreachable: {type(exc).__name__}", permanent=False, code="connection"
+            )
+        else:
+            provider_id = response.headers.get("X-Message-Id")
+            if not provider_id:
+                # Accepted all the same (2xx): retrying would send it twice.
+                log.warning("sendgrid_no_message_id", message_id=message.message_id)
+            return str(provider_id or "")
+        log.info(
+            "provider_send_failed",
+            provider=self.name,
+            message_id=message.message_id,
+            code=error.code,
+            http_status=error.http_status,
+            permanent=error.permanent,
+        )
+        raise error

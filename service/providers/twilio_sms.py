@@ -1,0 +1,197 @@
+"""SMS through Twilio's Programmable Messaging REST API, with the real `twilio` SDK.
+
+Named `twilio_sms` rather than `twilio` so that reading `import twilio` anywhere in
+this package never makes anyone wonder which module it means.
+
+One SDK client per provider instance: its `requests.Session` keeps connections
+alive, which is most of the per-message cost at ~1,500 sends/s (PERFORMANCE.md).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import requests
+import structlog
+from twilio.base.exceptions import (  # type: ignore[import-untyped, unused-ignore]
+    TwilioException,
+    TwilioRestException,
+)
+from twilio.http.http_client import TwilioHttpClient  # type: ignore[import-untyped, unused-ignore]
+from twilio.http.response import Response  # type: ignore[import-untyped, unused-ignore]
+from twilio.rest import Client  # type: ignore[import-untyped, unused-ignore]
+
+from service.providers.base import OutboundMessage, ProviderError, parse_retry_after
+
+if TYPE_CHECKING:
+    from service.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+TWILIO_DEFAULT_API_URL = "https://api.twilio.com"
+
+# Twilio error codes after which the same message can never go through
+# (https://www.twilio.com/docs/api/errors/<code>):
+PERMANENT_TWILIO_ERROR_CODES = frozenset(
+    {
+        21211,  # invalid 'To' phone number
+        21408,  # permission to send to this region not enabled
+        21610,  # recipient replied STOP: Twilio blocks further messages
+        21612,  # 'To' cannot be reached from the 'From' number
+        21614,  # 'To' is not a mobile number
+        30005,  # unknown destination handset
+        30006,  # landline or unreachable carrier
+        30007,  # carrier filtering (message blocked)
+    }
+)
+TWILIO_TOO_MANY_REQUESTS_CODE = 20429
+HTTP_TOO_MANY_REQUESTS = 429
+HTTP_SERVER_ERROR = 500
+
+
+class TwilioErrorResponse(TwilioRestException):  # type: ignore[misc]
+    """The SDK's own error for a 4xx/5xx answer, plus the `Retry-After` it would drop.
+
+    The SDK turns an error answer into `TwilioRestException` without its headers,
+    so `_HeaderKeepingHttpClient` raises this subclass from the transport instead:
+    same fields (status, code, msg, uri, method), and `retry_after` in seconds.
+    """
+
+    def __init__(self, response: Response, method: str, uri: str) -> None:
+        code: int | None = response.status_code
+        detail = ""
+        try:
+            payload = json.loads(response.text)
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict):
+            code = payload.get("code", code)
+            detail = str(payload.get("message", ""))
+        super().__init__(
+            response.status_code, uri, f"Unable to complete request: {detail}", code, method
+        )
+        headers = response.headers or {}
+        self.retry_after = parse_retry_after(headers.get("Retry-After"))
+
+
+class _HeaderKeepingHttpClient(TwilioHttpClient):  # type: ignore[misc]
+    """`TwilioHttpClient` that raises `TwilioErrorResponse` for error answers.
+
+    Raising here (rather than letting the SDK raise) is how `Retry-After`
+    survives; it is per call, so safe with one client shared by threads.
+    """
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+        response: Response = super().request(method, url, *args, **kwargs)
+        if response.status_code >= 400:
+            raise TwilioErrorResponse(response, method, url)
+        return response
+
+
+def classify_twilio_error(exc: TwilioException) -> ProviderError:
+    """Permanent for a known undeliverable code or any other 4xx but 429; else transient."""
+    status = int(getattr(exc, "status", None) or HTTP_SERVER_ERROR)
+    raw_code = getattr(exc, "code", None)
+    code = int(raw_code) if raw_code is not None else None
+    retry_after = getattr(exc, "retry_after", None)
+    if code in PERMANENT_TWILIO_ERROR_CODES:
+        permanent = True
+    elif (
+        status == HTTP_TOO_MANY_REQUESTS
+        or code == TWILIO_TOO_MANY_REQUESTS_CODE
+        or status >= HTTP_SERVER_ERROR
+    ):
+        permanent = False
+    else:
+        permanent = 400 <= status < HTTP_SERVER_ERROR
+    return ProviderError(
+        f"twilio answered HTTP {status}" + (f" (error {code})" if code is not None else ""),
+        permanent=permanent,
+        code=str(code) if code is not None else None,
+        retry_after=retry_after,
+        http_status=status,
+    )
+
+
+class TwilioSmsProvider:
+    """Sends SMS with `client.messages.create`; returns the message SID (`SM…`)."""
+
+    name = "twilio"
+
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        from_number: str | None = None,
+        messaging_service_sid: str | None = None,
+        api_url: str = TWILIO_DEFAULT_API_URL,
+        timeout_seconds: float = 10.0,
+    ) -> None:
+        if not from_number and not messaging_service_sid:
+            raise ValueError(
+                "Twilio needs a sender: TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID"
+            )
+        self._from_number = from_number
+        self._messaging_service_sid = messaging_service_sid
+        # An explicit timeout: without one `requests` waits forever on a stuck socket.
+        http_client = _HeaderKeepingHttpClient(timeout=timeout_seconds)
+        self._client = Client(account_sid, auth_token, http_client=http_client)
+        # The SDK would rewrite the host for TWILIO_EDGE / TWILIO_REGION found in the
+        # environment (ClientBase.get_hostname); the host is ours to choose, below.
+        self._client.edge = None
+        self._client.region = None
+        # The Api domain builds every URL from `base_url` at request time
+        # (twilio/base/domain.py `Domain.absolute_url`), so this sends
+        # `client.messages.create` to our host: a sandbox, or Twilio itself.
+        self._client.api.base_url = api_url.rstrip("/")
+        self._messages = self._client.api.v2010.account.messages
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TwilioSmsProvider:
+        if not (settings.twilio_account_sid and settings.twilio_auth_token):
+            raise ValueError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are required")
+        return cls(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token.get_secret_value(),
+            from_number=settings.twilio_from_number,
+            messaging_service_sid=settings.twilio_messaging_service_sid,
+            api_url=settings.twilio_api_url,
+            timeout_seconds=settings.provider_timeout_seconds,
+        )
+
+    def send(self, message: OutboundMessage) -> str:
+        sender: dict[str, str] = (
+            {"from_": self._from_number}
+            if self._from_number
+            else {"messaging_service_sid": str(self._messaging_service_sid)}
+        )
+        callback: dict[str, str] = (
+            {"status_callback": message.status_callback} if message.status_callback else {}
+        )
+        try:
+            created = self._messages.create(to=message.to, body=message.body, **sender, **callback)
+        except TwilioRestException as exc:
+            error = classify_twilio_error(exc)
+        except requests.Timeout:
+            # The request may have reached Twilio: the caller can reconcile by listing.
+            error = ProviderError("twilio did not answer in time", permanent=False, code="timeout")
+        except requests.RequestException as exc:
+            error = ProviderError(
+                f"twilio unreachable: {type(exc).__name__}", permanent=False, code="connection"
+            )
+        except TwilioException as exc:
+            # e.g. TwilioServiceException (RFC 9457 bodies), which is not a TwilioRestException.
+            error = classify_twilio_error(exc)
+        else:
+            return str(created.sid)
+        log.info(
+            "provider_send_failed",
+            provider=self.name,
+            message_id=message.message_id,
+            code=error.code,
+            http_status=error.http_status,
+            permanent=error.permanent,
+        )
+        raise error
