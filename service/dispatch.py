@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.catalog import IMMEDIATE_KINDS, Kind
 from service.compose import Recipient, compose
 from service.content import Content, TemplateError
+from service.feedback import apply_send_errors
+from service.metrics import provider_send_timer
 from service.models import Channel, ChannelStatus, Message, MessageStatus, Subscriber
 from service.pacing import PacingPolicy, in_sending_window
 from service.policy import pacing_policy
@@ -269,6 +271,18 @@ class Dispatcher:
         outcomes = [self._send_one(item, now) for item in claimed]
         with self.sessions() as session:
             record_outcomes(session.connection(), outcomes, now)
+            # Permanent errors say something about the address (STOP, unreachable,
+            # carrier filtering): the same feedback a status callback would give.
+            apply_send_errors(
+                session,
+                [
+                    (o.message_id, o.error_code)
+                    for o in outcomes
+                    if o.status == MessageStatus.FAILED and o.error_code
+                ],
+                self.settings.secret_key.get_secret_value(),
+                now,
+            )
             _replan(
                 session,
                 [
@@ -320,7 +334,8 @@ class Dispatcher:
             return outcome(MessageStatus.FAILED, error_code="template", detail=str(exc)[:300])
         provider = self.providers[recipient.channel]
         try:
-            provider_id = provider.send(message)
+            with provider_send_timer(provider.name, recipient.channel):
+                provider_id = provider.send(message)
         except ProviderError as exc:
             return self._failure(item, exc, now, outcome)
         log.info("message_sent", message_id=recipient.message_id, provider=provider.name)

@@ -35,6 +35,20 @@ TWILIO_STATUS: dict[str, str] = {
     "canceled": S.FAILED,
 }
 
+# SendGrid event types that say where a message is, as ours. `processed` only
+# means SendGrid accepted it for delivery, so it is `sent`, not `delivered`; an
+# open or a click proves delivery. `bounce` is a final failure whatever its type
+# (a "blocked" bounce is not retried by SendGrid either); `deferred` says
+# nothing final, SendGrid keeps trying.
+SENDGRID_STATUS: dict[str, str] = {
+    "processed": S.SENT,
+    "delivered": S.DELIVERED,
+    "open": S.DELIVERED,
+    "click": S.DELIVERED,
+    "bounce": S.UNDELIVERED,
+    "dropped": S.FAILED,
+}
+
 
 def can_move(current: str, new: str) -> bool:
     """True if a report of `new` may replace `current`."""
