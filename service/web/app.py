@@ -14,8 +14,9 @@ from service.inbound import InboundHandler
 from service.models import utcnow
 from service.settings import Settings, get_settings
 from service.wake import CeleryWaker, NullWaker, Waker
-from service.web import health, signup, webhooks
+from service.web import admin, health, preferences, signup, webhooks
 from service.web.context import AppContext, make_pages
+from service.web.middleware import RequestIdMiddleware
 
 
 def create_app(
@@ -41,6 +42,10 @@ def create_app(
         clock=clock,
     )
     app.include_router(signup.router)
+    app.include_router(preferences.router)
     app.include_router(webhooks.router)
     app.include_router(health.router)
+    app.include_router(admin.router)
+    app.include_router(admin.metrics_router)
+    app.add_middleware(RequestIdMiddleware)
     return app

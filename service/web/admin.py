@@ -1,0 +1,408 @@
+"""The operator's view: a JSON API and a dashboard under `/admin`.
+
+Off unless `STEADY_ADMIN_TOKEN` is set: every `/admin` path then answers 404, as
+if it did not exist. The API takes `Authorization: Bearer <token>`; the page asks
+for the token once and keeps a session cookie that is signed (itsdangerous with
+`STEADY_SECRET_KEY`), HttpOnly, SameSite=Strict, Secure on an https
+`STEADY_PUBLIC_URL`, scoped to `/admin` and valid for 12 hours. The cookie holds
+a keyed fingerprint of the token, so changing the token ends every session.
+The API also accepts that cookie, so the JSON links on the page work.
+
+CSRF: the cookie is SameSite=Strict, so a request started from another site
+never carries it, and every change here (log in, log out) is a POST whose Origin,
+when the browser sends one, must be this site. Nothing under `/admin` changes
+subscriber data.
+
+Operators see addresses masked (`+121•••••42`, `s•••@example.com`) and no
+message bodies or notes a person wrote: enough to recognise a case, not to copy
+a number out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import structlog
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from service import metrics, stats
+from service.addresses import mask
+from service.charts import dashboard_context
+from service.models import ActivityLog, ContactLog, Message, Subscriber
+from service.web.context import AppContext, app_context
+
+router = APIRouter(prefix="/admin")
+# `/metrics` is the other operator endpoint; no token (Prometheus scrapes it) and
+# no personal data in it. Restrict it at the proxy if it must not be public.
+metrics_router = APIRouter()
+log = structlog.get_logger(__name__)
+
+SESSION_COOKIE = "steady_admin"
+SESSION_SALT = "steady.admin"
+SESSION_PATH = "/admin"
+SESSION_MAX_AGE = timedelta(hours=12)
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+MAX_FLAGGED = 1000
+RECENT_LOGS = 20
+SUBSCRIBER_FILTERS = (*stats.SUBSCRIBER_STATUS_ORDER, "flagged")
+# Admin pages must not be cached, framed or leak their URL onward.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+
+
+# --- access ----------------------------------------------------------------------------
+
+
+def _admin_token(ctx: AppContext) -> str | None:
+    token = ctx.settings.admin_token
+    value = token.get_secret_value() if token is not None else ""
+    return value or None
+
+
+def _enabled_token(ctx: AppContext) -> str:
+    """The admin token, or 404: with no token the admin does not exist."""
+    token = _admin_token(ctx)
+    if token is None:
+        raise HTTPException(status_code=404)
+    return token
+
+
+def _serializer(ctx: AppContext) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(ctx.settings.secret_key.get_secret_value(), salt=SESSION_SALT)
+
+
+def _token_fingerprint(ctx: AppContext, token: str) -> str:
+    """Binds a session to the token it was opened with; readable cookie, so keyed."""
+    key = ctx.settings.secret_key.get_secret_value().encode()
+    return hmac.new(key, b"admin-session:" + token.encode(), hashlib.sha256).hexdigest()
+
+
+def _token_matches(given: str, token: str) -> bool:
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+def _bearer_ok(request: Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and bool(given) and _token_matches(given.strip(), token)
+
+
+def _session_ok(request: Request, ctx: AppContext, token: str) -> bool:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return False
+    try:
+        payload = _serializer(ctx).loads(cookie, max_age=int(SESSION_MAX_AGE.total_seconds()))
+    except BadSignature:  # includes SignatureExpired
+        return False
+    return isinstance(payload, str) and hmac.compare_digest(payload, _token_fingerprint(ctx, token))
+
+
+def _authorised(request: Request, ctx: AppContext, token: str) -> bool:
+    return _bearer_ok(request, token) or _session_ok(request, ctx, token)
+
+
+def api_context(request: Request) -> AppContext:
+    """The dependency of every API route: 404 when disabled, 401 without the token."""
+    ctx = app_context(request)
+    token = _enabled_token(ctx)
+    if not _authorised(request, ctx, token):
+        raise HTTPException(
+            status_code=401,
+            detail="admin token required",
+            headers={"WWW-Authenticate": 'Bearer realm="steady-admin"'},
+        )
+    return ctx
+
+
+Admin = Annotated[AppContext, Depends(api_context)]
+
+
+def _same_origin(request: Request, ctx: AppContext) -> bool:
+    """False when the browser says the form came from another site."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # not a browser, or an old one; SameSite=Strict still holds
+    ours = {urlsplit(ctx.settings.public_url).netloc, request.headers.get("host", "")}
+    return urlsplit(origin).netloc in ours
+
+
+def _secured(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def _json(content: Any) -> JSONResponse:
+    response = JSONResponse(content)
+    _secured(response)
+    return response
+
+
+# --- dashboard and session -------------------------------------------------------------
+
+
+def _login_page(request: Request, ctx: AppContext, *, error: str | None, status: int) -> Response:
+    response = ctx.pages.TemplateResponse(
+        request, "admin_login.html", {"title": "Steady admin", "error": error}, status_code=status
+    )
+    return _secured(response)
+
+
+@router.get("", response_class=HTMLResponse)
+def dashboard(request: Request) -> Response:
+    ctx = app_context(request)
+    token = _enabled_token(ctx)
+    if not _authorised(request, ctx, token):
+        return _login_page(request, ctx, error=None, status=200)
+    now = ctx.clock()
+    with ctx.sessions() as session:
+        figures = stats.dashboard(session, now)
+        flagged = _flagged(session, limit=RECENT_LOGS)
+    context = dashboard_context(figures, [_summary(s) for s in flagged])
+    return _secured(ctx.pages.TemplateResponse(request, "admin.html", context))
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    ctx = app_context(request)
+    token = _enabled_token(ctx)
+    if not _same_origin(request, ctx):
+        return _secured(Response("cross-site form refused", 403, media_type="text/plain"))
+    form = await request.form()
+    given = str(form.get("token") or "").strip()
+    if not given or not _token_matches(given, token):
+        log.warning("admin_login_failed")
+        return _login_page(request, ctx, error="That token is not right.", status=401)
+    response = RedirectResponse("/admin", status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        _serializer(ctx).dumps(_token_fingerprint(ctx, token)),
+        max_age=int(SESSION_MAX_AGE.total_seconds()),
+        path=SESSION_PATH,
+        secure=ctx.settings.public_url.startswith("https://"),
+        httponly=True,
+        samesite="strict",
+    )
+    log.info("admin_login")
+    return _secured(response)
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    ctx = app_context(request)
+    _enabled_token(ctx)
+    if not _same_origin(request, ctx):
+        return _secured(Response("cross-site form refused", 403, media_type="text/plain"))
+    response = RedirectResponse("/admin", status_code=303)
+    response.delete_cookie(
+        SESSION_COOKIE,
+        path=SESSION_PATH,
+        secure=ctx.settings.public_url.startswith("https://"),
+        httponly=True,
+        samesite="strict",
+    )
+    return _secured(response)
+
+
+# --- JSON API --------------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _summary(subscriber: Subscriber) -> dict[str, Any]:
+    """One subscriber as operators see it: masked addresses, no free text."""
+    statuses = {channel.status for channel in subscriber.channels}
+    status = next((s for s in stats.SUBSCRIBER_STATUS_ORDER if s in statuses), None)
+    return {
+        "id": subscriber.id,
+        "created_at": _iso(subscriber.created_at),
+        "timezone": subscriber.timezone,
+        "status": status,
+        "channels": [
+            {
+                "kind": channel.kind,
+                "status": channel.status,
+                "address": mask(channel.address),
+                "status_reason": channel.status_reason,
+                "confirmed_at": _iso(channel.confirmed_at),
+                "stopped_at": _iso(channel.stopped_at),
+            }
+            for channel in subscriber.channels
+        ],
+        "cadence": {
+            "per_week": subscriber.cadence_per_week,
+            "hour_start": subscriber.hour_start,
+            "hour_end": subscriber.hour_end,
+        },
+        "discreet": subscriber.discreet,
+        "paused_until": _iso(subscriber.paused_until),
+        "flagged": subscriber.flagged_at is not None,
+        "flagged_at": _iso(subscriber.flagged_at),
+        "flag_reason": subscriber.flag_reason,
+    }
+
+
+def _flagged(session: Session, *, limit: int) -> list[Subscriber]:
+    return list(
+        session.scalars(
+            select(Subscriber)
+            .options(selectinload(Subscriber.channels))
+            .where(Subscriber.flagged_at.is_not(None))
+            .order_by(Subscriber.flagged_at.desc(), Subscriber.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def _subscriber_or_404(session: Session, subscriber_id: int) -> Subscriber:
+    subscriber = session.scalar(
+        select(Subscriber)
+        .options(selectinload(Subscriber.channels))
+        .where(Subscriber.id == subscriber_id)
+    )
+    if subscriber is None:
+        raise HTTPException(status_code=404, detail="no such subscriber")
+    return subscriber
+
+
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+After = Annotated[int | None, Query(ge=0, description="Return ids greater than this one.")]
+
+
+@router.get("/api/stats")
+def api_stats(ctx: Admin) -> JSONResponse:
+    with ctx.sessions() as session:
+        return _json(stats.collect(session, ctx.clock()))
+
+
+@router.get("/api/subscribers")
+def api_subscribers(
+    ctx: Admin,
+    status: str | None = None,
+    limit: PageSize = DEFAULT_PAGE_SIZE,
+    after: After = None,
+) -> JSONResponse:
+    """Subscribers in id order, `limit` at a time; pass `next_after` back as `after`."""
+    if status is not None and status not in SUBSCRIBER_FILTERS:
+        raise HTTPException(
+            status_code=422,
+            detail=[{"field": "status", "message": "one of " + ", ".join(SUBSCRIBER_FILTERS)}],
+        )
+    query = select(Subscriber).options(selectinload(Subscriber.channels))
+    if status == "flagged":
+        query = query.where(Subscriber.flagged_at.is_not(None))
+    elif status is not None:
+        query = query.where(Subscriber.id.in_(stats.subscriber_ids_with_status(status)))
+    if after is not None:
+        query = query.where(Subscriber.id > after)
+    with ctx.sessions() as session:
+        page = list(session.scalars(query.order_by(Subscriber.id).limit(limit)))
+        rows = [_summary(subscriber) for subscriber in page]
+    return _json({"subscribers": rows, "next_after": page[-1].id if len(page) == limit else None})
+
+
+@router.get("/api/subscribers/{subscriber_id}")
+def api_subscriber(ctx: Admin, subscriber_id: int) -> JSONResponse:
+    with ctx.sessions() as session:
+        detail = _summary(_subscriber_or_404(session, subscriber_id))
+        detail["contact_logs"] = {
+            "count": session.scalar(
+                select(func.count()).where(ContactLog.subscriber_id == subscriber_id)
+            ),
+            "recent": [
+                {
+                    "initiator": row.initiator,
+                    "medium": row.medium,
+                    "occurred_at": _iso(row.occurred_at),
+                }
+                for row in session.scalars(
+                    select(ContactLog)
+                    .where(ContactLog.subscriber_id == subscriber_id)
+                    .order_by(ContactLog.occurred_at.desc(), ContactLog.id.desc())
+                    .limit(RECENT_LOGS)
+                )
+            ],
+        }
+        # The area only: a note is the person's own words.
+        detail["activity_logs"] = {
+            "count": session.scalar(
+                select(func.count()).where(ActivityLog.subscriber_id == subscriber_id)
+            ),
+            "recent": [
+                {"area": row.area, "occurred_at": _iso(row.occurred_at)}
+                for row in session.scalars(
+                    select(ActivityLog)
+                    .where(ActivityLog.subscriber_id == subscriber_id)
+                    .order_by(ActivityLog.occurred_at.desc(), ActivityLog.id.desc())
+                    .limit(RECENT_LOGS)
+                )
+            ],
+        }
+        by_status = session.execute(
+            select(Message.status, func.count())
+            .where(Message.subscriber_id == subscriber_id)
+            .group_by(Message.status)
+        )
+        detail["messages"] = {str(status): int(count) for status, count in by_status}
+    return _json(detail)
+
+
+@router.get("/api/subscribers/{subscriber_id}/messages")
+def api_subscriber_messages(
+    ctx: Admin, subscriber_id: int, limit: PageSize = MAX_PAGE_SIZE, after: After = None
+) -> JSONResponse:
+    """Their messages, oldest first; no bodies (replies keep theirs in the database)."""
+    query = select(Message).where(Message.subscriber_id == subscriber_id)
+    if after is not None:
+        query = query.where(Message.id > after)
+    with ctx.sessions() as session:
+        _subscriber_or_404(session, subscriber_id)
+        page = list(session.scalars(query.order_by(Message.id).limit(limit)))
+    rows = [
+        {
+            "id": message.id,
+            "channel": message.channel,
+            "kind": message.kind,
+            "template": message.template,
+            "rule": message.rule,
+            "status": message.status,
+            "scheduled_for": _iso(message.scheduled_for),
+            "sent_at": _iso(message.sent_at),
+            "error_code": message.error_code,
+        }
+        for message in page
+    ]
+    return _json({"messages": rows, "next_after": page[-1].id if len(page) == limit else None})
+
+
+@router.get("/api/flagged")
+def api_flagged(ctx: Admin) -> JSONResponse:
+    """Flagged subscribers, latest first: an array (INTERFACE.md §2)."""
+    with ctx.sessions() as session:
+        return _json([_summary(subscriber) for subscriber in _flagged(session, limit=MAX_FLAGGED)])
+
+
+@metrics_router.get("/metrics")
+def prometheus_metrics(request: Request) -> Response:
+    """Prometheus text exposition: database figures plus this process's counters."""
+    ctx = app_context(request)
+    body, content_type = metrics.render(ctx.sessions, ctx.clock)
+    return Response(body, media_type=content_type)

@@ -1,0 +1,131 @@
+"""Structured logs: JSON lines, personal data masked, a request id on every web request."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import structlog
+
+from service.logs import configure_logging, mask_text
+from tests.support import Harness, make_settings
+
+PHONE = "+12125550142"
+EMAIL = "sam.jones@example.com"
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    """JSON logs into a buffer the test reads; structlog's defaults come back afterwards."""
+    stream = io.StringIO()
+    configure_logging(json=True, stream=stream)
+    yield stream
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+
+
+def lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def test_phone_numbers_and_emails_are_masked_in_every_field(log_stream: io.StringIO) -> None:
+    log = structlog.get_logger("tests.logs")
+    log.info(
+        f"texted {PHONE}",
+        to=PHONE,
+        email=EMAIL,
+        local_format="(212) 555-0142",
+        nested={"reply_to": EMAIL, "numbers": [PHONE]},
+    )
+
+    raw = log_stream.getvalue()
+    assert raw.count("\n") == 1, "one JSON line per event"
+    for personal in (PHONE, "2125550142", "555-0142", EMAIL, "sam.jones"):
+        assert personal not in raw
+    [line] = lines(log_stream)
+    assert line["level"] == "info"
+    assert line["email"].endswith("@example.com"), "the domain stays, for diagnosis"
+    assert line["to"].startswith("+12")
+
+
+def test_exception_text_is_masked_too(log_stream: io.StringIO) -> None:
+    log = structlog.get_logger("tests.logs")
+    try:
+        raise ValueError(f"cannot send to {EMAIL} or {PHONE}")
+    except ValueError:
+        log.exception("send_crashed")
+
+    [line] = lines(log_stream)
+    assert "ValueError" in line["exception"]
+    assert EMAIL not in line["exception"]
+    assert PHONE not in line["exception"]
+
+
+@pytest.mark.parametrize(
+    "harmless",
+    [
+        "2026-03-02T17:00:00+00:00",
+        "2026-03-02 17:00:00",
+        "SM0123456789abcdef0123456789abcdef",
+        "9f1c0e6a5b7d4c2e8a3b1d0f6e5c4a39",
+        "message 123 of 456",
+    ],
+)
+def test_dates_and_ids_are_not_mistaken_for_phone_numbers(harmless: str) -> None:
+    assert mask_text(harmless) == harmless
+
+
+def test_a_request_id_is_made_when_none_is_given(database_url: str) -> None:
+    harness = Harness(make_settings(database_url))
+    first = harness.client.get("/healthz").headers["x-request-id"]
+    second = harness.client.get("/healthz").headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", first)
+    assert first != second
+
+
+def test_a_sane_request_id_is_echoed(database_url: str) -> None:
+    harness = Harness(make_settings(database_url))
+    response = harness.client.get("/healthz", headers={"X-Request-ID": "edge-7f3a-0001"})
+    assert response.headers["x-request-id"] == "edge-7f3a-0001"
+
+
+@pytest.mark.parametrize(
+    "unsafe",
+    ["x" * 65, "has space", "semi;colon", "line\tbreak", PHONE.removeprefix("+")],
+)
+def test_an_unsafe_request_id_is_replaced(database_url: str, unsafe: str) -> None:
+    harness = Harness(make_settings(database_url))
+    response = harness.client.get("/healthz", headers={"X-Request-ID": unsafe})
+    assert response.headers["x-request-id"] != unsafe
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
+
+
+def test_every_log_line_of_a_request_carries_its_id(
+    database_url: str, log_stream: io.StringIO
+) -> None:
+    harness = Harness(make_settings(database_url))
+    app: Any = harness.client.app
+
+    @app.get("/_test/sync")
+    def sync_route() -> dict[str, str]:
+        structlog.get_logger("tests.logs").info("in_sync_route", to=PHONE)
+        return {}
+
+    @app.get("/_test/async")
+    async def async_route() -> dict[str, str]:
+        structlog.get_logger("tests.logs").info("in_async_route")
+        return {}
+
+    harness.client.get("/_test/sync", headers={"X-Request-ID": "req-sync-1"})
+    generated = harness.client.get("/_test/async").headers["x-request-id"]
+    structlog.get_logger("tests.logs").info("after_requests")
+
+    by_event = {line["event"]: line for line in lines(log_stream)}
+    assert by_event["in_sync_route"]["request_id"] == "req-sync-1"
+    assert PHONE not in json.dumps(by_event["in_sync_route"])
+    assert by_event["in_async_route"]["request_id"] == generated
+    assert "request_id" not in by_event["after_requests"], "the id ends with its request"
