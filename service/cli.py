@@ -13,11 +13,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from service.cli_ops import config_app, send_test, subscribers_app
 from service.settings import ConfigurationError, Settings, load_settings
 
 app = typer.Typer(help="Steady: scheduled nudges through a separation.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+# Operator commands (service/cli_ops.py): subscribers import/export/erase, config check.
+app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(config_app, name="config")
+app.command("send-test")(send_test)
 console = Console()
 errors = Console(stderr=True)
 
@@ -123,6 +128,34 @@ def messages(
             (row["scheduled_for"] or "")[:16],
             (row["sent_at"] or "")[:16],
         )
+    console.print(table)
+
+
+@app.command()
+def stats(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Delivery and engagement figures from the database."""
+    from service import stats as figures
+    from service.db import session_factory
+
+    settings = settings_or_exit()
+    with session_factory(settings.database_url)() as session:
+        result = figures.collect(session, datetime.now(UTC))
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        return
+    table = Table("figure", "value", title="Steady", title_justify="left")
+    for section in ("subscribers", "messages", "delivery_events"):
+        for key, value in result[section].items():
+            table.add_row(f"{section}.{key}", str(value))
+    for kind, counts in result["channels"].items():
+        for status, value in counts.items():
+            table.add_row(f"channels.{kind}.{status}", str(value))
+    for key in ("opt_outs", "suppressions"):
+        table.add_row(key, str(result[key]))
+    table.add_row("queue.due", str(result["queue"]["due"]))
+    table.add_row("queue.lag_seconds", f"{result['queue']['lag_seconds']:.0f}")
     console.print(table)
 
 
