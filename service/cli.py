@@ -164,6 +164,13 @@ def web(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            envvar="FORWARDED_ALLOW_IPS",
+            help="Proxies trusted for X-Forwarded-* (comma-separated; '*' inside a container network).",
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """The web process (uvicorn), for production behind a proxy."""
     import uvicorn
@@ -178,7 +185,7 @@ def web(
         port=port,
         workers=workers,
         proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        forwarded_allow_ips=forwarded_allow_ips,
         log_level="info",
     )
 

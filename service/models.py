@@ -157,6 +157,7 @@ class Channel(Base):
     __table_args__ = (
         UniqueConstraint("kind", "address", name="uq_channels_kind_address"),
         Index("ix_channels_subscriber_id", "subscriber_id"),
+        Index("ix_channels_stopped_at", "stopped_at"),
     )
 
 
@@ -247,6 +248,7 @@ class Message(Base):
         ),
         Index("ix_messages_subscriber_created", "subscriber_id", "created_at"),
         Index("ix_messages_provider_id", "provider_id"),
+        Index("ix_messages_sent_at", "sent_at"),
     )
 
 
