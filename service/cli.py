@@ -168,7 +168,7 @@ def web(
         str,
         typer.Option(
             envvar="FORWARDED_ALLOW_IPS",
-            help="Proxies trusted for X-Forwarded-* (comma-separated; '*' inside a container network).",
+            help="Proxies trusted for X-Forwarded-* (comma-separated; '*' in a container).",
         ),
     ] = "127.0.0.1",
 ) -> None:
