@@ -16,6 +16,9 @@ from phonenumbers import timezone as phone_timezone
 
 # Numbers typed without a country code are read as this region (the US-first product).
 DEFAULT_PHONE_REGION = "US"
+# Masked numbers keep the country code and area prefix, and the last two digits.
+MASK_KEEP_HEAD = 4
+MASK_KEEP_TAIL = 2
 
 
 class InvalidAddress(ValueError):
@@ -73,11 +76,14 @@ def check_timezone(value: str) -> str:
 
 
 def mask(address: str) -> str:
-    """A form safe for logs and terminals: `+1555•••••67`, `a•••@example.com`."""
+    """A form safe for logs and terminals: `+121••••••42`, `a•••@example.com`."""
     if "@" in address:
-        local, _, domain = address.partition("@")
+        local, _, domain = address.rpartition("@")
         return f"{local[:1]}•••@{domain}"
-    return f"{address[:4]}{'•' * max(len(address) - 6, 3)}{address[-2:]}"
+    if len(address) <= MASK_KEEP_HEAD + MASK_KEEP_TAIL:
+        return "•" * len(address)
+    hidden = len(address) - MASK_KEEP_HEAD - MASK_KEEP_TAIL
+    return address[:MASK_KEEP_HEAD] + "•" * hidden + address[-MASK_KEEP_TAIL:]
 
 
 def address_hash(address: str, secret: str) -> str:

@@ -9,21 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from service.addresses import mask
 from service.providers.base import OutboundMessage
-
-PHONE_KEEP_HEAD = 3
-PHONE_KEEP_TAIL = 2
-
-
-def mask_address(address: str) -> str:
-    """`+15551234567` → `+15*******67`; `alice@example.com` → `a***@example.com`."""
-    if "@" in address:
-        local, _, domain = address.rpartition("@")
-        return f"{local[:1]}***@{domain}"
-    if len(address) <= PHONE_KEEP_HEAD + PHONE_KEEP_TAIL:
-        return "*" * len(address)
-    hidden = len(address) - PHONE_KEEP_HEAD - PHONE_KEEP_TAIL
-    return address[:PHONE_KEEP_HEAD] + "*" * hidden + address[-PHONE_KEEP_TAIL:]
 
 
 def _print_line(text: str) -> None:
@@ -39,7 +26,7 @@ class OutboxProvider:
         self._writer = writer
 
     def send(self, message: OutboundMessage) -> str:
-        header = f"[outbox] {message.channel} #{message.message_id} to {mask_address(message.to)}"
+        header = f"[outbox] {message.channel} #{message.message_id} to {mask(message.to)}"
         if message.subject is not None:
             header += f" subject: {message.subject}"
         self._writer(f"{header}\n{message.body}")

@@ -8,14 +8,16 @@ from datetime import datetime
 from pathlib import Path
 
 from fastapi import Request
+from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import StrictUndefined
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.content import Content
 from service.inbound import InboundHandler
-from service.models import utcnow
+from service.models import Channel, utcnow
 from service.settings import Settings
+from service.tokens import InvalidToken, Purpose, read_token
 from service.wake import Waker
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
@@ -42,3 +44,25 @@ def make_pages() -> Jinja2Templates:
 def app_context(request: Request) -> AppContext:
     context: AppContext = request.app.state.steady
     return context
+
+
+def channel_for(session: Session, ctx: AppContext, purpose: Purpose, token: str) -> Channel | None:
+    """The channel a link token names, or None if it is forged, expired or for another use."""
+    try:
+        channel_id = read_token(ctx.settings.secret_key.get_secret_value(), purpose, token)
+    except InvalidToken:
+        return None
+    return session.get(Channel, channel_id)
+
+
+def invalid_link(request: Request, ctx: AppContext, advice: str) -> Response:
+    """The page for a link that no longer works (404, changes nothing)."""
+    return ctx.pages.TemplateResponse(
+        request,
+        "notice.html",
+        {
+            "title": "This link has expired",
+            "paragraphs": [f"The link is not valid any more. {advice}"],
+        },
+        status_code=404,
+    )

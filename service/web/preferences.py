@@ -24,8 +24,8 @@ from starlette.datastructures import FormData
 from service import subscriptions
 from service.addresses import mask
 from service.models import Channel, ChannelKind, ChannelStatus, Subscriber
-from service.tokens import InvalidToken, Purpose, read_token
-from service.web.context import AppContext, app_context
+from service.tokens import Purpose
+from service.web.context import AppContext, app_context, channel_for, invalid_link
 
 router = APIRouter()
 
@@ -39,6 +39,7 @@ PAUSE_CHOICES: tuple[int, ...] = (1, 3, 7, 14, 30)
 MAX_PAUSE_DAYS = max(PAUSE_CHOICES)
 CHANNEL_LABELS = {ChannelKind.SMS: "Text messages", ChannelKind.EMAIL: "Email"}
 SAVED_TEXT = "Your preferences are saved."
+NEWEST_MESSAGE = "The newest message from Steady has a fresh one."
 
 
 @dataclass
@@ -170,30 +171,6 @@ def _confirmed_channels(subscriber: Subscriber) -> list[Channel]:
     ]
 
 
-def _channel_for(session: Session, ctx: AppContext, token: str) -> Channel | None:
-    try:
-        channel_id = read_token(
-            ctx.settings.secret_key.get_secret_value(), Purpose.PREFERENCES, token
-        )
-    except InvalidToken:
-        return None
-    return session.get(Channel, channel_id)
-
-
-def _invalid_link(request: Request, ctx: AppContext) -> Response:
-    return ctx.pages.TemplateResponse(
-        request,
-        "notice.html",
-        {
-            "title": "This link has expired",
-            "paragraphs": [
-                "The link is not valid any more. The newest message from Steady has a fresh one."
-            ],
-        },
-        status_code=404,
-    )
-
-
 def _page(
     request: Request,
     ctx: AppContext,
@@ -254,9 +231,9 @@ def preferences_page(request: Request, token: str) -> Response:
     """Show the form; changes nothing."""
     ctx = app_context(request)
     with ctx.sessions() as session:
-        channel = _channel_for(session, ctx, token)
+        channel = channel_for(session, ctx, Purpose.PREFERENCES, token)
         if channel is None:
-            return _invalid_link(request, ctx)
+            return invalid_link(request, ctx, NEWEST_MESSAGE)
         return _page(request, ctx, token, channel.subscriber, errors={}, notes=[], saved=False)
 
 
@@ -265,9 +242,9 @@ async def save_preferences(request: Request, token: str) -> Response:
     ctx = app_context(request)
     form = await request.form()
     with ctx.sessions.begin() as session:
-        channel = _channel_for(session, ctx, token)
+        channel = channel_for(session, ctx, Purpose.PREFERENCES, token)
         if channel is None:
-            return _invalid_link(request, ctx)
+            return invalid_link(request, ctx, NEWEST_MESSAGE)
         subscriber = channel.subscriber
         changes, errors = validate_preferences(form, subscriber)
         if errors:

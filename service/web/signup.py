@@ -11,7 +11,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from sqlalchemy.orm import Session
 
 from service import subscriptions
 from service.addresses import (
@@ -22,12 +21,13 @@ from service.addresses import (
     normalise_phone,
 )
 from service.compose import frequency_text
-from service.models import Channel, ChannelStatus
-from service.tokens import InvalidToken, Purpose, read_token
-from service.web.context import AppContext, app_context
+from service.models import ChannelStatus
+from service.tokens import Purpose
+from service.web.context import AppContext, app_context, channel_for, invalid_link
 
 router = APIRouter()
 
+SIGN_UP_AGAIN = "You can sign up again from the home page."
 TRUE_WORDS = frozenset({"true", "on", "yes", "1"})
 ACCEPTED_TEXT = (
     "Thanks. If that number or address can receive messages from us, a confirmation is on its "
@@ -172,35 +172,13 @@ async def subscribe(request: Request) -> Response:
     )
 
 
-def _channel_for(session: Session, ctx: AppContext, purpose: Purpose, token: str) -> Channel | None:
-    try:
-        channel_id = read_token(ctx.settings.secret_key.get_secret_value(), purpose, token)
-    except InvalidToken:
-        return None
-    return session.get(Channel, channel_id)
-
-
-def _invalid_link(request: Request, ctx: AppContext) -> Response:
-    return ctx.pages.TemplateResponse(
-        request,
-        "notice.html",
-        {
-            "title": "This link has expired",
-            "paragraphs": [
-                "The link is not valid any more. You can sign up again from the home page."
-            ],
-        },
-        status_code=404,
-    )
-
-
 @router.get("/confirm/{token}", response_class=HTMLResponse)
 def confirm_page(request: Request, token: str) -> Response:
     ctx = app_context(request)
     with ctx.sessions() as session:
-        channel = _channel_for(session, ctx, Purpose.CONFIRM, token)
+        channel = channel_for(session, ctx, Purpose.CONFIRM, token)
         if channel is None:
-            return _invalid_link(request, ctx)
+            return invalid_link(request, ctx, SIGN_UP_AGAIN)
     return ctx.pages.TemplateResponse(
         request,
         "action.html",
@@ -220,9 +198,9 @@ def confirm_page(request: Request, token: str) -> Response:
 def confirm(request: Request, token: str) -> Response:
     ctx = app_context(request)
     with ctx.sessions.begin() as session:
-        channel = _channel_for(session, ctx, Purpose.CONFIRM, token)
+        channel = channel_for(session, ctx, Purpose.CONFIRM, token)
         if channel is None:
-            return _invalid_link(request, ctx)
+            return invalid_link(request, ctx, SIGN_UP_AGAIN)
         evidence = {
             "source": "email_link",
             "ip": request.client.host if request.client else None,
@@ -249,8 +227,8 @@ def confirm(request: Request, token: str) -> Response:
 def unsubscribe_page(request: Request, token: str) -> Response:
     ctx = app_context(request)
     with ctx.sessions() as session:
-        if _channel_for(session, ctx, Purpose.UNSUBSCRIBE, token) is None:
-            return _invalid_link(request, ctx)
+        if channel_for(session, ctx, Purpose.UNSUBSCRIBE, token) is None:
+            return invalid_link(request, ctx, SIGN_UP_AGAIN)
     return ctx.pages.TemplateResponse(
         request,
         "action.html",
@@ -269,9 +247,9 @@ def unsubscribe(request: Request, token: str) -> Response:
     """RFC 8058 one-click: 200, no redirect, no cookie; the body is ignored."""
     ctx = app_context(request)
     with ctx.sessions.begin() as session:
-        channel = _channel_for(session, ctx, Purpose.UNSUBSCRIBE, token)
+        channel = channel_for(session, ctx, Purpose.UNSUBSCRIBE, token)
         if channel is None:
-            return _invalid_link(request, ctx)
+            return invalid_link(request, ctx, SIGN_UP_AGAIN)
         subscriptions.stop(
             session,
             channel,
