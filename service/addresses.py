@@ -7,7 +7,6 @@ only says which errors a person sees and keeps personal data out of logs.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -89,10 +88,3 @@ def mask(address: str) -> str:
 def address_hash(address: str, secret: str) -> str:
     """A keyed hash of a normalised address, for the suppression list after erasure."""
     return hashlib.blake2b(address.encode(), key=secret.encode()[:64], digest_size=32).hexdigest()
-
-
-@dataclass(frozen=True)
-class SignupAddresses:
-    phone: str | None
-    email: str | None
-    timezone: str

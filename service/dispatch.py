@@ -337,17 +337,24 @@ class Dispatcher:
             with provider_send_timer(provider.name, recipient.channel):
                 provider_id = provider.send(message)
         except ProviderError as exc:
-            return self._failure(item, exc, now, outcome)
+            return self._failure(item, exc, now, outcome, provider.name)
         log.info("message_sent", message_id=recipient.message_id, provider=provider.name)
         return outcome(MessageStatus.SENT, provider_id=provider_id, detail=provider.name)
 
     def _failure(
-        self, item: _Claimed, exc: ProviderError, now: datetime, outcome: Callable[..., Outcome]
+        self,
+        item: _Claimed,
+        exc: ProviderError,
+        now: datetime,
+        outcome: Callable[..., Outcome],
+        provider: str,
     ) -> Outcome:
         log.warning(
             "send_failed",
             message_id=item.recipient.message_id,
+            provider=provider,
             code=exc.code,
+            http_status=exc.http_status,
             permanent=exc.permanent,
             attempt=item.attempts,
         )

@@ -8,6 +8,7 @@ credentials), and production refuses to start on a missing or placeholder secret
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -20,11 +21,12 @@ DEVELOPMENT_SECRET_KEY = "steady-development-secret-key-do-not-use-in-production
 PLACEHOLDER_SECRETS = frozenset(
     {DEVELOPMENT_SECRET_KEY, "", "changeme", "change-me", "secret", "please-change-me"}
 )
-SECRET_FILE_FIELDS = {
-    "secret_key": "STEADY_SECRET_KEY_FILE",
-    "admin_token": "STEADY_ADMIN_TOKEN_FILE",
-    "twilio_auth_token": "TWILIO_AUTH_TOKEN_FILE",
-    "sendgrid_api_key": "SENDGRID_API_KEY_FILE",
+# Secrets by field and environment name; each may also come from `<NAME>_FILE`.
+SECRET_FIELDS = {
+    "secret_key": "STEADY_SECRET_KEY",
+    "admin_token": "STEADY_ADMIN_TOKEN",
+    "twilio_auth_token": "TWILIO_AUTH_TOKEN",
+    "sendgrid_api_key": "SENDGRID_API_KEY",
 }
 
 
@@ -114,18 +116,10 @@ class Settings(BaseSettings):
     @classmethod
     def _read_secret_files(cls, data: Any) -> Any:
         """Fill each secret from `<NAME>_FILE` when the variable itself is unset."""
-        import os
-
         if not isinstance(data, dict):
             return data
-        env_names = {
-            "secret_key": "STEADY_SECRET_KEY",
-            "admin_token": "STEADY_ADMIN_TOKEN",
-            "twilio_auth_token": "TWILIO_AUTH_TOKEN",
-            "sendgrid_api_key": "SENDGRID_API_KEY",
-        }
-        for field, file_var in SECRET_FILE_FIELDS.items():
-            name = env_names[field]
+        for field, name in SECRET_FIELDS.items():
+            file_var = f"{name}_FILE"
             if data.get(name) or data.get(field):
                 continue
             path = data.get(file_var) or os.environ.get(file_var)
@@ -186,10 +180,6 @@ class Settings(BaseSettings):
     @property
     def sendgrid_enabled(self) -> bool:
         return self.sendgrid_api_key is not None and bool(self.sendgrid_api_key.get_secret_value())
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
 
 
 def load_settings(**overrides: Any) -> Settings:

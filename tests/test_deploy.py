@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from service.cli import app
-from service.settings import SECRET_FILE_FIELDS, Settings
+from service.settings import SECRET_FIELDS, Settings
 from tests.conftest import POSTGRES_URL
 from tests.processes import STEADY, free_port, steady_process, steady_web, wait_until
 
@@ -41,7 +41,7 @@ def setting_names() -> set[str]:
         for info in Settings.model_fields.values()
         for name in getattr(info.validation_alias, "choices", [])
     }
-    return names | set(SECRET_FILE_FIELDS.values())
+    return names | {f"{secret}_FILE" for secret in SECRET_FIELDS.values()}
 
 
 def compose() -> dict[str, Any]:

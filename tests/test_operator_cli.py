@@ -30,7 +30,7 @@ from service.models import (
     Suppression,
 )
 from service.sandbox import SandboxServer
-from service.settings import SECRET_FILE_FIELDS, Settings
+from service.settings import SECRET_FIELDS, Settings
 
 SECRET = "operator-test-secret-key-0123456789abcdef"
 HEADER = "phone,email,timezone,consent_evidence\n"
@@ -43,7 +43,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPat
     for info in Settings.model_fields.values():
         for name in getattr(info.validation_alias, "choices", []):
             monkeypatch.delenv(str(name), raising=False)
-    for name in SECRET_FILE_FIELDS.values():
+    for name in (f"{secret}_FILE" for secret in SECRET_FIELDS.values()):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("STEADY_SECRET_KEY", SECRET)

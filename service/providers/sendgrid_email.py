@@ -126,12 +126,5 @@ class SendGridEmailProvider:
                 # Accepted all the same (2xx): retrying would send it twice.
                 log.warning("sendgrid_no_message_id", message_id=message.message_id)
             return str(provider_id or "")
-        log.info(
-            "provider_send_failed",
-            provider=self.name,
-            message_id=message.message_id,
-            code=error.code,
-            http_status=error.http_status,
-            permanent=error.permanent,
-        )
+        # The dispatcher logs the failure once, with the attempt number.
         raise error

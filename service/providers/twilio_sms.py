@@ -13,7 +13,6 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import requests
-import structlog
 from twilio.base.exceptions import (  # type: ignore[import-untyped, unused-ignore]
     TwilioException,
     TwilioRestException,
@@ -27,7 +26,6 @@ from service.providers.base import OutboundMessage, ProviderError, parse_retry_a
 if TYPE_CHECKING:
     from service.settings import Settings
 
-log = structlog.get_logger(__name__)
 
 TWILIO_DEFAULT_API_URL = "https://api.twilio.com"
 
@@ -186,12 +184,5 @@ class TwilioSmsProvider:
             error = classify_twilio_error(exc)
         else:
             return str(created.sid)
-        log.info(
-            "provider_send_failed",
-            provider=self.name,
-            message_id=message.message_id,
-            code=error.code,
-            http_status=error.http_status,
-            permanent=error.permanent,
-        )
+        # The dispatcher logs the failure once, with the attempt number.
         raise error
