@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -52,17 +54,6 @@ class StatusReport:
     status: str
     error_code: str | None
     payload: dict[str, Any]
-
-
-def find_message(session: Session, report: StatusReport) -> Message | None:
-    if report.our_id is not None:
-        message = session.get(Message, report.our_id)
-        # Our id rides in a URL we built; check it against the provider's id when both exist.
-        if message is not None and (message.provider_id in (None, report.provider_id)):
-            return message
-    if report.provider_id:
-        return session.scalar(select(Message).where(Message.provider_id == report.provider_id))
-    return None
 
 
 def _record_once(
@@ -109,46 +100,121 @@ def _move(message: Message, new_status: str | None, now: datetime) -> bool:
 
 
 def apply_twilio_status(session: Session, report: StatusReport, secret: str, now: datetime) -> str:
-    """Record one status callback; returns 'applied', 'duplicate', 'stale' or 'unknown_message'.
+    """Record one status callback; returns 'applied', 'duplicate', 'stale' or 'unknown_message'."""
+    return apply_twilio_statuses(session, [report], secret, now)[0]
 
-    The error code's consequence (STOP, suppression, pause) follows every new
-    report that carries one, even when the status itself is stale: a failure
-    told late is still a failure of that address.
+
+def apply_twilio_statuses(
+    session: Session, reports: Sequence[StatusReport], secret: str, now: datetime
+) -> list[str]:
+    """Record status callbacks in one go; one result per report, in order.
+
+    'applied', 'duplicate', 'stale' or 'unknown_message'. A few statements for
+    the whole batch (the web layer groups concurrent callbacks into one
+    transaction): find the messages, insert the raw reports skipping known keys,
+    move statuses forward. The error code's consequence (STOP, suppression,
+    pause) follows every new report that carries one, even when the status
+    itself is stale: a failure told late is still a failure of that address.
     """
-    message = find_message(session, report)
-    if not _record_once(
+    messages = _find_messages(session, reports)
+    fresh = _record_new(
         session,
-        message=message,
-        provider=report.provider,
-        event_key=report.event_key,
-        event_type=report.status or "unknown",
-        error_code=report.error_code,
-        occurred_at=now,
-        now=now,
-        payload=report.payload,
-    ):
-        return "duplicate"
-    if message is None:
-        return "unknown_message"
-    moved = _move(message, TWILIO_STATUS.get(report.status), now)
-    if moved:
-        if report.provider_id and message.provider_id is None:
-            message.provider_id = report.provider_id
-        if report.error_code:
-            message.error_code = report.error_code
-    if (
-        report.error_code
-        and report.status in TWILIO_FAILURES
-        and message.channel == ChannelKind.SMS
-    ):
-        _apply_sms_error(session, message, report.error_code, secret, now)
-    log.info(
-        "status_applied" if moved else "status_stale",
-        message_id=message.id,
-        status=message.status,
-        code=report.error_code,
+        [
+            {
+                "message_id": message.id if message else None,
+                "provider": report.provider,
+                "event_key": report.event_key,
+                "event_type": (report.status or "unknown")[:32],
+                "error_code": report.error_code[:32] if report.error_code else None,
+                "occurred_at": now,
+                "received_at": now,
+                "payload": report.payload,
+            }
+            for report, message in zip(reports, messages, strict=True)
+        ],
     )
-    return "applied" if moved else "stale"
+    results: list[str] = []
+    for report, message in zip(reports, messages, strict=True):
+        if report.event_key not in fresh:
+            results.append("duplicate")
+            continue
+        fresh.discard(report.event_key)  # a repeat inside this batch is a duplicate too
+        if message is None:
+            results.append("unknown_message")
+            continue
+        moved = _move(message, TWILIO_STATUS.get(report.status), now)
+        if moved:
+            if report.provider_id and message.provider_id is None:
+                message.provider_id = report.provider_id
+            if report.error_code:
+                message.error_code = report.error_code
+        if (
+            report.error_code
+            and report.status in TWILIO_FAILURES
+            and message.channel == ChannelKind.SMS
+        ):
+            _apply_sms_error(session, message, report.error_code, secret, now)
+        log.info(
+            "status_applied" if moved else "status_stale",
+            message_id=message.id,
+            status=message.status,
+            code=report.error_code,
+        )
+        results.append("applied" if moved else "stale")
+    return results
+
+
+def _find_messages(session: Session, reports: Sequence[StatusReport]) -> list[Message | None]:
+    """The message each report is about: by our id (checked against the provider's), else by
+    the provider's id. Two queries for the whole batch."""
+    by_id = {
+        message.id: message
+        for message in session.scalars(
+            select(Message).where(
+                Message.id.in_({r.our_id for r in reports if r.our_id is not None})
+            )
+        )
+    }
+    found: list[Message | None] = []
+    for report in reports:
+        message = by_id.get(report.our_id) if report.our_id is not None else None
+        # Our id rides in a URL we built; check it against the provider's id when both exist.
+        ok = message is not None and message.provider_id in (None, report.provider_id)
+        found.append(message if ok else None)
+    missing = {r.provider_id for r, m in zip(reports, found, strict=True) if m is None}
+    missing.discard(None)
+    if missing:
+        by_sid = {
+            message.provider_id: message
+            for message in session.scalars(select(Message).where(Message.provider_id.in_(missing)))
+        }
+        found = [
+            m if m is not None else by_sid.get(r.provider_id or "")
+            for r, m in zip(reports, found, strict=True)
+        ]
+    return found
+
+
+def _record_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert raw reports, skipping event keys already stored; returns the keys inserted."""
+    if not rows:
+        return set()
+    table = cast(Table, DeliveryEvent.__table__)
+    dialect = session.get_bind().dialect.name
+    statement: Any
+    if dialect == "postgresql":
+        statement = postgresql_insert(table)
+    elif dialect == "sqlite":
+        statement = sqlite_insert(table)
+    else:  # pragma: no cover - Steady runs on PostgreSQL and SQLite
+        raise RuntimeError(f"unsupported database: {dialect}")
+    unique = {row["event_key"]: row for row in rows}  # one insert per key
+    inserted = session.execute(
+        statement.values(list(unique.values()))
+        .on_conflict_do_nothing(index_elements=["event_key"])
+        .returning(table.c.event_key)
+    )
+    return set(inserted.scalars())
 
 
 def _apply_sms_error(

@@ -14,11 +14,13 @@ from jinja2 import StrictUndefined
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.content import Content
+from service.feedback import StatusReport
 from service.inbound import InboundHandler
 from service.models import Channel, utcnow
 from service.settings import Settings
 from service.tokens import InvalidToken, Purpose, read_token
 from service.wake import Waker
+from service.web.ingest import GroupCommit
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 
@@ -33,6 +35,8 @@ class AppContext:
     pages: Jinja2Templates
     # The time source; tests run the service at a chosen time.
     clock: Callable[[], datetime] = field(default=utcnow)
+    # Twilio status callbacks, committed in groups (`webhooks.status_ingest` builds it).
+    twilio_statuses: GroupCommit[StatusReport, str] | None = None
 
 
 def make_pages() -> Jinja2Templates:

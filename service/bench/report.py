@@ -1,0 +1,97 @@
+"""Print a `steady bench` result as a table, each figure next to its target."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _mark(ok: bool) -> str:
+    return "[green]✓[/green]" if ok else "[red]✗[/red]"
+
+
+def render(result: dict[str, Any], console: Console) -> None:
+    targets = result["targets"]
+    console.print(
+        f"[bold]steady bench[/bold]: {result['subscribers']:,} subscribers · "
+        f"{result['database']} (scratch) · Celery prefork × {result['concurrency']} · "
+        f"{result['cpus']} CPUs · real twilio SDK → local stand-in · {result['seconds']:.0f} s"
+    )
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("measure")
+    table.add_column("result", justify="right")
+    table.add_column("target")
+    table.add_column("")
+    planning = result["planning"]
+    table.add_row(
+        "planning",
+        f"{planning['per_s']:,} subscribers/s",
+        f"≥ {targets['planning_per_s']:,}",
+        _mark(planning["per_s"] >= targets["planning_per_s"]),
+    )
+    dispatch = result["dispatch"]
+    table.add_row(
+        "dispatch",
+        f"{dispatch['per_s']:,} msg/s",
+        f"≥ {targets['dispatch_per_s']:,}",
+        _mark(dispatch["per_s"] >= targets["dispatch_per_s"]),
+    )
+    if "naive" in result:
+        naive = result["naive"]
+        table.add_row("naive baseline (task per message, eta)", f"{naive['per_s']:,} msg/s", "", "")
+        ratio = result["dispatch_vs_naive"]
+        table.add_row(
+            "dispatch ÷ naive",
+            f"{ratio:.1f}×",
+            f"≥ {targets['dispatch_vs_naive']:.0f}×",
+            _mark(ratio >= targets["dispatch_vs_naive"]),
+        )
+    latency = result["latency"]
+    table.add_row(
+        "due → handoff latency",
+        f"p50 {latency['p50_s']:.2f} s · p95 {latency['p95_s']:.2f} s · "
+        f"p99 {latency['p99_s']:.2f} s",
+        f"{latency['messages']:,} due at {latency['rate_per_s']:,}/s, "
+        f"tick {latency['tick_seconds']:g} s",
+        "",
+    )
+    hooks = result["webhooks"]
+    table.add_row(
+        "webhook ingest (signed, persisted)",
+        f"{hooks['per_s']:,} callbacks/s",
+        f"≥ {targets['webhooks_per_s']:,}",
+        _mark(
+            hooks["per_s"] >= targets["webhooks_per_s"] and hooks["persisted"] == hooks["callbacks"]
+        ),
+    )
+    rss = dispatch["rss"]
+    peak = max(rss["peak_mib_per_child"], default=0.0)
+    table.add_row(
+        "worker RSS, peak per pool process",
+        " / ".join(f"{value:.0f}" for value in rss["peak_mib_per_child"]) + " MiB",
+        f"< {targets['worker_rss_mib']} MiB, flat",
+        _mark(peak < targets["worker_rss_mib"]),
+    )
+    table.add_row(
+        "  first → last sample",
+        " / ".join(
+            f"{a:.0f}→{b:.0f}"
+            for a, b in zip(rss["first_mib_per_child"], rss["last_mib_per_child"], strict=False)
+        )
+        + " MiB",
+        "",
+        "",
+    )
+    checks = [dispatch["check"], latency["check"]] + (
+        [result["naive"]["check"]] if "naive" in result else []
+    )
+    table.add_row(
+        "sent twice / left unsent",
+        f"{sum(c['duplicates'] for c in checks)} / "
+        f"{sum(0 if c['ok'] else 1 for c in checks)} phases with leftovers",
+        "0 / 0",
+        _mark(all(c["ok"] for c in checks)),
+    )
+    console.print(table)
