@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -85,13 +86,15 @@ def _closing(day: date, hour: int, tz: ZoneInfo) -> datetime:
     return min(_both_readings(wall, tz))
 
 
+@lru_cache(maxsize=8192)
 def window_bounds(
     day: date, tz: ZoneInfo, start_hour: int, end_hour: int
 ) -> tuple[datetime, datetime]:
     """Return the UTC ``(opening, closing)`` of ``day``'s local window.
 
     ``end_hour`` may be 24 (midnight at the end of the day). The window is empty
-    (``opening >= closing``) only on a date the zone skipped.
+    (``opening >= closing``) only on a date the zone skipped. Cached: the planner
+    asks for the same few (day, zone, hours) for every subscriber of a batch.
     """
     return _opening(day, start_hour, tz), _closing(day, end_hour, tz)
 

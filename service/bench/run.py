@@ -20,6 +20,7 @@ database are checked: nothing may go out twice, nothing may be left behind.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import secrets
 import statistics
@@ -50,6 +51,7 @@ from service.bench.scratch import (
 from service.compose import status_callback_url
 from service.db import session_factory
 from service.models import Channel, DeliveryEvent, Message, MessageStatus, Subscriber
+from service.pacing import PacingPolicy
 from service.planner import plan_due
 from service.policy import pacing_policy
 from service.settings import Settings, load_settings
@@ -160,7 +162,7 @@ def run_bench(options: BenchOptions, progress: Progress) -> dict[str, Any]:
             )
             bench = _Bench(settings, session_factory(database_url), processes, standin, progress)
             result["seed"] = bench.seed(options.subscribers)
-            result["planning"] = bench.plan()
+            result["planning"] = bench.plan(options.concurrency)
             result["dispatch"] = bench.dispatch(options.concurrency)
             result["latency"] = bench.latency(options.latency_seconds, result["dispatch"]["per_s"])
             result["webhooks"] = bench.webhooks(
@@ -263,17 +265,40 @@ class _Bench:
                 session.commit()
         return {"zone": zone, "seconds": round(time.monotonic() - started, 2)}
 
-    def plan(self) -> dict[str, Any]:
-        self.progress("planning")
+    def plan(self, processes: int) -> dict[str, Any]:
+        """The planner in `processes` processes at once, as overlapping beat ticks run it.
+
+        Each takes its own batches (`FOR UPDATE SKIP LOCKED`); the clock starts once
+        every process has imported and connected.
+        """
+        self.progress(f"planning ({processes} planner processes)")
         now = datetime.now(UTC)
+        context = multiprocessing.get_context("spawn")
+        ready = context.Barrier(processes + 1)
+        results: multiprocessing.Queue[int] = context.Queue()
+        database_url = str(self.sessions.kw["bind"].url.render_as_string(hide_password=False))
+        workers = [
+            context.Process(
+                target=_planner_process,
+                args=(
+                    database_url,
+                    pacing_policy(self.settings),
+                    self.settings.planner_batch_size,
+                    now,
+                    ready,
+                    results,
+                ),
+            )
+            for _ in range(processes)
+        ]
+        for worker in workers:
+            worker.start()
+        ready.wait(timeout=60)
         started = time.monotonic()
-        report = plan_due(
-            self.sessions,
-            pacing_policy(self.settings),
-            now,
-            batch_size=self.settings.planner_batch_size,
-        )
+        reported = sum(results.get(timeout=3600) for _ in workers)
         elapsed = time.monotonic() - started
+        for worker in workers:
+            worker.join(timeout=30)
         with self.sessions() as session:
             planned = session.scalar(select(func.count()).select_from(Message)) or 0
             # The first nudge of a new subscriber (the welcome) is due at once; anything
@@ -290,7 +315,8 @@ class _Bench:
             self.backlog = list(session.scalars(select(Message.id).order_by(Message.id)))
         return {
             "planned": planned,
-            "reported": report.count,
+            "reported": reported,
+            "processes": processes,
             "made_due": made_due,
             "seconds": round(elapsed, 2),
             "per_s": round(planned / elapsed) if elapsed else None,
@@ -585,6 +611,23 @@ class _Bench:
             "worker_cpu_ms_per_message": round(1000 * worker_cpu / len(ids), 3) if ids else None,
             "check": self._settled_check(len(ids)),
         }
+
+
+def _planner_process(
+    database_url: str,
+    policy: PacingPolicy,
+    batch_size: int,
+    now: datetime,
+    ready: Any,
+    results: multiprocessing.Queue[int],
+) -> None:
+    """One planner process of the planning phase (spawned: a clean interpreter)."""
+    sessions = session_factory(database_url)
+    with sessions() as session:
+        session.execute(select(1))  # connected before the clock starts
+    ready.wait(timeout=60)
+    report = plan_due(sessions, policy, now, batch_size=batch_size)
+    results.put(report.count)
 
 
 def _left_behind(session: Session) -> int:
