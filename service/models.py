@@ -233,10 +233,12 @@ class Message(Base):
 
     __table_args__ = (
         # "What is due" only ever looks at scheduled rows: keep that index small.
+        # The claim's whole ORDER BY, so a backlog sharing one `scheduled_for` needs no sort.
         Index(
-            "ix_messages_due",
+            "ix_messages_claim",
             "priority",
             "scheduled_for",
+            "id",
             postgresql_where=text("status = 'scheduled'"),
             sqlite_where=text("status = 'scheduled'"),
         ),

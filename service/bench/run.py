@@ -23,6 +23,7 @@ import asyncio
 import multiprocessing
 import os
 import secrets
+import signal
 import statistics
 import sys
 import threading
@@ -132,7 +133,15 @@ def _environment(database_url: str, broker_url: str, standin: str, web_port: int
     }
 
 
+def _exit_on_term(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_bench(options: BenchOptions, progress: Progress) -> dict[str, Any]:
+    # Stopped from outside (TERM, or INT even when started in the background), the run
+    # still unwinds: its processes are stopped and its scratch database dropped.
+    signal.signal(signal.SIGTERM, _exit_on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     with (
         workdir() as work,

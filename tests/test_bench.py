@@ -1,0 +1,75 @@
+"""`steady bench` end to end, small: every phase runs with real processes and the
+run's own checks (each message once, none left) hold; the scratch database goes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import POSTGRES_URL, _server_missing
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+STEADY = str(Path(sys.executable).parent / "steady")
+SUBSCRIBERS = 400
+
+
+def bench_databases(server: str) -> set[str]:
+    engine = create_engine(server.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT datname FROM pg_database WHERE datname LIKE 'steady_bench_%'")
+            )
+            return {name for (name,) in rows}
+    finally:
+        engine.dispose()
+
+
+def test_bench_measures_each_phase_and_sends_every_message_once() -> None:
+    if not POSTGRES_URL:
+        _server_missing("PostgreSQL", "STEADY_TEST_POSTGRES_URL")
+    assert POSTGRES_URL is not None
+    before = bench_databases(POSTGRES_URL)
+    env = {**os.environ, "STEADY_BENCH_DATABASE_URL": POSTGRES_URL}
+    completed = subprocess.run(
+        [STEADY, "bench", "--subscribers", str(SUBSCRIBERS), "--json", "--latency-seconds", "3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout)
+
+    assert result["database"] == "postgresql"
+    assert result["planning"]["planned"] == SUBSCRIBERS
+    assert result["planning"]["per_s"] > 0
+    dispatch = result["dispatch"]
+    assert dispatch["messages"] == dispatch["sent"] == SUBSCRIBERS
+    assert dispatch["check"]["duplicates"] == 0
+    assert dispatch["check"]["left_behind"] == 0
+    assert dispatch["check"]["ok"]
+    assert len(dispatch["rss"]["peak_mib_per_child"]) == 2
+    assert all(0 < mib < 300 for mib in dispatch["rss"]["peak_mib_per_child"])
+    latency = result["latency"]
+    assert latency["check"]["ok"]
+    assert 0 <= latency["p50_s"] <= latency["p95_s"] <= latency["p99_s"] <= latency["max_s"]
+    hooks = result["webhooks"]
+    assert hooks["callbacks"] == hooks["answered_200"] == hooks["persisted"] == SUBSCRIBERS
+    assert hooks["messages_delivered"] == SUBSCRIBERS
+    naive = result["naive"]
+    assert naive["messages"] == SUBSCRIBERS
+    assert naive["check"]["ok"]
+    assert result["dispatch_vs_naive"] == pytest.approx(
+        dispatch["per_s"] / naive["per_s"], rel=0.01
+    )
+    # The scratch database was dropped.
+    assert bench_databases(POSTGRES_URL) == before
