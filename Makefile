@@ -27,7 +27,11 @@ run: install ## Run Steady all-in-one on http://127.0.0.1:8000 (SQLite, outbox: 
 test: install ## Run the tests (SQLite and eager Celery; server-backed tests skip unless configured)
 	@if [ -z "$$STEADY_TEST_POSTGRES_URL$$STEADY_TEST_REDIS_URL" ]; then \
 	  echo "note: STEADY_TEST_POSTGRES_URL / STEADY_TEST_REDIS_URL unset: PostgreSQL, Redis and Celery-worker tests are skipped (.ci/run runs them)"; fi
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not faults" $(PYTEST_ARGS)
+
+.PHONY: test-faults
+test-faults: install ## Crash-safety and load tests (real workers, kill -9, server restarts); needs PostgreSQL and Redis
+	$(BIN)/python -m pytest -m faults $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: install ## ruff and mypy --strict

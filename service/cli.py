@@ -7,7 +7,7 @@ import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.table import Table
 
 from service.cli_ops import config_app, send_test, subscribers_app
 from service.settings import ConfigurationError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from service.reconcile import ReconcileReport
 
 app = typer.Typer(help="Steady: scheduled nudges through a separation.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -89,8 +92,34 @@ def tick(
         )
     if report.dispatch.expired or report.dispatch.unknown:
         console.print(f"expired={report.dispatch.expired} unknown={report.dispatch.unknown}")
-    if not report.plan.planned and not report.dispatch.outcomes:
+    _print_reconciled(report.reconcile)
+    if not report.plan.planned and not report.dispatch.outcomes and not report.reconcile.claimed:
         console.print("nothing due", highlight=False)
+
+
+def _print_reconciled(report: ReconcileReport) -> None:
+    """One line per reconciled message: ids and outcomes only."""
+    for message_id, outcome in sorted(report.settled.items()):
+        console.print(f"message={message_id} unknown -> {outcome}", highlight=False)
+    for message_id, reason in sorted(report.left_unknown.items()):
+        console.print(f"message={message_id} still unknown ({reason})", highlight=False)
+
+
+@app.command()
+def reconcile(
+    now: Annotated[
+        str | None, typer.Option(help="ISO-8601 time to run as (default: now, UTC).")
+    ] = None,
+) -> None:
+    """Settle one batch of `unknown` messages against the providers (every tick does this too)."""
+    from service.logs import configure_logging
+    from service.runtime import Runtime
+
+    configure_logging(json=False)
+    report = Runtime.from_settings(settings_or_exit()).reconcile(parse_now(now))
+    _print_reconciled(report)
+    if not report.claimed:
+        console.print("nothing to reconcile", highlight=False)
 
 
 @app.command()
@@ -298,6 +327,52 @@ def demo() -> None:
     from service.demo import run_demo
 
     run_demo(console)
+
+
+@app.command()
+def bench(
+    subscribers: Annotated[
+        int, typer.Option(help="Synthetic subscribers (one message each).")
+    ] = 10_000,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    concurrency: Annotated[int, typer.Option(help="Celery pool processes.")] = 2,
+    naive: Annotated[bool, typer.Option(help="Also run the naive baseline.")] = True,
+    naive_messages: Annotated[
+        int | None, typer.Option(help="Messages for the naive baseline (default: all).")
+    ] = None,
+    webhooks: Annotated[
+        int | None, typer.Option(help="Status callbacks to post (default: up to 20,000).")
+    ] = None,
+    latency_seconds: Annotated[
+        float, typer.Option(help="How long messages fall due one by one in the latency phase.")
+    ] = 10.0,
+) -> None:
+    """Measure planning, dispatch, latency and webhook ingest in a scratch database."""
+    import json
+    import os
+
+    from service.bench.report import render
+    from service.bench.run import BenchOptions, run_bench
+
+    options = BenchOptions(
+        subscribers=subscribers,
+        concurrency=concurrency,
+        naive=naive,
+        naive_messages=naive_messages,
+        webhooks=webhooks,
+        latency_seconds=latency_seconds,
+        database_url=os.environ.get("STEADY_BENCH_DATABASE_URL") or None,
+        broker_url=os.environ.get("STEADY_BENCH_BROKER_URL") or None,
+    )
+
+    def progress(line: str) -> None:
+        errors.print(f"[dim]bench: {line}[/dim]")
+
+    result = run_bench(options, progress)
+    if json_output:
+        typer.echo(json.dumps(result, indent=2, default=str))
+    else:
+        render(result, console)
 
 
 def main() -> None:

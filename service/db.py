@@ -19,6 +19,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # SQLite waits this long for a writer instead of failing at once: `steady run`
 # has the web server and the ticker writing from two threads.
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+# A PostgreSQL server that does not answer a connection attempt in this long is
+# down for this task's purposes (libpq's default is to wait indefinitely).
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -47,7 +50,18 @@ def get_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # After a PostgreSQL restart every pooled connection is dead: pre-ping swaps
+    # each for a fresh one at checkout, so a worker recovers on its next task
+    # (tests/test_faults.py restarts the server under real workers). libpq waits
+    # forever for a server that never answers a connect: the timeout turns that
+    # into an error for the task, and the next task tries again.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS},
+    )
 
 
 def session_factory(url: str) -> sessionmaker[Session]:

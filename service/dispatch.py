@@ -4,31 +4,72 @@ At most once. A batch is claimed in one statement and committed as `sending`
 before any provider is called. Results go back in one bulk update. If the
 process dies between the provider call and that update, the rows stay
 `sending` until their lease runs out and then become `unknown`: they are
-reconciled against the provider, never blindly resent.
+reconciled against the provider, never blindly resent. So nothing is handed to
+a provider once the claim's lease is nearly over: the rest of the batch goes
+back to `scheduled` instead, as if never claimed.
+
+Provider rate limits (issue 5, `service.ratelimit`): a limited channel claims
+only what its sender can send in a couple of seconds, each send first takes its
+sender's next slot (shared by every worker) and sleeps until it, and when the
+slot is too far off the channel's unsent rows go back to `scheduled`. Claims
+take replies and confirmations (priority 0) before nudges, so one that comes
+due behind a paced backlog goes out in the next small claim.
 """
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, cast
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Table, and_, bindparam, case, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service import crashpoints
 from service.catalog import IMMEDIATE_KINDS, Kind
+from service.claims import (
+    Outcome,
+    claim_due,
+    expire_overdue,
+    record_outcomes,
+    release_claims,
+    release_expired_leases,
+    replan_subscribers,
+)
 from service.compose import Recipient, compose
 from service.content import Content, TemplateError
 from service.feedback import apply_send_errors
-from service.metrics import provider_send_timer
+from service.metrics import provider_send_timer, record_released
 from service.models import Channel, ChannelStatus, Message, MessageStatus, Subscriber
 from service.pacing import PacingPolicy, in_sending_window
 from service.policy import pacing_policy
 from service.providers.base import Channel as ChannelName
 from service.providers.base import Provider, ProviderError
+from service.ratelimit import (
+    RELEASE_LEASE,
+    RateLimiter,
+    SendPacer,
+    sender_limits,
+    shared_limiter,
+)
 from service.settings import Settings
+
+# The row functions live in `service.claims`; these names stay importable from here.
+__all__ = [
+    "DispatchReport",
+    "Dispatcher",
+    "Outcome",
+    "claim_due",
+    "expire_overdue",
+    "record_outcomes",
+    "release_claims",
+    "release_expired_leases",
+    "retry_delay",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -38,23 +79,15 @@ FIRST_RETRY_DELAY = timedelta(minutes=1)
 # No answer at all: the provider may have accepted it. Resending could text a
 # person twice, so the row goes to reconciliation instead.
 AMBIGUOUS_ERROR_CODES = frozenset({"timeout"})
-
-messages_table = cast(Table, Message.__table__)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    message_id: int
-    subscriber_id: int | None
-    channel: str
-    kind: str
-    template: str
-    rule: str
-    status: str
-    provider_id: str | None = None
-    error_code: str | None = None
-    detail: str | None = None
-    retry_at: datetime | None = None
+# Nothing is handed to a provider later than this before the claim's lease ends
+# (plus the provider timeout): the send and the bulk update that records it must
+# land inside the lease, or housekeeping marks the row `unknown` meanwhile.
+LEASE_MARGIN_SECONDS = 5.0
+# A paced batch (a limited channel, claimed a couple of seconds at a time) keeps
+# claiming for this long before it returns, so one call keeps a sender busy.
+PACED_RUN_SECONDS = 10.0
+# A `now` this close to the wall clock is the real time (see `_BatchClock`).
+LIVE_CLOCK_TOLERANCE = timedelta(minutes=1)
 
 
 @dataclass
@@ -73,71 +106,6 @@ def retry_delay(attempts: int, retry_after: float | None) -> timedelta:
     if retry_after is not None:
         delay = max(delay, timedelta(seconds=retry_after))
     return min(delay, MAX_RETRY_DELAY)
-
-
-def release_expired_leases(session: Session, now: datetime) -> int:
-    """Rows stuck in `sending` past their lease become `unknown` (for reconciliation)."""
-    rows = session.execute(
-        update(Message)
-        .where(Message.status == MessageStatus.SENDING, Message.lease_until < now)
-        .values(status=MessageStatus.UNKNOWN, lease_until=None, updated_at=now)
-        .returning(Message.subscriber_id, Message.kind)
-        .execution_options(synchronize_session=False)
-    ).all()
-    _replan(session, [sid for sid, kind in rows if kind not in IMMEDIATE_KINDS], now)
-    return len(rows)
-
-
-def expire_overdue(session: Session, now: datetime) -> int:
-    """Nudges that missed their window by more than the grace never go out late."""
-    rows = session.execute(
-        update(Message)
-        .where(Message.status == MessageStatus.SCHEDULED, Message.expires_at < now)
-        .values(status=MessageStatus.EXPIRED, updated_at=now)
-        .returning(Message.subscriber_id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    _replan(session, [sid for (sid,) in rows], now)
-    return len(rows)
-
-
-def claim_due(
-    session: Session,
-    now: datetime,
-    limit: int,
-    lease: timedelta,
-    *,
-    ids: Collection[int] | None = None,
-) -> list[int]:
-    """Atomically move up to `limit` due rows to `sending`; returns their ids.
-
-    PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent workers take disjoint
-    rows without waiting. SQLite has one writer at a time, and the outer
-    `status = 'scheduled'` condition makes the UPDATE itself the claim.
-    """
-    due = (
-        select(Message.id)
-        .where(Message.status == MessageStatus.SCHEDULED, Message.scheduled_for <= now)
-        .order_by(Message.priority, Message.scheduled_for, Message.id)
-        .limit(limit)
-    )
-    if ids is not None:
-        due = due.where(Message.id.in_(list(ids)))
-    if session.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    claimed = session.scalars(
-        update(Message)
-        .where(Message.id.in_(due.scalar_subquery()), Message.status == MessageStatus.SCHEDULED)
-        .values(
-            status=MessageStatus.SENDING,
-            lease_until=now + lease,
-            attempts=Message.attempts + 1,
-            updated_at=now,
-        )
-        .returning(Message.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    return list(claimed)
 
 
 @dataclass(frozen=True)
@@ -230,6 +198,43 @@ def _why_not_send(item: _Claimed, now: datetime, policy: PacingPolicy) -> tuple[
     return None
 
 
+@dataclass(frozen=True)
+class _BatchClock:
+    """The caller's `now`, moved on by the monotonic clock while the batch runs.
+
+    A worker passes the current time: each send's `sent_at` is then its real
+    handoff, measured from `now` on the monotonic clock (unmoved by wall-clock
+    jumps). A `now` far from the wall clock simulates another time (tests,
+    `steady tick --now`): real seconds do not belong on that timeline, and the
+    whole pass happens at `now`.
+    """
+
+    start: datetime
+    started: float
+    live: bool
+
+    @classmethod
+    def begin(cls, now: datetime) -> _BatchClock:
+        live = abs(datetime.now(UTC) - now) <= LIVE_CLOCK_TOLERANCE
+        return cls(now, time.monotonic(), live)
+
+    def now(self) -> datetime:
+        if not self.live:
+            return self.start
+        return self.start + timedelta(seconds=time.monotonic() - self.started)
+
+    def elapsed(self) -> float:
+        """Real seconds since the batch began (for its time budget)."""
+        return time.monotonic() - self.started
+
+
+@dataclass
+class _Chunk:
+    outcomes: list[Outcome] = field(default_factory=list)
+    released: int = 0
+    more_paced: bool = False  # a limited channel claimed its full share: more may be due
+
+
 class Dispatcher:
     """Sends due messages through the providers it is given."""
 
@@ -239,13 +244,25 @@ class Dispatcher:
         sessions: sessionmaker[Session],
         providers: Mapping[ChannelName, Provider],
         content: Content | None = None,
+        *,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.providers = providers
         self.content = content or Content()
         self.lease = timedelta(seconds=settings.send_lease_seconds)
+        # The provider call and the result's update must fit in what is left;
+        # a short lease keeps at least half of itself for sending.
+        self.lease_margin = min(
+            settings.provider_timeout_seconds + LEASE_MARGIN_SECONDS,
+            settings.send_lease_seconds / 2,
+        )
         self.policy = pacing_policy(settings)
+        limits = sender_limits(settings, providers)
+        if limits and limiter is None:
+            limiter = shared_limiter(settings.redis_url, settings.database_url)
+        self.pacer = SendPacer(limits, limiter)
 
     def housekeeping(self, now: datetime) -> tuple[int, int]:
         """Expire overdue nudges and release dead leases. Returns (expired, unknown)."""
@@ -258,42 +275,29 @@ class Dispatcher:
     def run_batch(
         self, now: datetime, *, limit: int | None = None, ids: Collection[int] | None = None
     ) -> list[Outcome]:
-        """Claim one batch, send it, record the results. Returns one outcome per row."""
-        with self.sessions() as session:
-            claimed_ids = claim_due(
-                session, now, limit or self.settings.dispatch_batch_size, self.lease, ids=ids
-            )
-            session.commit()
-            if not claimed_ids:
-                return []
-            claimed = _load_claimed(session, claimed_ids)
-            session.commit()
-        outcomes = [self._send_one(item, now) for item in claimed]
-        with self.sessions() as session:
-            record_outcomes(session.connection(), outcomes, now)
-            # Permanent errors say something about the address (STOP, unreachable,
-            # carrier filtering): the same feedback a status callback would give.
-            apply_send_errors(
-                session,
-                [
-                    (o.message_id, o.error_code)
-                    for o in outcomes
-                    if o.status == MessageStatus.FAILED and o.error_code
-                ],
-                self.settings.secret_key.get_secret_value(),
-                now,
-            )
-            _replan(
-                session,
-                [
-                    o.subscriber_id
-                    for o in outcomes
-                    if o.kind not in IMMEDIATE_KINDS and o.status != MessageStatus.SCHEDULED
-                ],
-                now,
-            )
-            session.commit()
-        return outcomes
+        """Claim one batch, send it, record the results. Returns one outcome per row.
+
+        A limited channel is claimed a few rows at a time, one claim after
+        another for up to `PACED_RUN_SECONDS`, so that each new claim puts a
+        reply that came due meanwhile ahead of the nudges still waiting.
+        Rows put back unsent have no outcome.
+        """
+        limit = limit or self.settings.dispatch_batch_size
+        clock = _BatchClock.begin(now)
+        outcomes: list[Outcome] = []
+        chunk_now = now
+        while True:
+            chunk = self._run_chunk(chunk_now, clock, limit - len(outcomes), ids)
+            outcomes.extend(chunk.outcomes)
+            if (
+                not chunk.more_paced
+                or chunk.released
+                or len(outcomes) >= limit
+                or clock.elapsed() >= PACED_RUN_SECONDS
+            ):
+                return outcomes
+            # Later claims see what came due since (a reply, a confirmation).
+            chunk_now = clock.now()
 
     def drain(self, now: datetime, *, max_batches: int | None = None) -> DispatchReport:
         """Housekeeping, then batches until nothing is due (or `max_batches`)."""
@@ -308,7 +312,110 @@ class Dispatcher:
                 break
         return report
 
-    def _send_one(self, item: _Claimed, now: datetime) -> Outcome:
+    def _run_chunk(
+        self, now: datetime, clock: _BatchClock, limit: int, ids: Collection[int] | None
+    ) -> _Chunk:
+        chunk = _Chunk()
+        # The lease is measured from before the claim, on the monotonic clock.
+        deadline = time.monotonic() + self.settings.send_lease_seconds - self.lease_margin
+        with self.sessions() as session:
+            claimed_ids, chunk.more_paced = self._claim(session, now, limit, ids)
+            crashpoints.reach("claim")
+            session.commit()
+            if not claimed_ids:
+                return chunk
+            claimed = _load_claimed(session, claimed_ids)
+            session.commit()
+        released = self._send_claimed(claimed, now, clock, deadline, chunk.outcomes)
+        outcomes = chunk.outcomes
+        with self.sessions() as session:
+            connection = session.connection()
+            record_outcomes(connection, outcomes, now)
+            chunk.released = release_claims(connection, [i for _, _, i in released], now)
+            # Permanent errors say something about the address (STOP, unreachable,
+            # carrier filtering): the same feedback a status callback would give.
+            apply_send_errors(
+                session,
+                [
+                    (o.message_id, o.error_code)
+                    for o in outcomes
+                    if o.status == MessageStatus.FAILED and o.error_code
+                ],
+                self.settings.secret_key.get_secret_value(),
+                now,
+            )
+            replan_subscribers(
+                session,
+                [
+                    o.subscriber_id
+                    for o in outcomes
+                    if o.kind not in IMMEDIATE_KINDS and o.status != MessageStatus.SCHEDULED
+                ],
+                now,
+            )
+            session.commit()
+        _count_released(released)
+        return chunk
+
+    def _send_claimed(
+        self,
+        claimed: list[_Claimed],
+        now: datetime,
+        clock: _BatchClock,
+        deadline: float,
+        outcomes: list[Outcome],
+    ) -> list[tuple[str, str, int]]:
+        """Send in claim order; returns what goes back unsent as (channel, reason, id).
+
+        Once a channel has to stop (its sender's next slot too far off, the
+        limiter unreachable, the lease nearly over) the rest of that channel in
+        this batch goes back too; other channels carry on.
+        """
+        released: list[tuple[str, str, int]] = []
+        stopped: dict[str, str] = {}
+        for item in claimed:
+            channel = item.recipient.channel
+            reason = stopped.get(channel)
+            if reason is None:
+                result = self._send_one(item, now, clock, deadline)
+                if isinstance(result, Outcome):
+                    outcomes.append(result)
+                    continue
+                reason = stopped[channel] = result
+            released.append((channel, reason, item.recipient.message_id))
+        return released
+
+    def _claim(
+        self, session: Session, now: datetime, limit: int, ids: Collection[int] | None
+    ) -> tuple[list[int], bool]:
+        """Claim due rows: free channels together, each limited one by its pace.
+
+        Returns the ids and whether a limited channel filled its share.
+        """
+        paced = {
+            channel: min(size, limit)
+            for channel in self.providers
+            if (size := self.pacer.claim_size(channel)) is not None
+        }
+        if not paced:
+            return claim_due(session, now, limit, self.lease, ids=ids), False
+        free = [channel for channel in self.providers if channel not in paced]
+        claimed = claim_due(session, now, limit, self.lease, ids=ids, channels=free) if free else []
+        more = False
+        for channel, size in paced.items():
+            taken = claim_due(session, now, size, self.lease, ids=ids, channels=[channel])
+            claimed += taken
+            more = more or len(taken) == size
+        return claimed, more
+
+    def _send_one(
+        self, item: _Claimed, now: datetime, clock: _BatchClock, deadline: float
+    ) -> Outcome | str:
+        """Send one claimed row: its outcome, or the reason it goes back unsent.
+
+        It goes back when the lease is nearly over, when its sender's next slot
+        is too far off, or when the shared limiter cannot be reached.
+        """
         recipient = item.recipient
 
         def outcome(status: str, **extra: Any) -> Outcome:
@@ -333,13 +440,31 @@ class Dispatcher:
             log.error("template_failed", message_id=recipient.message_id, error=str(exc))
             return outcome(MessageStatus.FAILED, error_code="template", detail=str(exc)[:300])
         provider = self.providers[recipient.channel]
+        patience = deadline - time.monotonic()
+        if patience <= 0:
+            return RELEASE_LEASE
+        held = self.pacer.wait_for_slot(recipient.channel, patience)
+        if held is not None:
+            return held
+        if recipient.channel in self.pacer.limits:
+            # It may have slept for its slot: the window may have closed meanwhile.
+            now = clock.now()
+            refusal = _why_not_send(item, now, self.policy)
+            if refusal is not None:
+                status, reason = refusal
+                return outcome(status, detail=reason)
+        crashpoints.reach("before_send")
         try:
             with provider_send_timer(provider.name, recipient.channel):
                 provider_id = provider.send(message)
         except ProviderError as exc:
             return self._failure(item, exc, now, outcome, provider.name)
+        accepted_at = clock.now()
+        crashpoints.reach("after_send")
         log.info("message_sent", message_id=recipient.message_id, provider=provider.name)
-        return outcome(MessageStatus.SENT, provider_id=provider_id, detail=provider.name)
+        return outcome(
+            MessageStatus.SENT, provider_id=provider_id, detail=provider.name, at=accepted_at
+        )
 
     def _failure(
         self,
@@ -375,78 +500,8 @@ class Dispatcher:
         )
 
 
-def record_outcomes(connection: Connection, outcomes: list[Outcome], now: datetime) -> None:
-    """Write a batch's results in a few executemany statements."""
-    sent = [o for o in outcomes if o.status == MessageStatus.SENT]
-    retried = [o for o in outcomes if o.status == MessageStatus.SCHEDULED]
-    settled = [o for o in outcomes if o.status not in (MessageStatus.SENT, MessageStatus.SCHEDULED)]
-    table = messages_table
-    if sent:
-        # A status callback may already have moved the row past `sent`; keep that.
-        connection.execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .values(
-                status=case(
-                    (table.c.status == MessageStatus.SENDING, MessageStatus.SENT),
-                    else_=table.c.status,
-                ),
-                provider=bindparam("b_provider"),
-                provider_id=bindparam("b_provider_id"),
-                sent_at=now,
-                lease_until=None,
-                updated_at=now,
-            ),
-            [
-                {"b_id": o.message_id, "b_provider": o.detail, "b_provider_id": o.provider_id}
-                for o in sent
-            ],
-        )
-    if retried:
-        connection.execute(
-            update(table)
-            .where(and_(table.c.id == bindparam("b_id"), table.c.status == MessageStatus.SENDING))
-            .values(
-                status=MessageStatus.SCHEDULED,
-                scheduled_for=bindparam("b_retry_at"),
-                error_code=bindparam("b_code"),
-                lease_until=None,
-                updated_at=now,
-            ),
-            [
-                {"b_id": o.message_id, "b_retry_at": o.retry_at or now, "b_code": o.error_code}
-                for o in retried
-            ],
-        )
-    if settled:
-        connection.execute(
-            update(table)
-            .where(and_(table.c.id == bindparam("b_id"), table.c.status == MessageStatus.SENDING))
-            .values(
-                status=bindparam("b_status"),
-                error_code=bindparam("b_code"),
-                error_detail=bindparam("b_detail"),
-                lease_until=None,
-                updated_at=now,
-            ),
-            [
-                {
-                    "b_id": o.message_id,
-                    "b_status": o.status,
-                    "b_code": o.error_code,
-                    "b_detail": o.detail,
-                }
-                for o in settled
-            ],
-        )
-
-
-def _replan(session: Session, subscriber_ids: list[int | None], now: datetime) -> None:
-    ids = sorted({sid for sid in subscriber_ids if sid is not None})
-    if ids:
-        session.execute(
-            update(Subscriber)
-            .where(Subscriber.id.in_(ids), Subscriber.flagged_at.is_(None))
-            .values(next_plan_at=now)
-            .execution_options(synchronize_session=False)
-        )
+def _count_released(released: list[tuple[str, str, int]]) -> None:
+    counts = Counter((channel, reason) for channel, reason, _ in released)
+    for (channel, reason), count in counts.items():
+        record_released(channel, reason, count)
+        log.info("claims_released", channel=channel, reason=reason, count=count)

@@ -87,3 +87,7 @@ def configure_logging(
     logging.basicConfig(
         stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    # The Twilio SDK logs each request at INFO, query string included (a phone number,
+    # when reconciliation lists messages to it), ten lines a send. Celery's worker sets
+    # the root logger to INFO, so quiet the SDK's own logger: warnings still show.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)

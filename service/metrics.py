@@ -7,13 +7,14 @@ Two kinds of figure, kept apart on purpose:
   suppressions, subscribers. Every process that serves `/metrics` reports the
   same numbers, however many web or worker processes there are.
 * **Process events**, counted in the process where they happen: provider send
-  latency and outcomes (in the dispatcher), webhooks by result (in the web
-  process). Each process has its own values. With several processes (uvicorn
-  `--workers`, Celery prefork children) set `PROMETHEUS_MULTIPROC_DIR` to the
-  same empty directory for `steady web` and `steady worker` before they start
-  (and empty it on every deploy): prometheus_client then writes the values to
-  files there and `/metrics` adds up every process's files. Without it, `/metrics`
-  shows the serving process's own counts only (right for `steady run`).
+  latency and outcomes, rate-limit waits and released claims (in the dispatcher),
+  webhooks by result (in the web process). Each process has its own values.
+  With several processes (uvicorn `--workers`, Celery prefork children) set
+  `PROMETHEUS_MULTIPROC_DIR` to the same empty directory for `steady web` and
+  `steady worker` before they start (and empty it on every deploy):
+  prometheus_client then writes the values to files there and `/metrics` adds up
+  every process's files. Without it, `/metrics` shows the serving process's own
+  counts only (right for `steady run`).
 
 No label carries personal data: labels are kinds, channels, statuses, provider
 names, reason and error codes and hook names, never an address or a body.
@@ -60,6 +61,24 @@ PROVIDER_SENDS = Counter(
     ["provider", "channel", "outcome"],
     registry=PROCESS_REGISTRY,
 )
+# Waits for a sender's rate-limit slot (issue 5): none when idle, up to a few
+# seconds while a backlog is paced.
+RATE_LIMIT_WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+RATE_LIMIT_WAIT_SECONDS = Histogram(
+    "steady_rate_limit_wait_seconds",
+    "Time a send waited for its sender's rate-limit slot, by channel.",
+    ["channel"],
+    buckets=RATE_LIMIT_WAIT_BUCKETS,
+    registry=PROCESS_REGISTRY,
+)
+RATE_LIMIT_RELEASED = Counter(
+    "steady_rate_limit_released",
+    "Claimed messages put back unsent for a later tick, by channel and reason "
+    "(paced: the next slot is too far off; lease: the claim's lease is ending; "
+    "unavailable: the shared limiter cannot be reached).",
+    ["channel", "reason"],
+    registry=PROCESS_REGISTRY,
+)
 WEBHOOKS = Counter(
     "steady_webhooks",
     "Provider webhooks received, by hook and result (e.g. applied, duplicate, rejected).",
@@ -82,6 +101,16 @@ def provider_send_timer(provider: str, channel: str) -> Iterator[None]:
     finally:
         PROVIDER_SEND_SECONDS.labels(provider, channel).observe(time.perf_counter() - started)
         PROVIDER_SENDS.labels(provider, channel, outcome).inc()
+
+
+def record_rate_limit_wait(channel: str, seconds: float) -> None:
+    """One send's wait for its rate-limit slot (0 when the sender was idle)."""
+    RATE_LIMIT_WAIT_SECONDS.labels(channel).observe(seconds)
+
+
+def record_released(channel: str, reason: str, count: int = 1) -> None:
+    """Claimed messages put back to `scheduled` unsent; `reason` is a fixed word."""
+    RATE_LIMIT_RELEASED.labels(channel, reason).inc(count)
 
 
 def record_webhook(hook: str, result: str, count: int = 1) -> None:

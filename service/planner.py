@@ -4,7 +4,8 @@ A subscriber is due when `next_plan_at <= now`. For each batch the planner reads
 what pacing needs in a handful of set-based queries, asks the pure pacing
 function for the next nudge, inserts all the rows in one statement and clears
 `next_plan_at` in another. A person has at most one nudge outstanding; the
-dispatcher sets `next_plan_at` again once it settles (sent, expired, failed).
+dispatcher sets `next_plan_at` again once it settles (sent, expired, failed),
+and so does reconciliation for a nudge that was `unknown`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import Select, Table, and_, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.catalog import ACTIVITY_AREAS, NUDGE_KINDS, Kind
@@ -51,6 +52,11 @@ WENT_OUT = (
     MessageStatus.UNKNOWN,
 )
 OUTSTANDING = (MessageStatus.SCHEDULED, MessageStatus.SENDING)
+# An `unknown` nudge is outstanding too while it could still be sent again:
+# reconciliation may find the provider never took it and reschedule it, and a
+# second nudge planned meanwhile would make two. Past its expiry it can only
+# settle as sent or expired, never go out again, so it stops holding the
+# person's next nudge back (even if its provider cannot be asked for a while).
 NUDGE_KIND_VALUES = tuple(str(kind) for kind in NUDGE_KINDS)
 
 
@@ -138,7 +144,13 @@ def _plan_batch(
         session.scalars(
             select(Message.subscriber_id).where(
                 Message.subscriber_id.in_(ids),
-                Message.status.in_(OUTSTANDING),
+                or_(
+                    Message.status.in_(OUTSTANDING),
+                    and_(
+                        Message.status == MessageStatus.UNKNOWN,
+                        or_(Message.expires_at.is_(None), Message.expires_at > now),
+                    ),
+                ),
                 Message.kind.in_(NUDGE_KIND_VALUES),
             )
         )
@@ -192,21 +204,21 @@ def _plan_batch(
             }
         )
     if rows:
-        session.execute(insert(Message), rows)
+        # Core executemany (one multi-row INSERT per page): no ORM bookkeeping needed.
+        session.execute(insert(cast(Table, Message.__table__)), rows)
+    welcomed = [row["subscriber_id"] for row in rows if row["kind"] == Kind.WELCOME]
     session.execute(
         update(Subscriber)
         .where(Subscriber.id.in_(ids))
-        .values(next_plan_at=None)
+        .values(
+            next_plan_at=None,
+            # The welcome goes once: mark those who were just planned one.
+            welcomed=or_(Subscriber.welcomed, Subscriber.id.in_(welcomed))
+            if welcomed
+            else Subscriber.welcomed,
+        )
         .execution_options(synchronize_session=False)
     )
-    welcomed = [row["subscriber_id"] for row in rows if row["kind"] == Kind.WELCOME]
-    if welcomed:
-        session.execute(
-            update(Subscriber)
-            .where(Subscriber.id.in_(welcomed))
-            .values(welcomed=True)
-            .execution_options(synchronize_session=False)
-        )
 
 
 def _active_channels(

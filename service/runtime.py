@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.content import Content
@@ -19,13 +20,17 @@ from service.pacing import PacingPolicy
 from service.planner import PlanReport, plan_due
 from service.policy import pacing_policy
 from service.providers.base import Channel, Provider, build_providers
+from service.reconcile import ReconcileReport, reconcile_unknown
 from service.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
 class TickReport:
     plan: PlanReport
     dispatch: DispatchReport
+    reconcile: ReconcileReport = field(default_factory=ReconcileReport)
 
 
 @dataclass
@@ -62,9 +67,29 @@ class Runtime:
             dry_run=dry_run,
         )
 
+    def reconcile(self, now: datetime) -> ReconcileReport:
+        """Settle one batch of `unknown` messages against their providers.
+
+        Never stops a dispatch pass: a failure is logged, and the rows it held
+        are taken again once their hold runs out.
+        """
+        try:
+            return reconcile_unknown(
+                self.sessions, self.providers, self.settings, self.content, now
+            )
+        except Exception as exc:
+            # The type only: SDK and driver messages can carry URLs with addresses.
+            log.error("reconcile_failed", error=type(exc).__name__)
+            return ReconcileReport()
+
     def tick(self, now: datetime, *, dry_run: bool = False) -> TickReport:
-        """One planning and dispatch pass as of `now`."""
+        """One planning and dispatch pass as of `now`.
+
+        Reconciliation comes before the sends, so a message it finds the provider
+        never took goes out again in this same pass.
+        """
         plan = self.plan(now, dry_run=dry_run)
         if dry_run:
             return TickReport(plan=plan, dispatch=DispatchReport())
-        return TickReport(plan=plan, dispatch=self.dispatcher.drain(now))
+        reconciled = self.reconcile(now)
+        return TickReport(plan=plan, dispatch=self.dispatcher.drain(now), reconcile=reconciled)

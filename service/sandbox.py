@@ -15,7 +15,8 @@ back to Steady. Operators and tests inspect and steer it over JSON:
 
 Besides sending, it answers the lookups `steady config check` makes
 (`GET /2010-04-01/Accounts/{Sid}.json`, `GET /v3/scopes`) and Twilio's message list
-and fetch (`GET …/Messages.json`, `GET …/Messages/{Sid}.json`) for reconciliation.
+and fetch (`GET …/Messages.json`, `GET …/Messages/{Sid}.json`) and SendGrid's Email
+Activity filter (`GET /v3/messages?query=unique_args['…']="…"`) for reconciliation.
 
 Twilio and SendGrid wire details live in `sandbox_twilio` and `sandbox_sendgrid`;
 the background posting in `sandbox_callbacks`; the state in `sandbox_state`.
@@ -52,7 +53,7 @@ from service.sandbox_control import (
     get_stats,
 )
 from service.sandbox_inbound import simulate_inbound
-from service.sandbox_sendgrid import get_scopes, send_mail
+from service.sandbox_sendgrid import filter_messages, get_scopes, send_mail
 from service.sandbox_state import (
     DEFAULT_AUTH_TOKEN,
     DEFAULT_MESSAGE_CAPACITY,
@@ -162,6 +163,7 @@ def create_sandbox_app(
         Route(f"{twilio_base}.json", fetch_account, methods=["GET"]),
         Route("/v3/mail/send", send_mail, methods=["POST"]),
         Route("/v3/scopes", get_scopes, methods=["GET"]),
+        Route("/v3/messages", filter_messages, methods=["GET"]),
         Route("/sandbox/messages", get_messages, methods=["GET"]),
         Route("/sandbox/messages", delete_messages, methods=["DELETE"]),
         Route("/sandbox/stats", get_stats, methods=["GET"]),

@@ -5,6 +5,12 @@ SendGrid's `{"errors": [{"message", "field", "help"}]}`. Events follow as JSON a
 signed with ECDSA P-256 over `timestamp + body` (headers
 `X-Twilio-Email-Event-Webhook-Signature` / `-Timestamp`), with the mail's
 `custom_args` copied onto each event at the top level, as SendGrid does.
+
+`GET /v3/messages` is the Email Activity API's message filter, answering in its
+shape (`{"messages": [{"msg_id", "from_email", "subject", "to_email", "status",
+"opens_count", "clicks_count", "last_event_time"}]}`) for the query forms
+reconciliation uses: `unique_args['name']="value"` and `to_email="value"`, one or
+several joined by `AND`. Any other query is a 400 naming what it supports.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import time
 from typing import Any
 
@@ -34,6 +41,16 @@ BOUNCE_DETAILS = {
 }
 DROPPED_DETAILS = {"reason": "Bounced Address", "status": "5.0.0"}
 DELIVERED_DETAILS = {"response": "250 OK", "ip": "127.0.0.1", "tls": 1}
+ACTIVITY_DEFAULT_LIMIT = 10
+ACTIVITY_MAX_LIMIT = 1000
+# The Email Activity API's summary status for each of the sandbox's last events.
+ACTIVITY_STATUS = {"delivered": "delivered", "bounce": "not_delivered", "dropped": "not_delivered"}
+_CLAUSE = re.compile(
+    r"""^\(?\s*(?:unique_args\['(?P<arg>[^']+)'\]|(?P<field>to_email))\s*=\s*"(?P<value>[^"]*)"\s*\)?$"""
+)
+SUPPORTED_QUERIES = (
+    'the sandbox supports only unique_args[\'name\']="value" and to_email="value", joined by AND'
+)
 
 
 def _random_id() -> str:
@@ -113,6 +130,11 @@ def _recipients(mail: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
     return found
 
 
+def sg_message_id(message: SandboxMessage, index: int) -> str:
+    """SendGrid's per-recipient message id: the X-Message-Id, a dot, a filter suffix."""
+    return f"{message.id}.filterdrecv-sandbox-1-{index:08X}-0.0"
+
+
 def _event_stage(
     message: SandboxMessage,
     event: str,
@@ -137,7 +159,7 @@ def _event_stage(
                 "timestamp": int(timestamp),
                 "event": event,
                 "sg_event_id": _random_id(),
-                "sg_message_id": f"{message.id}.filterdrecv-sandbox-1-{index:08X}-0.0",
+                "sg_message_id": sg_message_id(message, index),
                 "smtp-id": f"<{message.id}@sandbox.ismtpd>",
                 **details,
             }
@@ -224,3 +246,63 @@ async def get_scopes(request: Request) -> Response:
     if scheme.lower() != "bearer" or not key.strip():
         return sendgrid_errors(401, [(None, "authorization required")])
     return JSONResponse({"scopes": ["mail.send"]})
+
+
+def parse_activity_query(query: str) -> list[tuple[str, str, str]] | None:
+    """[("arg", name, value) or ("to_email", "", value)]; None for an unsupported query."""
+    clauses: list[tuple[str, str, str]] = []
+    for part in re.split(r"\s+AND\s+", query.strip()):
+        match = _CLAUSE.match(part.strip())
+        if match is None:
+            return None
+        if match["arg"] is not None:
+            clauses.append(("arg", match["arg"], match["value"]))
+        else:
+            clauses.append(("to_email", "", match["value"]))
+    return clauses
+
+
+def _activity_row(message: SandboxMessage, index: int, address: str) -> dict[str, Any]:
+    sender = message.params.get("from") or {}
+    last_event = message.date_updated or message.received_at
+    return {
+        "from_email": sender.get("email"),
+        "msg_id": sg_message_id(message, index),
+        "subject": message.subject,
+        "to_email": address,
+        "status": ACTIVITY_STATUS.get(message.status, "processed"),
+        "opens_count": 0,
+        "clicks_count": 0,
+        "last_event_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last_event)),
+    }
+
+
+async def filter_messages(request: Request) -> Response:
+    """`GET /v3/messages`: the Email Activity API, newest first."""
+    state: SandboxState = request.app.state.sandbox
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return sendgrid_errors(401, [(None, "authorization required")])
+    try:
+        limit = int(request.query_params.get("limit", ACTIVITY_DEFAULT_LIMIT))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= ACTIVITY_MAX_LIMIT:
+        return sendgrid_errors(400, [("limit", f"limit must be 1 to {ACTIVITY_MAX_LIMIT}")])
+    query = request.query_params.get("query", "")
+    clauses = parse_activity_query(query) if query else []
+    if clauses is None:
+        return sendgrid_errors(400, [("query", SUPPORTED_QUERIES)])
+    found: list[dict[str, Any]] = []
+    for message in reversed(state.messages):
+        if message.api != "sendgrid":
+            continue
+        for index, (address, args) in enumerate(_recipients(message.params)):
+            if all(
+                (args.get(name) if kind == "arg" else address) == value
+                for kind, name, value in clauses
+            ):
+                found.append(_activity_row(message, index, address))
+        if len(found) >= limit:
+            break
+    return JSONResponse({"messages": found[:limit]})

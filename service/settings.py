@@ -111,6 +111,22 @@ class Settings(BaseSettings):
     provider_timeout_seconds: float = Field(
         10.0, gt=0, validation_alias=_env("STEADY_PROVIDER_TIMEOUT_SECONDS")
     )
+    # An `unknown` message (no answer, or a worker died mid-send) is looked up at the
+    # provider once it has been unknown this long (service/reconcile.py).
+    reconcile_after_seconds: float = Field(
+        60.0, ge=0, validation_alias=_env("STEADY_RECONCILE_AFTER_SECONDS")
+    )
+    # Provider rate limits per sender (issue 5), shared by every worker through
+    # Redis; 0 = no limit. The outbox is never limited. A US long code (10DLC)
+    # takes about 1 SMS a second, a short code about 100; a Messaging Service
+    # with a pool of numbers, the pool's total. SendGrid has no per-sender send
+    # rate (its limit is the plan's volume), so email is unlimited by default.
+    sms_rate_per_second: float = Field(
+        1.0, ge=0, validation_alias=_env("STEADY_SMS_RATE_PER_SECOND")
+    )
+    email_rate_per_second: float = Field(
+        0.0, ge=0, validation_alias=_env("STEADY_EMAIL_RATE_PER_SECOND")
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -6,13 +6,21 @@ instead of printing, so tests read exactly what would have gone out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
+from service.db import session_factory
+from service.models import Channel as ChannelRow
+from service.models import ChannelKind, ChannelStatus, Message, Subscriber
+from service.planner import plan_due
+from service.policy import pacing_policy
 from service.providers.base import Channel, OutboundMessage, Provider
 from service.providers.outbox import OutboxProvider
 from service.runtime import Runtime
@@ -23,6 +31,63 @@ TEST_TWILIO_TOKEN = "test-twilio-auth-token"
 PUBLIC_URL = "https://steady.example.org"
 
 
+# Zones around the globe: at any moment one of them is in mid-day.
+DAYTIME_CANDIDATE_ZONES = (
+    "America/New_York",
+    "America/Los_Angeles",
+    "Europe/London",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Asia/Kolkata",
+    "Europe/Berlin",
+    "America/Sao_Paulo",
+    "Pacific/Auckland",
+)
+
+
+def daytime_zone(now: datetime) -> str:
+    """A zone where `now` is mid-day, so a nudge due now is inside its sending window."""
+    for zone in DAYTIME_CANDIDATE_ZONES:
+        if 10 <= now.astimezone(ZoneInfo(zone)).hour < 16:
+            return zone
+    raise AssertionError("no candidate zone is in mid-day")  # the zones span the globe
+
+
+def plan_welcome_nudges(
+    settings: Settings, phones: Sequence[str], now: datetime, timezone: str
+) -> list[int]:
+    """Confirmed SMS subscribers, each given a welcome nudge due at `now` by the planner.
+
+    Returns the message ids in the order a dispatcher claims them.
+    """
+    sessions = session_factory(settings.database_url)
+    with sessions() as session:
+        for phone in phones:
+            subscriber = Subscriber(timezone=timezone, next_plan_at=now)
+            subscriber.channels.append(
+                ChannelRow(
+                    kind=ChannelKind.SMS,
+                    address=phone,
+                    status=ChannelStatus.ACTIVE,
+                    consent_at=now,
+                    consent_method="import",
+                    confirmed_at=now,
+                )
+            )
+            session.add(subscriber)
+        session.commit()
+    plan_due(sessions, pacing_policy(settings), now)
+    with sessions() as session:
+        rows = session.execute(
+            select(Message.id, Message.scheduled_for)
+            .where(Message.status == "scheduled", Message.kind == "welcome")
+            .order_by(Message.priority, Message.scheduled_for, Message.id)
+        ).all()
+    assert len(rows) == len(phones)
+    assert all(at <= now for _, at in rows), "the planner made every welcome due now"
+    return [message_id for message_id, _ in rows]
+
+
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "STEADY_DATABASE_URL": database_url,
@@ -30,6 +95,10 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "STEADY_SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
         "TWILIO_AUTH_TOKEN": TEST_TWILIO_TOKEN,
         "STEADY_POSTAL_ADDRESS": "Steady, 1 Test Street, Springfield",
+        # Senders paced fast enough that no test waits on them; the rate-limit
+        # tests set their own rates.
+        "STEADY_SMS_RATE_PER_SECOND": "1000",
+        "STEADY_EMAIL_RATE_PER_SECOND": "1000",
         "_env_file": None,
     }
     values.update(overrides)

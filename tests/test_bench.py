@@ -63,7 +63,7 @@ def test_bench_measures_each_phase_and_sends_every_message_once() -> None:
     assert latency["check"]["ok"]
     assert 0 <= latency["p50_s"] <= latency["p95_s"] <= latency["p99_s"] <= latency["max_s"]
     hooks = result["webhooks"]
-    assert hooks["callbacks"] == hooks["answered_200"] == hooks["persisted"] == SUBSCRIBERS
+    assert hooks["callbacks"] == hooks["answered_200"] == hooks["persisted"] == SUBSCRIBERS, hooks
     assert hooks["messages_delivered"] == SUBSCRIBERS
     naive = result["naive"]
     assert naive["messages"] == SUBSCRIBERS

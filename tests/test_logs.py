@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -129,3 +130,25 @@ def test_every_log_line_of_a_request_carries_its_id(
     assert PHONE not in json.dumps(by_event["in_sync_route"])
     assert by_event["in_async_route"]["request_id"] == generated
     assert "request_id" not in by_event["after_requests"], "the id ends with its request"
+
+
+def test_the_twilio_sdk_does_not_log_requests_even_under_celerys_info_root(
+    log_stream: io.StringIO, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Celery's worker sets the root logger to INFO; the SDK's request log (query
+    string with the number reconciliation lists) must still stay out."""
+    from service.providers.base import OutboundMessage
+    from service.providers.twilio_sms import TwilioSmsProvider
+    from service.sandbox import SandboxServer
+
+    caplog.set_level(logging.INFO)  # as `celery worker --loglevel=INFO` does to the root
+    with SandboxServer() as sandbox:
+        provider = TwilioSmsProvider(
+            account_sid="AC" + "0" * 32,
+            auth_token="token",
+            from_number="+15005550006",
+            api_url=sandbox.url,
+        )
+        provider.send(OutboundMessage(message_id=1, channel="sms", to="+12125550199", body="Hi"))
+    assert not [r for r in caplog.records if r.name.startswith("twilio")]
+    assert "2125550199" not in caplog.text

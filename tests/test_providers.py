@@ -150,6 +150,32 @@ def test_twilio_send_returns_the_message_sid_and_passes_the_status_callback(
     }
 
 
+def test_twilio_goes_through_the_proxy_the_environment_names(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The environment is read once, when the client is built, and still obeyed.
+
+    The API host does not resolve; only the proxy (here the sandbox, which serves
+    an absolute-form request like any other) can deliver the request.
+    """
+    monkeypatch.setenv("HTTP_PROXY", sandbox.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    provider = TwilioSmsProvider(
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        from_number=FROM_NUMBER,
+        api_url="http://api.twilio.invalid",
+        timeout_seconds=5,
+    )
+    monkeypatch.delenv("HTTP_PROXY")  # read already: later changes do not matter
+
+    sid = provider.send(sms(43))
+
+    [recorded] = sandbox.messages("twilio")
+    assert recorded["id"] == sid
+
+
 def test_twilio_status_callbacks_arrive_in_order_signed_with_the_clients_token(
     sandbox: SandboxServer, receiver: WebhookReceiver
 ) -> None:
@@ -284,6 +310,61 @@ def test_twilio_unreachable_api_is_transient() -> None:
     assert (caught.value.permanent, caught.value.code) == (False, "connection")
 
 
+def test_twilio_lookup_finds_the_accepted_copy_by_recipient_sender_and_body(
+    sandbox: SandboxServer,
+) -> None:
+    provider = twilio_provider(sandbox)
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    sid = provider.send(sms(58))
+    provider.send(sms(59, to="+15559876543"))  # someone else's
+
+    [copy] = provider.find_accepted(sms(58), since)
+
+    assert (copy.provider_id, copy.same_content) == (sid, True)
+    assert copy.accepted_at is not None
+    assert copy.accepted_at >= since.replace(microsecond=0)
+    assert copy.outcome in ("sent", "delivered")
+    other_body = OutboundMessage(message_id=58, channel="sms", to=SUBSCRIBER, body="Other.")
+    assert [c.same_content for c in provider.find_accepted(other_body, since)] == [False]
+    assert provider.find_accepted(sms(58), datetime.now(UTC) + timedelta(minutes=5)) == []
+
+
+def test_twilio_lookup_with_a_messaging_service_ignores_other_senders(
+    sandbox: SandboxServer,
+) -> None:
+    service_sid = "MG" + "a" * 32
+    through_service = TwilioSmsProvider(
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        messaging_service_sid=service_sid,
+        api_url=sandbox.url,
+    )
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    twilio_provider(sandbox).send(sms(60))  # from the plain number, not the service
+
+    assert through_service.find_accepted(sms(60), since) == []
+    sid = through_service.send(sms(60))
+    assert [c.provider_id for c in through_service.find_accepted(sms(60), since)] == [sid]
+
+
+def test_twilio_lookup_that_cannot_reach_twilio_raises_rather_than_answering_none() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    provider = TwilioSmsProvider(
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        from_number=FROM_NUMBER,
+        api_url=f"http://127.0.0.1:{port}",
+        timeout_seconds=1,
+    )
+
+    with pytest.raises(ProviderError) as caught:
+        provider.find_accepted(sms(61), datetime.now(UTC))
+
+    assert caught.value.code == "connection"
+
+
 # --- SendGrid -------------------------------------------------------------------------------
 
 
@@ -390,6 +471,42 @@ def test_sendgrid_email_without_subject_is_refused_before_sending(sandbox: Sandb
 
     assert caught.value.permanent is True
     assert sandbox.messages() == []
+
+
+def test_sendgrid_lookup_finds_the_mail_by_our_id_through_the_email_activity_api(
+    sandbox: SandboxServer,
+) -> None:
+    provider = sendgrid_provider(sandbox)
+    since = datetime.now(UTC)
+    x_message_id = provider.send(email(62))
+
+    [copy] = provider.find_accepted(email(62), since)
+
+    assert (copy.provider_id, copy.same_content) == (x_message_id, True)
+    assert provider.find_accepted(email(63), since) == []  # never sent
+    # The same id to someone else is another environment's message 62, not ours.
+    assert provider.find_accepted(email(62, to="lee@example.org"), since) == []
+
+
+def test_sendgrid_lookup_that_cannot_reach_sendgrid_raises_rather_than_answering_none() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    provider = SendGridEmailProvider(
+        api_key="SG.test-key",
+        from_email="nudges@steady.example",
+        api_url=f"http://127.0.0.1:{port}",
+        timeout_seconds=1,
+    )
+
+    with pytest.raises(ProviderError) as caught:
+        provider.find_accepted(email(64), datetime.now(UTC))
+
+    assert caught.value.code == "connection"
+
+
+def test_outbox_lookup_never_has_a_copy_so_its_messages_are_simply_sent_again() -> None:
+    assert OutboxProvider(writer=lambda _line: None).find_accepted(sms(65), datetime.now(UTC)) == []
 
 
 # --- Outbox, choice of provider, Retry-After ------------------------------------------------

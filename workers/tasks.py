@@ -38,6 +38,8 @@ def dispatch() -> int:
     rt = runtime()
     dispatcher = rt.dispatcher
     dispatcher.housekeeping(utcnow())
+    # Before the sends: what the provider never took goes out again in this pass.
+    rt.reconcile(utcnow())
     started = time.monotonic()
     sent = 0
     while time.monotonic() - started < DISPATCH_TIME_BUDGET_SECONDS:

@@ -81,7 +81,9 @@ class _State:
         ).encode()
 
     def reset(self) -> None:
-        self.__init__()  # type: ignore[misc]
+        """Forget the counts; SIDs keep counting up, so they stay unique (as Twilio's are)."""
+        self.per_recipient.clear()
+        self.first_at = self.last_at = None
 
 
 class _Protocol(asyncio.Protocol):

@@ -1,6 +1,8 @@
 """Providers: Twilio (SMS), SendGrid (email) and the outbox, each behind `Provider`."""
 
 from service.providers.base import (
+    AcceptanceLookup,
+    AcceptedCopy,
     Channel,
     OutboundMessage,
     Provider,
@@ -8,4 +10,12 @@ from service.providers.base import (
     build_providers,
 )
 
-__all__ = ["Channel", "OutboundMessage", "Provider", "ProviderError", "build_providers"]
+__all__ = [
+    "AcceptanceLookup",
+    "AcceptedCopy",
+    "Channel",
+    "OutboundMessage",
+    "Provider",
+    "ProviderError",
+    "build_providers",
+]

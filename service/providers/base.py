@@ -8,12 +8,15 @@ Adapters (Twilio, SendGrid, the outbox) each classify their own failures into
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from service.settings import Settings
 
 Channel = Literal["sms", "email"]
+# Where an accepted copy stands, in Steady's own words (each adapter maps its provider's).
+CopyOutcome = Literal["sent", "delivered", "undelivered", "failed"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,35 @@ class Provider(Protocol):
     name: str
 
     def send(self, message: OutboundMessage) -> str: ...
+
+
+@dataclass(frozen=True)
+class AcceptedCopy:
+    """A message the provider accepted that may be the one whose answer we never got.
+
+    `same_content` is True when it is ours beyond doubt (SendGrid: our id in its
+    custom args) or looks exactly like it (Twilio: same recipient, sender and
+    body). False: it went to the same recipient in the same window but is not
+    recognisably this message; the reconciler treats that as "cannot tell".
+    """
+
+    provider_id: str
+    same_content: bool
+    outcome: CopyOutcome = "sent"
+    accepted_at: datetime | None = None
+    error_code: str | None = None
+
+
+@runtime_checkable
+class AcceptanceLookup(Protocol):
+    """A provider that can say whether it accepted a message (reconciliation).
+
+    Returns the candidate copies accepted on or after `since`, in any order, or
+    raises `ProviderError` when it cannot tell (the provider is down): the
+    caller must then keep the message `unknown`, never guess.
+    """
+
+    def find_accepted(self, message: OutboundMessage, since: datetime) -> list[AcceptedCopy]: ...
 
 
 def build_providers(settings: Settings) -> dict[Channel, Provider]:

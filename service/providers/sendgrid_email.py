@@ -11,7 +11,9 @@ RFC 8058 one-click unsubscribe headers (INTERFACE.md §2).
 from __future__ import annotations
 
 import http.client
-from typing import TYPE_CHECKING
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 from urllib.error import URLError
 
 import structlog
@@ -19,7 +21,13 @@ from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import CustomArg, From, Header, Mail, To
 
-from service.providers.base import OutboundMessage, ProviderError, parse_retry_after
+from service.providers.base import (
+    AcceptedCopy,
+    CopyOutcome,
+    OutboundMessage,
+    ProviderError,
+    parse_retry_after,
+)
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -31,6 +39,14 @@ DEFAULT_SENDER_NAME = "Steady"
 MESSAGE_ID_ARG = "steady_message_id"
 HTTP_TOO_MANY_REQUESTS = 429
 HTTP_SERVER_ERROR = 500
+# One id is one message; a few rows allow for the same id in another environment
+# sharing the account (told apart by the recipient).
+ACTIVITY_LOOKUP_LIMIT = 10
+# The Email Activity API's summary statuses; `processed` (and anything else) is `sent`.
+ACTIVITY_OUTCOMES: dict[str, CopyOutcome] = {
+    "delivered": "delivered",
+    "not_delivered": "undelivered",
+}
 
 
 def classify_sendgrid_error(exc: HTTPError) -> ProviderError:
@@ -128,3 +144,56 @@ class SendGridEmailProvider:
             return str(provider_id or "")
         # The dispatcher logs the failure once, with the attempt number.
         raise error
+
+    def find_accepted(self, message: OutboundMessage, since: datetime) -> list[AcceptedCopy]:
+        """Emails SendGrid holds with our id in `custom_args`, through the Email Activity API.
+
+        `GET /v3/messages?query=unique_args['steady_message_id']="123"` (the query
+        language calls custom args `unique_args`). The API is a paid add-on and the
+        key needs Email Activity access; without either SendGrid answers an error,
+        which leaves the message `unknown` rather than guessing. `since` is not
+        needed: our id names one message.
+        """
+        query = f"unique_args['{MESSAGE_ID_ARG}']=\"{message.message_id}\""
+        try:
+            response = self._client.client.messages.get(
+                query_params={"query": query, "limit": ACTIVITY_LOOKUP_LIMIT}
+            )
+            payload = json.loads(response.body or b"{}")
+        except HTTPError as exc:
+            error = classify_sendgrid_error(exc)
+        except (TimeoutError, URLError, OSError, http.client.HTTPException) as exc:
+            error = ProviderError(
+                f"sendgrid lookup failed: {type(exc).__name__}", permanent=False, code="connection"
+            )
+        except ValueError:
+            error = ProviderError(
+                "sendgrid lookup answered no JSON", permanent=False, code="lookup"
+            )
+        else:
+            return _activity_copies(payload, message.to)
+        raise error
+
+
+def _activity_copies(payload: Any, address: str) -> list[AcceptedCopy]:
+    """Copies from an Email Activity answer, for this recipient only."""
+    rows = payload.get("messages") if isinstance(payload, dict) else None
+    if not isinstance(rows, list):
+        raise ProviderError("sendgrid lookup answered an unexpected shape", permanent=False)
+    copies: list[AcceptedCopy] = []
+    for row in rows:
+        if not isinstance(row, dict) or not row.get("msg_id"):
+            continue
+        # Our ids restart in every database: the same id to someone else is
+        # another environment's message, not ours.
+        if str(row.get("to_email", "")).casefold() != address.casefold():
+            continue
+        copies.append(
+            AcceptedCopy(
+                # msg_id is the send's X-Message-Id, a dot, then a per-recipient suffix.
+                provider_id=str(row["msg_id"]).split(".", 1)[0],
+                same_content=True,
+                outcome=ACTIVITY_OUTCOMES.get(str(row.get("status")), "sent"),
+            )
+        )
+    return copies

@@ -10,6 +10,8 @@ alive, which is most of the per-message cost at ~1,500 sends/s (PERFORMANCE.md).
 from __future__ import annotations
 
 import json
+import os
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -21,7 +23,13 @@ from twilio.http.http_client import TwilioHttpClient  # type: ignore[import-unty
 from twilio.http.response import Response  # type: ignore[import-untyped, unused-ignore]
 from twilio.rest import Client  # type: ignore[import-untyped, unused-ignore]
 
-from service.providers.base import OutboundMessage, ProviderError, parse_retry_after
+from service.providers.base import (
+    AcceptedCopy,
+    CopyOutcome,
+    OutboundMessage,
+    ProviderError,
+    parse_retry_after,
+)
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -44,6 +52,21 @@ PERMANENT_TWILIO_ERROR_CODES = frozenset(
     }
 )
 TWILIO_TOO_MANY_REQUESTS_CODE = 20429
+# Reconciliation reads at most this many of a number's newest messages. Steady
+# sends a person at most a few a day, so this reaches back weeks.
+LOOKUP_LIMIT = 200
+# Only messages created through the REST API can be a lost `messages.create`;
+# TwiML replies are `outbound-reply` and are logged from the webhook instead.
+REST_API_DIRECTION = "outbound-api"
+# Twilio's statuses (https://www.twilio.com/docs/messaging/api/message-resource#message-status-values)
+# as a copy's outcome; any other status (accepted, queued, sending, sent) is `sent`.
+COPY_OUTCOMES: dict[str, CopyOutcome] = {
+    "delivered": "delivered",
+    "read": "delivered",
+    "undelivered": "undelivered",
+    "failed": "failed",
+    "canceled": "failed",
+}
 HTTP_TOO_MANY_REQUESTS = 429
 HTTP_SERVER_ERROR = 500
 
@@ -134,7 +157,15 @@ class TwilioSmsProvider:
         self._from_number = from_number
         self._messaging_service_sid = messaging_service_sid
         # An explicit timeout: without one `requests` waits forever on a stuck socket.
-        http_client = _HeaderKeepingHttpClient(timeout=timeout_seconds)
+        http_client = _HeaderKeepingHttpClient(
+            timeout=timeout_seconds, proxy=requests.utils.get_environ_proxies(api_url)
+        )
+        # `requests` re-reads the proxy and CA-bundle environment on every call (about
+        # 7% of a send's CPU, `steady bench` profile); read it once, above and here.
+        http_client.session.trust_env = False
+        http_client.session.verify = (
+            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        )
         self._client = Client(account_sid, auth_token, http_client=http_client)
         # The SDK would rewrite the host for TWILIO_EDGE / TWILIO_REGION found in the
         # environment (ClientBase.get_hostname); the host is ours to choose, below.
@@ -186,3 +217,51 @@ class TwilioSmsProvider:
             return str(created.sid)
         # The dispatcher logs the failure once, with the attempt number.
         raise error
+
+    def find_accepted(self, message: OutboundMessage, since: datetime) -> list[AcceptedCopy]:
+        """Messages Twilio accepted for `message.to` since `since`, matched on sender and body.
+
+        No `DateSent` filter: it is day-granular, and a message Twilio accepted but
+        has not sent yet (queued behind the sender's throughput) has no DateSent at
+        all, so filtering on it could hide exactly the copy we are looking for. The
+        number's newest `LOOKUP_LIMIT` messages are read instead and filtered here
+        by `date_created`.
+        """
+        sender: dict[str, str] = {"from_": self._from_number} if self._from_number else {}
+        try:
+            records = self._messages.list(
+                to=message.to, **sender, limit=LOOKUP_LIMIT, page_size=LOOKUP_LIMIT
+            )
+        except TwilioRestException as exc:
+            error = classify_twilio_error(exc)
+        except requests.Timeout:
+            error = ProviderError("twilio lookup timed out", permanent=False, code="timeout")
+        except requests.RequestException as exc:
+            error = ProviderError(
+                f"twilio unreachable: {type(exc).__name__}", permanent=False, code="connection"
+            )
+        except TwilioException as exc:
+            error = classify_twilio_error(exc)
+        else:
+            return [copy for record in records if (copy := self._copy(record, message, since))]
+        raise error
+
+    def _copy(self, record: Any, message: OutboundMessage, since: datetime) -> AcceptedCopy | None:
+        if record.direction != REST_API_DIRECTION or not record.sid:
+            return None
+        if record.date_created is not None and record.date_created < since:
+            return None
+        if self._from_number is None and (
+            record.messaging_service_sid != self._messaging_service_sid
+        ):
+            return None  # another sender's message to the same person
+        error_code = record.error_code
+        return AcceptedCopy(
+            provider_id=str(record.sid),
+            # The body renders the same every time (compose is deterministic);
+            # surrounding whitespace is not something Twilio promises to keep.
+            same_content=(record.body or "").strip() == message.body.strip(),
+            outcome=COPY_OUTCOMES.get(str(record.status), "sent"),
+            accepted_at=record.date_created,
+            error_code=str(error_code) if error_code else None,
+        )
