@@ -32,6 +32,10 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         worker_max_memory_per_child=250_000,  # KiB: recycle a child before it nears 300 MB
         broker_connection_retry_on_startup=True,
+        # Losing Redis must not cut a dispatch short between the provider's answer and
+        # the commit of it: the task finishes, its ack is lost, the redelivered copy
+        # finds nothing left to claim (tests/test_faults.py restarts and flushes Redis).
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_transport_options={"visibility_timeout": 600},
         # No broker: run tasks in the caller (tests, all-in-one).
         task_always_eager=broker is None,
