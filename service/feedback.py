@@ -154,12 +154,7 @@ def apply_twilio_statuses(
             and message.channel == ChannelKind.SMS
         ):
             _apply_sms_error(session, message, report.error_code, secret, now)
-        log.info(
-            "status_applied" if moved else "status_stale",
-            message_id=message.id,
-            status=message.status,
-            code=report.error_code,
-        )
+        # The web layer logs one line per callback (result, message id, status).
         results.append("applied" if moved else "stale")
     return results
 
@@ -209,10 +204,11 @@ def _record_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     else:  # pragma: no cover - Steady runs on PostgreSQL and SQLite
         raise RuntimeError(f"unsupported database: {dialect}")
     unique = {row["event_key"]: row for row in rows}  # one insert per key
+    # One statement shape whatever the batch size, so it is compiled once and cached;
+    # SQLAlchemy sends the rows as multi-row INSERTs ("insertmanyvalues").
     inserted = session.execute(
-        statement.values(list(unique.values()))
-        .on_conflict_do_nothing(index_elements=["event_key"])
-        .returning(table.c.event_key)
+        statement.on_conflict_do_nothing(index_elements=["event_key"]).returning(table.c.event_key),
+        list(unique.values()),
     )
     return set(inserted.scalars())
 

@@ -668,7 +668,7 @@ def _chunks(values: list[int], size: int) -> Iterator[list[int]]:
 async def _post_all(
     requests: list[tuple[str, dict[str, str], str]], base: str, public_url: str
 ) -> dict[int, int]:
-    """POST every callback with 32 connections in flight; counts answers by status."""
+    """POST every callback with 64 connections in flight; counts answers by status."""
     import aiohttp
 
     statuses: dict[int, int] = {}
@@ -687,7 +687,7 @@ async def _post_all(
                 await response.read()
                 statuses[response.status] = statuses.get(response.status, 0) + 1
 
-    connector = aiohttp.TCPConnector(limit=32)
+    connector = aiohttp.TCPConnector(limit=64)
     async with aiohttp.ClientSession(connector=connector) as session:
-        await asyncio.gather(*(client(session) for _ in range(32)))
+        await asyncio.gather(*(client(session) for _ in range(64)))
     return statuses

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
+from urllib.parse import parse_qsl
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
@@ -56,7 +57,7 @@ def _twilio_params_if_signed(ctx: AppContext, request: Request, form: dict[str, 
 @router.post("/twilio/inbound")
 async def twilio_inbound(request: Request) -> Response:
     ctx = app_context(request)
-    form = {key: str(value) for key, value in (await request.form()).items()}
+    form = await _twilio_form(request)
     if not _twilio_params_if_signed(ctx, request, form):
         log.warning("webhook_rejected", hook="twilio_inbound")
         record_webhook("twilio_inbound", "rejected")
@@ -74,6 +75,15 @@ async def twilio_inbound(request: Request) -> Response:
     return Response(str(twiml), media_type=TWIML)
 
 
+async def _twilio_form(request: Request) -> dict[str, str]:
+    """Twilio's form fields. Twilio posts urlencoded forms; `parse_qsl` reads them in a
+    fraction of the multipart parser's time (the status callback is the hottest route)."""
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        body = (await request.body()).decode("utf-8", errors="replace")
+        return dict(parse_qsl(body, keep_blank_values=True))
+    return {key: str(value) for key, value in (await request.form()).items()}
+
+
 def status_ingest(ctx: AppContext) -> GroupCommit[StatusReport, str]:
     """Status callbacks committed in groups: one transaction per batch of concurrent ones."""
 
@@ -89,7 +99,7 @@ def status_ingest(ctx: AppContext) -> GroupCommit[StatusReport, str]:
 @router.post("/twilio/status")
 async def twilio_status(request: Request) -> Response:
     ctx = app_context(request)
-    form = {key: str(value) for key, value in (await request.form()).items()}
+    form = await _twilio_form(request)
     if not _twilio_params_if_signed(ctx, request, form):
         log.warning("webhook_rejected", hook="twilio_status")
         record_webhook("twilio_status", "rejected")
@@ -117,7 +127,13 @@ async def twilio_status(request: Request) -> Response:
     if ctx.twilio_statuses is None:
         ctx.twilio_statuses = status_ingest(ctx)
     result = await ctx.twilio_statuses.submit(report)
-    log.info("twilio_status", result=result)
+    log.info(
+        "twilio_status",
+        result=result,
+        message_id=report.our_id,
+        status=status,
+        code=error_code,
+    )
     record_webhook("twilio_status", result)
     return Response(status_code=200)
 
