@@ -76,9 +76,10 @@ log = structlog.get_logger(__name__)
 MAX_SEND_ATTEMPTS = 3  # PRODUCT.md: transient failures, at most 3 tries
 MAX_RETRY_DELAY = timedelta(minutes=15)  # INTERFACE.md §4: backoff at most 15 minutes
 FIRST_RETRY_DELAY = timedelta(minutes=1)
-# No answer at all: the provider may have accepted it. Resending could text a
-# person twice, so the row goes to reconciliation instead.
-AMBIGUOUS_ERROR_CODES = frozenset({"timeout"})
+# No answer, or the connection broke after the request went out: the provider may
+# have accepted it. Resending could text a person twice, so the row goes to
+# reconciliation instead. ("connection", no connection made at all, is retried.)
+AMBIGUOUS_ERROR_CODES = frozenset({"timeout", "connection_lost"})
 # Nothing is handed to a provider later than this before the claim's lease ends
 # (plus the provider timeout): the send and the bulk update that records it must
 # land inside the lease, or housekeeping marks the row `unknown` meanwhile.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -577,3 +578,89 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert 55 <= (parse_retry_after(in_a_minute) or 0) <= 60
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+# --- a connection that breaks: before the request (retry) or after it (reconcile) ----------
+
+
+@pytest.fixture
+def hangs_up() -> Iterator[str]:
+    """A server that reads the whole request, then closes without answering: the request
+    reached the provider, so it may have been accepted."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    stop = False
+
+    def serve() -> None:
+        while not stop:
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.settimeout(2)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += connection.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
+                while len(body) < length:
+                    body += connection.recv(65536)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop = True
+    thread.join(timeout=2)
+    listener.close()
+
+
+def closed_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens once closed
+
+
+def twilio_at(url: str) -> TwilioSmsProvider:
+    return TwilioSmsProvider(
+        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, from_number=FROM_NUMBER, api_url=url
+    )
+
+
+def sendgrid_at(url: str) -> SendGridEmailProvider:
+    return SendGridEmailProvider(
+        api_key="SG.test-key", from_email="nudges@steady.example", api_url=url
+    )
+
+
+def test_twilio_lost_connection_after_the_request_is_ambiguous(hangs_up: str) -> None:
+    with pytest.raises(ProviderError) as caught:
+        twilio_at(hangs_up).send(sms())
+    assert (caught.value.code, caught.value.permanent) == ("connection_lost", False)
+
+
+def test_twilio_refused_connection_is_a_plain_retry() -> None:
+    with pytest.raises(ProviderError) as caught:
+        twilio_at(closed_port()).send(sms())
+    assert (caught.value.code, caught.value.permanent) == ("connection", False)
+
+
+def test_sendgrid_lost_connection_after_the_request_is_ambiguous(hangs_up: str) -> None:
+    with pytest.raises(ProviderError) as caught:
+        sendgrid_at(hangs_up).send(email())
+    assert (caught.value.code, caught.value.permanent) == ("connection_lost", False)
+
+
+def test_sendgrid_refused_connection_is_a_plain_retry() -> None:
+    with pytest.raises(ProviderError) as caught:
+        sendgrid_at(closed_port()).send(email())
+    assert (caught.value.code, caught.value.permanent) == ("connection", False)

@@ -133,8 +133,12 @@ class SendGridEmailProvider:
                 code="timeout" if timed_out else "connection",
             )
         except (OSError, http.client.HTTPException) as exc:
+            # Raised while reading the answer (urllib wraps connect errors in URLError):
+            # the request went out, so SendGrid may have accepted it.
             error = ProviderError(
-                f"sendgrid unreachable: {type(exc).__name__}", permanent=False, code="connection"
+                f"sendgrid connection lost: {type(exc).__name__}",
+                permanent=False,
+                code="connection_lost",
             )
         else:
             provider_id = response.headers.get("X-Message-Id")

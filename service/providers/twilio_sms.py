@@ -22,6 +22,7 @@ from twilio.base.exceptions import (  # type: ignore[import-untyped, unused-igno
 from twilio.http.http_client import TwilioHttpClient  # type: ignore[import-untyped, unused-ignore]
 from twilio.http.response import Response  # type: ignore[import-untyped, unused-ignore]
 from twilio.rest import Client  # type: ignore[import-untyped, unused-ignore]
+from urllib3.exceptions import NewConnectionError
 
 from service.providers.base import (
     AcceptedCopy,
@@ -135,6 +136,12 @@ def classify_twilio_error(exc: TwilioException) -> ProviderError:
     )
 
 
+def _never_connected(exc: requests.RequestException) -> bool:
+    """Whether the request certainly never reached Twilio (no connection was made)."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)  # refused, unresolvable, unreachable
+
+
 class TwilioSmsProvider:
     """Sends SMS with `client.messages.create`; returns the message SID (`SM…`)."""
 
@@ -207,9 +214,17 @@ class TwilioSmsProvider:
             # The request may have reached Twilio: the caller can reconcile by listing.
             error = ProviderError("twilio did not answer in time", permanent=False, code="timeout")
         except requests.RequestException as exc:
-            error = ProviderError(
-                f"twilio unreachable: {type(exc).__name__}", permanent=False, code="connection"
-            )
+            if _never_connected(exc):
+                error = ProviderError(
+                    f"twilio unreachable: {type(exc).__name__}", permanent=False, code="connection"
+                )
+            else:
+                # The connection broke after the request went out: Twilio may have it.
+                error = ProviderError(
+                    f"twilio connection lost: {type(exc).__name__}",
+                    permanent=False,
+                    code="connection_lost",
+                )
         except TwilioException as exc:
             # e.g. TwilioServiceException (RFC 9457 bodies), which is not a TwilioRestException.
             error = classify_twilio_error(exc)
