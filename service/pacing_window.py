@@ -222,3 +222,46 @@ def settle_in_window(
             return at
         at = moved
     raise RuntimeError(f"sending time did not settle from {earliest.isoformat()}")
+
+
+# Zones with whole-hour offsets around the globe: one of them is always near mid-day.
+ROUND_THE_CLOCK_ZONES = (
+    "Pacific/Honolulu",
+    "America/Anchorage",
+    "America/Los_Angeles",
+    "America/Denver",
+    "America/Chicago",
+    "America/New_York",
+    "America/Sao_Paulo",
+    "Atlantic/South_Georgia",
+    "Atlantic/Azores",
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Athens",
+    "Europe/Moscow",
+    "Asia/Dubai",
+    "Asia/Karachi",
+    "Asia/Dhaka",
+    "Asia/Bangkok",
+    "Asia/Shanghai",
+    "Asia/Tokyo",
+    "Australia/Brisbane",
+    "Pacific/Noumea",
+    "Pacific/Auckland",
+    "Pacific/Tongatapu",
+    "Pacific/Kiritimati",
+)
+
+
+def midday_zone(now: datetime) -> str:
+    """The zone where ``now`` is closest to 14:00, well inside any sending window.
+
+    For synthetic subscribers (`steady bench`, the process tests) whose nudges must
+    be sendable the moment they are planned.
+    """
+
+    def distance(zone: str) -> float:
+        local = now.astimezone(ZoneInfo(zone))
+        return abs(local.hour + local.minute / 60 - 14)
+
+    return min(ROUND_THE_CLOCK_ZONES, key=distance)

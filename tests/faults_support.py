@@ -20,13 +20,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
 
 from service.db import session_factory
 from service.models import Channel, ChannelKind, ChannelStatus, Message, MessageStatus, Subscriber
+from service.pacing_window import midday_zone
 from service.planner import plan_due
 from service.policy import pacing_policy
 from service.sandbox import SandboxServer
@@ -63,34 +63,6 @@ WENT_OUT_STATUSES = frozenset(
 # of the run: it is neither due nor lost.
 LATER_NUDGE = timedelta(hours=1)
 
-# Zones with whole-hour offsets around the globe: one of them is always mid-day.
-ZONES = (
-    "Pacific/Honolulu",
-    "America/Anchorage",
-    "America/Los_Angeles",
-    "America/Denver",
-    "America/Chicago",
-    "America/New_York",
-    "America/Sao_Paulo",
-    "Atlantic/South_Georgia",
-    "Atlantic/Azores",
-    "Europe/London",
-    "Europe/Berlin",
-    "Europe/Athens",
-    "Europe/Moscow",
-    "Asia/Dubai",
-    "Asia/Karachi",
-    "Asia/Dhaka",
-    "Asia/Bangkok",
-    "Asia/Shanghai",
-    "Asia/Tokyo",
-    "Australia/Brisbane",
-    "Pacific/Noumea",
-    "Pacific/Auckland",
-    "Pacific/Tongatapu",
-    "Pacific/Kiritimati",
-)
-
 
 def require_server(message: str) -> None:
     """Skip, or fail under STEADY_REQUIRE_SERVERS=1 (as conftest does)."""
@@ -112,16 +84,6 @@ def poll_until(
         if describe is None:
             raise
         raise AssertionError(f"{exc}; state: {describe()}") from None
-
-
-def zone_at_midday() -> str:
-    """The zone where it is now closest to 14:00, well inside the 08-20 window."""
-
-    def distance(zone: str) -> float:
-        local = datetime.now(UTC).astimezone(ZoneInfo(zone))
-        return abs(local.hour + local.minute / 60 - 14)
-
-    return min(ZONES, key=distance)
 
 
 # --- Steady's processes ----------------------------------------------------------------
@@ -250,7 +212,7 @@ def add_subscribers(database_url: str, phones: Iterable[str], *, due: bool) -> l
     recipient, so "no recipient twice" is the same as "no message twice".
     """
     now = datetime.now(UTC)
-    zone = zone_at_midday()
+    zone = midday_zone(now)
     ids = []
     with session_factory(database_url)() as session:
         for phone in phones:
@@ -286,7 +248,7 @@ def seed_due_nudges(database_url: str, phones: list[str]) -> list[int]:
         ).all()
     assert len(rows) == len(phones), f"planned {len(rows)} nudges for {len(phones)} subscribers"
     late = [mid for mid, at in rows if at > now + timedelta(seconds=5)]
-    assert not late, f"nudges not due now (is {zone_at_midday()} mid-day?): {late}"
+    assert not late, f"nudges not due now (is {midday_zone(datetime.now(UTC))} mid-day?): {late}"
     return [mid for mid, _ in rows]
 
 

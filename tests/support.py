@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -32,27 +31,6 @@ PUBLIC_URL = "https://steady.example.org"
 
 
 # Zones around the globe: at any moment one of them is in mid-day.
-DAYTIME_CANDIDATE_ZONES = (
-    "America/New_York",
-    "America/Los_Angeles",
-    "Europe/London",
-    "Asia/Tokyo",
-    "Australia/Sydney",
-    "Asia/Kolkata",
-    "Europe/Berlin",
-    "America/Sao_Paulo",
-    "Pacific/Auckland",
-)
-
-
-def daytime_zone(now: datetime) -> str:
-    """A zone where `now` is mid-day, so a nudge due now is inside its sending window."""
-    for zone in DAYTIME_CANDIDATE_ZONES:
-        if 10 <= now.astimezone(ZoneInfo(zone)).hour < 16:
-            return zone
-    raise AssertionError("no candidate zone is in mid-day")  # the zones span the globe
-
-
 def plan_welcome_nudges(
     settings: Settings, phones: Sequence[str], now: datetime, timezone: str
 ) -> list[int]:

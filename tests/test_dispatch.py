@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from service.dispatch import Dispatcher, Outcome, claim_due, record_outcomes
 from service.models import Message
+from service.pacing_window import midday_zone
 from service.providers.twilio_sms import TwilioSmsProvider
 from service.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from service.sandbox import SandboxServer
@@ -25,7 +26,6 @@ from tests.support import (
     PUBLIC_URL,
     TEST_TWILIO_TOKEN,
     Harness,
-    daytime_zone,
     make_settings,
     plan_welcome_nudges,
 )
@@ -378,7 +378,7 @@ def test_sent_at_is_each_messages_own_handoff_time(
 ) -> None:
     paced = paced_steady(database_url, sandbox, STEADY_SMS_RATE_PER_SECOND="5")
     now = datetime.now(UTC)  # a worker's pass: the real time
-    nudges = plan_welcome_nudges(paced.harness.settings, backlog_phones(4), now, daytime_zone(now))
+    nudges = plan_welcome_nudges(paced.harness.settings, backlog_phones(4), now, midday_zone(now))
 
     paced.dispatcher.run_batch(now)
 

@@ -63,23 +63,30 @@ def _fresh(sandbox: SandboxServer, receiver: WebhookReceiver) -> None:
     receiver.clear()
 
 
-def twilio_provider(sandbox: SandboxServer, timeout: float = 5.0) -> TwilioSmsProvider:
+def twilio_provider(api: SandboxServer | str, timeout: float = 5.0) -> TwilioSmsProvider:
     return TwilioSmsProvider(
         account_sid=ACCOUNT_SID,
         auth_token=AUTH_TOKEN,
         from_number=FROM_NUMBER,
-        api_url=sandbox.url,
+        api_url=api if isinstance(api, str) else api.url,
         timeout_seconds=timeout,
     )
 
 
-def sendgrid_provider(sandbox: SandboxServer, timeout: float = 5.0) -> SendGridEmailProvider:
+def sendgrid_provider(api: SandboxServer | str, timeout: float = 5.0) -> SendGridEmailProvider:
     return SendGridEmailProvider(
         api_key="SG.test-key",
         from_email="nudges@steady.example",
-        api_url=sandbox.url,
+        api_url=api if isinstance(api, str) else api.url,
         timeout_seconds=timeout,
     )
+
+
+def closed_port() -> str:
+    """A local URL nothing listens on: connecting is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def sms(message_id: int = 1, to: str = SUBSCRIBER, callback: str | None = None) -> OutboundMessage:
@@ -162,13 +169,7 @@ def test_twilio_goes_through_the_proxy_the_environment_names(
     monkeypatch.setenv("HTTP_PROXY", sandbox.url)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    provider = TwilioSmsProvider(
-        account_sid=ACCOUNT_SID,
-        auth_token=AUTH_TOKEN,
-        from_number=FROM_NUMBER,
-        api_url="http://api.twilio.invalid",
-        timeout_seconds=5,
-    )
+    provider = twilio_provider("http://api.twilio.invalid")
     monkeypatch.delenv("HTTP_PROXY")  # read already: later changes do not matter
 
     sid = provider.send(sms(43))
@@ -294,16 +295,8 @@ def test_twilio_timeout_is_transient_though_the_slow_api_may_have_accepted_it(
 
 
 def test_twilio_unreachable_api_is_transient() -> None:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
-    provider = TwilioSmsProvider(
-        account_sid=ACCOUNT_SID,
-        auth_token=AUTH_TOKEN,
-        from_number=FROM_NUMBER,
-        api_url=f"http://127.0.0.1:{port}",
-        timeout_seconds=1,
-    )
+    """No connection was made, so nothing can have been accepted: a plain retry."""
+    provider = twilio_provider(closed_port(), timeout=1)
 
     with pytest.raises(ProviderError) as caught:
         provider.send(sms(50))
@@ -349,16 +342,7 @@ def test_twilio_lookup_with_a_messaging_service_ignores_other_senders(
 
 
 def test_twilio_lookup_that_cannot_reach_twilio_raises_rather_than_answering_none() -> None:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
-    provider = TwilioSmsProvider(
-        account_sid=ACCOUNT_SID,
-        auth_token=AUTH_TOKEN,
-        from_number=FROM_NUMBER,
-        api_url=f"http://127.0.0.1:{port}",
-        timeout_seconds=1,
-    )
+    provider = twilio_provider(closed_port(), timeout=1)
 
     with pytest.raises(ProviderError) as caught:
         provider.find_accepted(sms(61), datetime.now(UTC))
@@ -490,15 +474,7 @@ def test_sendgrid_lookup_finds_the_mail_by_our_id_through_the_email_activity_api
 
 
 def test_sendgrid_lookup_that_cannot_reach_sendgrid_raises_rather_than_answering_none() -> None:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
-    provider = SendGridEmailProvider(
-        api_key="SG.test-key",
-        from_email="nudges@steady.example",
-        api_url=f"http://127.0.0.1:{port}",
-        timeout_seconds=1,
-    )
+    provider = sendgrid_provider(closed_port(), timeout=1)
 
     with pytest.raises(ProviderError) as caught:
         provider.find_accepted(email(64), datetime.now(UTC))
@@ -624,43 +600,19 @@ def hangs_up() -> Iterator[str]:
     listener.close()
 
 
-def closed_port() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens once closed
-
-
-def twilio_at(url: str) -> TwilioSmsProvider:
-    return TwilioSmsProvider(
-        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, from_number=FROM_NUMBER, api_url=url
-    )
-
-
-def sendgrid_at(url: str) -> SendGridEmailProvider:
-    return SendGridEmailProvider(
-        api_key="SG.test-key", from_email="nudges@steady.example", api_url=url
-    )
-
-
 def test_twilio_lost_connection_after_the_request_is_ambiguous(hangs_up: str) -> None:
     with pytest.raises(ProviderError) as caught:
-        twilio_at(hangs_up).send(sms())
+        twilio_provider(hangs_up).send(sms())
     assert (caught.value.code, caught.value.permanent) == ("connection_lost", False)
-
-
-def test_twilio_refused_connection_is_a_plain_retry() -> None:
-    with pytest.raises(ProviderError) as caught:
-        twilio_at(closed_port()).send(sms())
-    assert (caught.value.code, caught.value.permanent) == ("connection", False)
 
 
 def test_sendgrid_lost_connection_after_the_request_is_ambiguous(hangs_up: str) -> None:
     with pytest.raises(ProviderError) as caught:
-        sendgrid_at(hangs_up).send(email())
+        sendgrid_provider(hangs_up).send(email())
     assert (caught.value.code, caught.value.permanent) == ("connection_lost", False)
 
 
 def test_sendgrid_refused_connection_is_a_plain_retry() -> None:
     with pytest.raises(ProviderError) as caught:
-        sendgrid_at(closed_port()).send(email())
+        sendgrid_provider(closed_port()).send(email())
     assert (caught.value.code, caught.value.permanent) == ("connection", False)

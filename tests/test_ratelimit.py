@@ -17,6 +17,7 @@ import pytest
 import redis
 import structlog
 
+from service.pacing_window import midday_zone
 from service.ratelimit import (
     MICROSECONDS,
     LocalRateLimiter,
@@ -28,7 +29,7 @@ from service.ratelimit import (
 )
 from service.sandbox import SandboxServer
 from tests.processes import free_port, steady_process, wait_until
-from tests.support import daytime_zone, make_settings, plan_welcome_nudges
+from tests.support import make_settings, plan_welcome_nudges
 
 # The issue's bound: over any window the sandbox never sees more than the limit plus 5%.
 ALLOWED_EXCESS = 0.05
@@ -223,7 +224,7 @@ def pace_backlog_through_workers(
     """`count` due nudges sent by two `steady worker` processes at `rate`; the accept times."""
     now = datetime.now(UTC)
     phones = [f"+1202555{index:04d}" for index in range(count)]
-    plan_welcome_nudges(make_settings(postgres_url), phones, now, daytime_zone(now))
+    plan_welcome_nudges(make_settings(postgres_url), phones, now, midday_zone(now))
     # A sender of this test's own: its limiter key is this test's alone.
     sender = f"+1500555{uuid.uuid4().int % 10_000:04d}"
     with SandboxServer(public_url="http://127.0.0.1:9", callbacks=False) as sandbox:

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import func, insert, select, text, update
@@ -53,6 +52,7 @@ from service.compose import status_callback_url
 from service.db import session_factory
 from service.models import Channel, DeliveryEvent, Message, MessageStatus, Subscriber
 from service.pacing import PacingPolicy
+from service.pacing_window import midday_zone
 from service.planner import plan_due
 from service.policy import pacing_policy
 from service.settings import Settings, load_settings
@@ -66,23 +66,6 @@ TARGETS = {
 }
 SEED_CHUNK = 10_000
 STALL_SECONDS = 60.0  # no progress for this long: the phase has failed
-CANDIDATE_ZONES = (
-    "America/New_York",
-    "America/Chicago",
-    "America/Denver",
-    "America/Los_Angeles",
-    "Pacific/Honolulu",
-    "Europe/London",
-    "Europe/Berlin",
-    "Europe/Helsinki",
-    "Asia/Dubai",
-    "Asia/Kolkata",
-    "Asia/Bangkok",
-    "Asia/Tokyo",
-    "Australia/Sydney",
-    "Pacific/Auckland",
-    "America/Sao_Paulo",
-)
 
 Progress = Callable[[str], None]
 
@@ -97,14 +80,6 @@ class BenchOptions:
     latency_seconds: float = 10.0
     database_url: str | None = None
     broker_url: str | None = None
-
-
-def daytime_zone(now: datetime) -> str:
-    """A zone where it is now mid-day, so the sending-window guard lets nudges go."""
-    for zone in CANDIDATE_ZONES:
-        if 10 <= now.astimezone(ZoneInfo(zone)).hour < 16:
-            return zone
-    return min(CANDIDATE_ZONES, key=lambda z: abs(now.astimezone(ZoneInfo(z)).hour - 13))
 
 
 def _environment(database_url: str, broker_url: str, standin: str, web_port: int) -> dict[str, str]:
@@ -221,7 +196,7 @@ class _Bench:
 
     def seed(self, count: int) -> dict[str, Any]:
         now = datetime.now(UTC)
-        zone = daytime_zone(now)
+        zone = midday_zone(now)
         self.progress(f"seeding {count:,} subscribers ({zone})")
         started = time.monotonic()
         with self.sessions() as session:

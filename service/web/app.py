@@ -41,7 +41,6 @@ def create_app(
         pages=make_pages(),
         clock=clock,
     )
-    app.state.steady.twilio_statuses = webhooks.status_ingest(app.state.steady)
     app.include_router(signup.router)
     app.include_router(preferences.router)
     app.include_router(webhooks.router)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +14,7 @@ from jinja2 import StrictUndefined
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.content import Content
-from service.feedback import StatusReport
+from service.feedback import StatusReport, apply_twilio_statuses
 from service.inbound import InboundHandler
 from service.models import Channel, utcnow
 from service.settings import Settings
@@ -35,8 +35,18 @@ class AppContext:
     pages: Jinja2Templates
     # The time source; tests run the service at a chosen time.
     clock: Callable[[], datetime] = field(default=utcnow)
-    # Twilio status callbacks, committed in groups (`webhooks.status_ingest` builds it).
-    twilio_statuses: GroupCommit[StatusReport, str] | None = None
+    # Twilio status callbacks, committed in groups (one transaction per batch of
+    # concurrent ones; service/web/ingest.py).
+    twilio_statuses: GroupCommit[StatusReport, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.twilio_statuses = GroupCommit(self._apply_twilio_statuses)
+
+    def _apply_twilio_statuses(self, reports: Sequence[StatusReport]) -> list[str]:
+        with self.sessions.begin() as session:
+            return apply_twilio_statuses(
+                session, reports, self.settings.secret_key.get_secret_value(), self.clock()
+            )
 
 
 def make_pages() -> Jinja2Templates:

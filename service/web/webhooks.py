@@ -6,7 +6,6 @@ import binascii
 import json
 import time
 from collections import Counter
-from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
@@ -19,11 +18,10 @@ from sendgrid.helpers.eventwebhook import EventWebhook
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from service.feedback import StatusReport, apply_sendgrid_event, apply_twilio_statuses
+from service.feedback import StatusReport, apply_sendgrid_event
 from service.inbound import InboundText
 from service.metrics import record_webhook
 from service.web.context import AppContext, app_context
-from service.web.ingest import GroupCommit
 
 router = APIRouter(prefix="/webhooks")
 log = structlog.get_logger(__name__)
@@ -84,18 +82,6 @@ async def _twilio_form(request: Request) -> dict[str, str]:
     return {key: str(value) for key, value in (await request.form()).items()}
 
 
-def status_ingest(ctx: AppContext) -> GroupCommit[StatusReport, str]:
-    """Status callbacks committed in groups: one transaction per batch of concurrent ones."""
-
-    def apply(reports: Sequence[StatusReport]) -> list[str]:
-        with ctx.sessions.begin() as session:
-            return apply_twilio_statuses(
-                session, reports, ctx.settings.secret_key.get_secret_value(), ctx.clock()
-            )
-
-    return GroupCommit(apply)
-
-
 @router.post("/twilio/status")
 async def twilio_status(request: Request) -> Response:
     ctx = app_context(request)
@@ -124,8 +110,6 @@ async def twilio_status(request: Request) -> Response:
         error_code=error_code,
         payload=form,
     )
-    if ctx.twilio_statuses is None:
-        ctx.twilio_statuses = status_ingest(ctx)
     result = await ctx.twilio_statuses.submit(report)
     log.info(
         "twilio_status",
