@@ -112,7 +112,7 @@ class Settings(BaseSettings):
         10.0, gt=0, validation_alias=_env("STEADY_PROVIDER_TIMEOUT_SECONDS")
     )
     # An `unknown` message (no answer, or a worker died mid-send) is looked up at the
-    # provider once it has been unknown this long (service/reconcile.py).
+    # provider once it has been unknown this long (service/sending/reconcile.py).
     reconcile_after_seconds: float = Field(
         60.0, ge=0, validation_alias=_env("STEADY_RECONCILE_AFTER_SECONDS")
     )

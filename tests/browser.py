@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from service.providers.base import Channel, Provider
-from service.runtime import Runtime, TickReport
+from service.sending.runtime import Runtime, TickReport
 from service.settings import Settings
 from service.web.app import create_app
 from tests.support import RecordingProvider, make_settings

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from service.db import get_engine, upgrade
-from service.models import Base
+from service.storage.db import get_engine, upgrade
+from service.storage.models import Base
 
 POSTGRES_URL = os.environ.get("STEADY_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("STEADY_TEST_REDIS_URL")

@@ -24,12 +24,19 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from service.db import session_factory
-from service.models import Channel, ChannelKind, ChannelStatus, Message, MessageStatus, Subscriber
-from service.pacing_window import midday_zone
-from service.planner import plan_due
-from service.policy import pacing_policy
-from service.sandbox import SandboxServer
+from service.devtools.sandbox.server import SandboxServer
+from service.pacing.policy import pacing_policy
+from service.pacing.window import midday_zone
+from service.sending.planner import plan_due
+from service.storage.db import session_factory
+from service.storage.models import (
+    Channel,
+    ChannelKind,
+    ChannelStatus,
+    Message,
+    MessageStatus,
+    Subscriber,
+)
 from tests.processes import free_port, steady_process_group, wait_until
 from tests.support import make_settings
 

@@ -340,7 +340,7 @@ class PrivatePostgres:
 @contextmanager
 def private_postgres_database(workdir: Path) -> Iterator[tuple[PrivatePostgres, str]]:
     """A private cluster with one migrated database; the cluster is removed after."""
-    from service.db import get_engine, upgrade
+    from service.storage.db import get_engine, upgrade
 
     cluster = PrivatePostgres(workdir)
     url: str | None = None

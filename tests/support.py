@@ -15,15 +15,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from service.db import session_factory
-from service.models import Channel as ChannelRow
-from service.models import ChannelKind, ChannelStatus, Message, Subscriber
-from service.planner import plan_due
-from service.policy import pacing_policy
+from service.pacing.policy import pacing_policy
 from service.providers.base import Channel, OutboundMessage, Provider
 from service.providers.outbox import OutboxProvider
-from service.runtime import Runtime
+from service.sending.planner import plan_due
+from service.sending.runtime import Runtime
 from service.settings import Settings, load_settings
+from service.storage.db import session_factory
+from service.storage.models import Channel as ChannelRow
+from service.storage.models import ChannelKind, ChannelStatus, Message, Subscriber
 from service.web.app import create_app
 
 TEST_TWILIO_TOKEN = "test-twilio-auth-token"

@@ -15,8 +15,8 @@ from sqlalchemy import func, select, update
 from twilio.request_validator import RequestValidator
 from typer.testing import CliRunner
 
-from service.cli import app as cli
-from service.models import Message, Subscriber
+from service.cli.main import app as cli
+from service.storage.models import Message, Subscriber
 from service.web.admin import SESSION_COOKIE, SESSION_SALT, _token_fingerprint
 from tests.support import PUBLIC_URL, TEST_TWILIO_TOKEN, Harness, make_settings
 

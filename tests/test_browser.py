@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from service.models import Channel, Subscriber
+from service.storage.models import Channel, Subscriber
 from tests.browser import (
     DESKTOP_VIEWPORT,
     NOON_NEW_YORK,

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from service.db import session_factory
-from service.models import Channel, Message
-from service.pacing_window import midday_zone
-from service.sandbox import SandboxServer
+from service.devtools.sandbox.server import SandboxServer
+from service.pacing.window import midday_zone
+from service.storage.db import session_factory
+from service.storage.models import Channel, Message
 from tests.processes import free_port, steady_process, steady_web, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]

@@ -12,10 +12,10 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from service.catalog import NUDGE_KINDS
-from service.cli import app
-from service.demo import run_demo, simulate
-from service.demo_personas import ALEX, JORDAN, PERSONAS, SAM, DemoResult
+from service.cli.main import app
+from service.devtools.demo.personas import ALEX, JORDAN, PERSONAS, SAM, DemoResult
+from service.devtools.demo.timeline import run_demo, simulate
+from service.messages.catalog import NUDGE_KINDS
 
 MAX_SMS_NUDGES_PER_24H = 3
 MIN_NUDGE_SPACING = timedelta(hours=3)

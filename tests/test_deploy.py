@@ -21,7 +21,7 @@ import yaml
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
-from service.cli import app
+from service.cli.main import app
 from service.settings import SECRET_FIELDS, Settings
 from tests.conftest import POSTGRES_URL
 from tests.processes import STEADY, free_port, steady_process, steady_web, wait_until
@@ -211,10 +211,10 @@ def test_image_layout_finds_the_templates(tmp_path: Path) -> None:
     )
     assert install.returncode == 0, install.stderr
     probe = (
-        "import service, service.content as c; "
+        "import service, service.messages.content as c; "
         "print(service.__file__); print(c.TEMPLATES_DIR); "
         "print(c.Content().sms('restraint_01', c.sample_context())); "
-        "import service.db as d; assert (d.MIGRATIONS_DIR / 'env.py').is_file()"
+        "import service.storage.db as d; assert (d.MIGRATIONS_DIR / 'env.py').is_file()"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe],

@@ -15,12 +15,12 @@ import pytest
 import structlog
 from sqlalchemy import select
 
-from service.dispatch import Dispatcher, Outcome, claim_due, record_outcomes
-from service.models import Message
-from service.pacing_window import midday_zone
-from service.providers.twilio_sms import TwilioSmsProvider
-from service.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
-from service.sandbox import SandboxServer
+from service.devtools.sandbox.server import SandboxServer
+from service.pacing.window import midday_zone
+from service.providers.twilio.sms import TwilioSmsProvider
+from service.sending.dispatch import Dispatcher, Outcome, claim_due, record_outcomes
+from service.sending.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
+from service.storage.models import Message
 from tests.processes import free_port, wait_until
 from tests.support import (
     PUBLIC_URL,

@@ -13,7 +13,7 @@ settled, and then reads the sandbox's own log against the database:
 - the service recovered by itself: the worker and beat we started still run, and
   nobody touched the database or Redis to help it along.
 
-Rows left `unknown` are settled by reconciliation (service/reconcile.py, run by
+Rows left `unknown` are settled by reconciliation (service/sending/reconcile.py, run by
 every `steady.dispatch` task): found at the provider, they are `sent`; not found,
 they are sent again, once.
 """
@@ -30,8 +30,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.models import MessageStatus
-from service.sandbox import SandboxServer
+from service.devtools.sandbox.server import SandboxServer
+from service.storage.models import MessageStatus
 from tests.faults_support import (
     TWILIO_TOKEN,
     Outcome,
@@ -61,7 +61,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.postgres, pytest
 # How long each provider outage lasts in the outage scenario. The issue says a
 # minute each; 15 s keeps the stage in budget and loses nothing (see the test).
 PHASE_SECONDS = float(os.environ.get("STEADY_FAULT_PHASE_SECONDS", "15"))
-FIRST_BACKOFF_SECONDS = 60.0  # service.dispatch.FIRST_RETRY_DELAY
+FIRST_BACKOFF_SECONDS = 60.0  # service.sending.dispatch.FIRST_RETRY_DELAY
 SECOND_BACKOFF_SECONDS = 240.0  # ×4 per attempt
 CRASH_SECONDS = 90.0
 QUIET_SECONDS = 2.0

@@ -20,14 +20,14 @@ import structlog
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from service.feedback import MESSAGE_ID_ARG
-from service.models import Channel, DeliveryEvent, Message, Subscriber, Suppression
-from service.providers import sendgrid_email
-from service.providers.sendgrid_email import SendGridEmailProvider
-from service.providers.twilio_sms import TwilioSmsProvider
-from service.sandbox import SandboxServer
-from service.sandbox_receiver import ReceivedRequest, WebhookReceiver
-from service.sandbox_state import SigningKey
+from service.devtools.sandbox.receiver import ReceivedRequest, WebhookReceiver
+from service.devtools.sandbox.server import SandboxServer
+from service.devtools.sandbox.state import SigningKey
+from service.providers.sendgrid import email as sendgrid_email
+from service.providers.sendgrid.email import SendGridEmailProvider
+from service.providers.twilio.sms import TwilioSmsProvider
+from service.sending.feedback import MESSAGE_ID_ARG
+from service.storage.models import Channel, DeliveryEvent, Message, Subscriber, Suppression
 from service.tokens import Purpose, make_token
 from tests.support import TEST_TWILIO_TOKEN, Harness, make_settings
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from service.catalog import ACTIVITY_AREAS
-from service.crisis import CrisisWords, read_phrases_file
-from service.grammar import AREA_KEYWORDS, Command, Intent, infer_area, interpret, parse
-from service.inbound import parse as parse_from_inbound
+from service.messages.catalog import ACTIVITY_AREAS
+from service.replies.crisis import CrisisWords, read_phrases_file
+from service.replies.grammar import AREA_KEYWORDS, Command, Intent, infer_area, interpret, parse
+from service.replies.inbound import parse as parse_from_inbound
 
 C = Command
 

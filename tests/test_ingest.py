@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import session_factory, upgrade
-from service.feedback import StatusReport, apply_twilio_statuses
-from service.models import Channel, DeliveryEvent, Message, MessageStatus, Subscriber
+from service.sending.feedback import StatusReport, apply_twilio_statuses
+from service.storage.db import session_factory, upgrade
+from service.storage.models import Channel, DeliveryEvent, Message, MessageStatus, Subscriber
 from service.web.ingest import GroupCommit
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)

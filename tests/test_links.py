@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from service.models import Channel, Message, Subscriber, Suppression
+from service.storage.models import Channel, Message, Subscriber, Suppression
 from service.tokens import MAX_AGE_SECONDS, Purpose, make_token
 from tests.support import Harness, make_settings
 

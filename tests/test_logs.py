@@ -137,9 +137,9 @@ def test_the_twilio_sdk_does_not_log_requests_even_under_celerys_info_root(
 ) -> None:
     """Celery's worker sets the root logger to INFO; the SDK's request log (query
     string with the number reconciliation lists) must still stay out."""
+    from service.devtools.sandbox.server import SandboxServer
     from service.providers.base import OutboundMessage
-    from service.providers.twilio_sms import TwilioSmsProvider
-    from service.sandbox import SandboxServer
+    from service.providers.twilio.sms import TwilioSmsProvider
 
     caplog.set_level(logging.INFO)  # as `celery worker --loglevel=INFO` does to the root
     with SandboxServer() as sandbox:

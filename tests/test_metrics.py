@@ -9,9 +9,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from twilio.request_validator import RequestValidator
 
-from service import metrics
 from service.providers.base import OutboundMessage, ProviderError
-from service.wake import NullWaker
+from service.reporting import metrics
+from service.sending.wake import NullWaker
 from service.web.app import create_app
 from tests.support import PUBLIC_URL, TEST_TWILIO_TOKEN, Harness, make_settings
 

@@ -8,8 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from service.db import alembic_config, current_revision, get_engine, upgrade
-from service.models import Base
+from service.storage.db import alembic_config, current_revision, get_engine, upgrade
+from service.storage.models import Base
 
 LATEST = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 

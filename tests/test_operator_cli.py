@@ -15,11 +15,13 @@ from click.testing import Result
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from service import subscriptions
 from service.addresses import address_hash
-from service.cli import app
-from service.db import session_factory
-from service.models import (
+from service.cli.main import app
+from service.devtools.sandbox.server import SandboxServer
+from service.people import subscriptions
+from service.settings import SECRET_FIELDS, Settings
+from service.storage.db import session_factory
+from service.storage.models import (
     ActivityLog,
     Channel,
     ContactLog,
@@ -29,8 +31,6 @@ from service.models import (
     Subscriber,
     Suppression,
 )
-from service.sandbox import SandboxServer
-from service.settings import SECRET_FIELDS, Settings
 
 SECRET = "operator-test-secret-key-0123456789abcdef"
 HEADER = "phone,email,timezone,consent_evidence\n"

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.catalog import (
+from service.messages.catalog import (
     ACTIVITY_AREAS,
     ACTIVITY_TEMPLATES,
     BOTH_CHANNEL_TEMPLATES,
@@ -25,7 +25,7 @@ from service.catalog import (
     Kind,
     kind_of,
 )
-from service.pacing import (
+from service.pacing.rules import (
     RULES,
     ContactEntry,
     PacingPolicy,

@@ -20,13 +20,13 @@ from sendgrid.helpers.eventwebhook import EventWebhook
 from twilio.request_validator import RequestValidator
 
 from service.addresses import mask
+from service.devtools.sandbox.receiver import ReceivedRequest, WebhookReceiver
+from service.devtools.sandbox.server import SandboxServer
 from service.providers import OutboundMessage, ProviderError, build_providers
 from service.providers.base import parse_retry_after
 from service.providers.outbox import OutboxProvider
-from service.providers.sendgrid_email import SendGridEmailProvider
-from service.providers.twilio_sms import TwilioSmsProvider
-from service.sandbox import SandboxServer
-from service.sandbox_receiver import ReceivedRequest, WebhookReceiver
+from service.providers.sendgrid.email import SendGridEmailProvider
+from service.providers.twilio.sms import TwilioSmsProvider
 from service.settings import Settings
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2

@@ -17,8 +17,9 @@ import pytest
 import redis
 import structlog
 
-from service.pacing_window import midday_zone
-from service.ratelimit import (
+from service.devtools.sandbox.server import SandboxServer
+from service.pacing.window import midday_zone
+from service.sending.ratelimit import (
     MICROSECONDS,
     LocalRateLimiter,
     RateLimiter,
@@ -27,7 +28,6 @@ from service.ratelimit import (
     gcra_reserve,
     interval_us,
 )
-from service.sandbox import SandboxServer
 from tests.processes import free_port, steady_process, wait_until
 from tests.support import make_settings, plan_welcome_nudges
 

@@ -19,15 +19,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from service.compose import Recipient, compose
-from service.dispatch import claim_due
-from service.models import Channel, Message, Subscriber
-from service.planner import plan_due
-from service.providers.sendgrid_email import SendGridEmailProvider
-from service.providers.twilio_sms import TwilioSmsProvider
-from service.reconcile import ReconcileReport, claim_unknown, reconcile_unknown
-from service.sandbox import SandboxServer
-from service.subscriptions import PRIORITY_NUDGE
+from service.devtools.sandbox.server import SandboxServer
+from service.messages.compose import Recipient, compose
+from service.people.subscriptions import PRIORITY_NUDGE
+from service.providers.sendgrid.email import SendGridEmailProvider
+from service.providers.twilio.sms import TwilioSmsProvider
+from service.sending.dispatch import claim_due
+from service.sending.planner import plan_due
+from service.sending.reconcile import ReconcileReport, claim_unknown, reconcile_unknown
+from service.storage.models import Channel, Message, Subscriber
 from tests.support import PUBLIC_URL, TEST_TWILIO_TOKEN, Harness, make_settings
 
 PHONE = "+12125550143"

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from service.content import Content
-from service.models import (
+from service.messages.content import Content
+from service.pacing.rules import RULES
+from service.storage.models import (
     ActivityLog,
     Channel,
     ContactLog,
@@ -18,7 +19,6 @@ from service.models import (
     Message,
     Subscriber,
 )
-from service.pacing import RULES
 from tests.support import Harness, make_settings
 
 NOON_NEW_YORK = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)  # 12:00 in New York, a Monday

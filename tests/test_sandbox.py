@@ -24,11 +24,11 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from service.sandbox import SandboxServer
-from service.sandbox_callbacks import CallbackSender
-from service.sandbox_receiver import ReceivedRequest, WebhookReceiver
-from service.sandbox_state import MessageLog, SandboxMessage
-from service.sandbox_twilio import count_segments
+from service.devtools.sandbox.callbacks import CallbackSender
+from service.devtools.sandbox.receiver import ReceivedRequest, WebhookReceiver
+from service.devtools.sandbox.server import SandboxServer
+from service.devtools.sandbox.state import MessageLog, SandboxMessage
+from service.devtools.sandbox.twilio_api import count_segments
 
 ACCOUNT_SID = "AC" + "fedcba9876543210" * 2
 AUTH_TOKEN = "token-used-by-the-client"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from service.models import Message
+from service.storage.models import Message
 from tests.support import Harness, make_settings
 
 PHONE = "+12125550142"  # New York

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.catalog import BOTH_CHANNEL_TEMPLATES, SMS_ONLY_TEMPLATES
-from service.content import (
+from service.messages.catalog import BOTH_CHANNEL_TEMPLATES, SMS_ONLY_TEMPLATES
+from service.messages.content import (
     TEMPLATES_DIR,
     Content,
     RenderedEmail,

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from service.dispatch import Outcome, claim_due, record_outcomes
-from service.models import Channel, DeliveryEvent, Message, Suppression
-from service.sandbox_state import SigningKey
+from service.devtools.sandbox.state import SigningKey
+from service.sending.dispatch import Outcome, claim_due, record_outcomes
+from service.storage.models import Channel, DeliveryEvent, Message, Suppression
 from service.tokens import Purpose, make_token
 from tests.support import PUBLIC_URL, TEST_TWILIO_TOKEN, Harness, make_settings
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from service.models import Message
+from service.storage.models import Message
 from tests.support import Harness, make_settings
 
 PHONE = "+13125550177"  # Chicago

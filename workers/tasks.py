@@ -7,9 +7,9 @@ from functools import cache
 
 import structlog
 
-from service.models import utcnow
-from service.runtime import Runtime
+from service.sending.runtime import Runtime
 from service.settings import get_settings
+from service.storage.models import utcnow
 from workers.app import DISPATCH_TASK, PLAN_TASK, SEND_MESSAGES_TASK, celery_app
 
 log = structlog.get_logger(__name__)

@@ -115,13 +115,13 @@ def build_providers(settings: Settings) -> dict[Channel, Provider]:
 
     providers: dict[Channel, Provider] = {}
     if settings.twilio_enabled:
-        from service.providers.twilio_sms import TwilioSmsProvider
+        from service.providers.twilio.sms import TwilioSmsProvider
 
         providers["sms"] = TwilioSmsProvider.from_settings(settings)
     else:
         providers["sms"] = OutboxProvider()
     if settings.sendgrid_enabled:
-        from service.providers.sendgrid_email import SendGridEmailProvider
+        from service.providers.sendgrid.email import SendGridEmailProvider
 
         providers["email"] = SendGridEmailProvider.from_settings(settings)
     else:

@@ -33,10 +33,10 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from service import metrics, stats
 from service.addresses import mask
-from service.charts import dashboard_context
-from service.models import ActivityLog, ContactLog, Message, Subscriber
+from service.reporting import metrics, stats
+from service.reporting.charts import dashboard_context
+from service.storage.models import ActivityLog, ContactLog, Message, Subscriber
 from service.web.context import AppContext, app_context
 
 router = APIRouter(prefix="/admin")

@@ -8,12 +8,12 @@ from datetime import datetime
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.content import Content
-from service.db import session_factory
-from service.inbound import InboundHandler
-from service.models import utcnow
+from service.messages.content import Content
+from service.replies.inbound import InboundHandler
+from service.sending.wake import CeleryWaker, NullWaker, Waker
 from service.settings import Settings, get_settings
-from service.wake import CeleryWaker, NullWaker, Waker
+from service.storage.db import session_factory
+from service.storage.models import utcnow
 from service.web import admin, health, preferences, signup, webhooks
 from service.web.context import AppContext, make_pages
 from service.web.middleware import RequestIdMiddleware

@@ -13,13 +13,13 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import StrictUndefined
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.content import Content
-from service.feedback import StatusReport, apply_twilio_statuses
-from service.inbound import InboundHandler
-from service.models import Channel, utcnow
+from service.messages.content import Content
+from service.replies.inbound import InboundHandler
+from service.sending.feedback import StatusReport, apply_twilio_statuses
+from service.sending.wake import Waker
 from service.settings import Settings
+from service.storage.models import Channel, utcnow
 from service.tokens import InvalidToken, Purpose, read_token
-from service.wake import Waker
 from service.web.ingest import GroupCommit
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"

@@ -21,9 +21,9 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from service import subscriptions
 from service.addresses import mask
-from service.models import Channel, ChannelKind, ChannelStatus, Subscriber
+from service.people import subscriptions
+from service.storage.models import Channel, ChannelKind, ChannelStatus, Subscriber
 from service.tokens import Purpose
 from service.web.context import AppContext, app_context, channel_for, invalid_link
 

@@ -12,7 +12,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from service import subscriptions
 from service.addresses import (
     InvalidAddress,
     check_timezone,
@@ -20,8 +19,9 @@ from service.addresses import (
     normalise_email,
     normalise_phone,
 )
-from service.compose import frequency_text
-from service.models import ChannelStatus
+from service.messages.compose import frequency_text
+from service.people import subscriptions
+from service.storage.models import ChannelStatus
 from service.tokens import Purpose
 from service.web.context import AppContext, app_context, channel_for, invalid_link
 

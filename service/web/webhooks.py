@@ -18,9 +18,9 @@ from sendgrid.helpers.eventwebhook import EventWebhook
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from service.feedback import StatusReport, apply_sendgrid_event
-from service.inbound import InboundText
-from service.metrics import record_webhook
+from service.replies.inbound import InboundText
+from service.reporting.metrics import record_webhook
+from service.sending.feedback import StatusReport, apply_sendgrid_event
 from service.web.context import AppContext, app_context
 
 router = APIRouter(prefix="/webhooks")

@@ -1,0 +1,379 @@
+"""`steady`: the command line (INTERFACE.md §4)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from service.cli.ops import config_app, send_test, subscribers_app
+from service.settings import ConfigurationError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from service.sending.reconcile import ReconcileReport
+
+app = typer.Typer(help="Steady: scheduled nudges through a separation.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+# Operator commands (service/cli/ops.py): subscribers import/export/erase, config check.
+app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(config_app, name="config")
+app.command("send-test")(send_test)
+console = Console()
+errors = Console(stderr=True)
+
+
+def settings_or_exit(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ConfigurationError as exc:
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def parse_now(value: str | None) -> datetime:
+    """ISO-8601 with Z or an offset; without one it means UTC."""
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO-8601 time: {value!r}", param_hint="--now") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply Alembic migrations up to head."""
+    from service.storage.db import current_revision, upgrade
+
+    settings = settings_or_exit()
+    upgrade(settings.database_url)
+    console.print(f"database at revision {current_revision(settings.database_url)}")
+
+
+@app.command()
+def tick(
+    now: Annotated[
+        str | None, typer.Option(help="ISO-8601 time to run as (default: now, UTC).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Plan and show, send nothing.")
+    ] = False,
+) -> None:
+    """One planning and dispatch pass, in-process; one line per message."""
+    from service.logs import configure_logging
+    from service.sending.runtime import Runtime
+
+    configure_logging(json=False)
+    settings = settings_or_exit()
+    at = parse_now(now)
+    report = Runtime.from_settings(settings).tick(at, dry_run=dry_run)
+    for subscriber_id, plan, channel in report.plan.planned:
+        verb = "would plan" if dry_run else "planned"
+        console.print(
+            f"{verb} subscriber={subscriber_id} {channel} {plan.kind} {plan.template} "
+            f"rule={plan.rule} for={plan.scheduled_for.isoformat()}",
+            highlight=False,
+        )
+    for outcome in report.dispatch.outcomes:
+        extra = outcome.provider_id or outcome.error_code or outcome.detail or ""
+        console.print(
+            f"message={outcome.message_id} {outcome.channel} {outcome.kind} {outcome.template} "
+            f"rule={outcome.rule} -> {outcome.status} {extra}".rstrip(),
+            highlight=False,
+        )
+    if report.dispatch.expired or report.dispatch.unknown:
+        console.print(f"expired={report.dispatch.expired} unknown={report.dispatch.unknown}")
+    _print_reconciled(report.reconcile)
+    if not report.plan.planned and not report.dispatch.outcomes and not report.reconcile.claimed:
+        console.print("nothing due", highlight=False)
+
+
+def _print_reconciled(report: ReconcileReport) -> None:
+    """One line per reconciled message: ids and outcomes only."""
+    for message_id, outcome in sorted(report.settled.items()):
+        console.print(f"message={message_id} unknown -> {outcome}", highlight=False)
+    for message_id, reason in sorted(report.left_unknown.items()):
+        console.print(f"message={message_id} still unknown ({reason})", highlight=False)
+
+
+@app.command()
+def reconcile(
+    now: Annotated[
+        str | None, typer.Option(help="ISO-8601 time to run as (default: now, UTC).")
+    ] = None,
+) -> None:
+    """Settle one batch of `unknown` messages against the providers (every tick does this too)."""
+    from service.logs import configure_logging
+    from service.sending.runtime import Runtime
+
+    configure_logging(json=False)
+    report = Runtime.from_settings(settings_or_exit()).reconcile(parse_now(now))
+    _print_reconciled(report)
+    if not report.claimed:
+        console.print("nothing to reconcile", highlight=False)
+
+
+@app.command()
+def messages(
+    to: Annotated[
+        str | None, typer.Option("--to", help="A phone number (any format) or an email.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False,
+) -> None:
+    """The outbound message log, oldest first."""
+    from service.addresses import InvalidAddress, parse_address
+    from service.reporting.message_log import message_log
+
+    settings = settings_or_exit()
+    address = None
+    if to is not None:
+        try:
+            _, address = parse_address(to)
+        except InvalidAddress as exc:
+            errors.print(f"[red]--to: {exc.message}[/red]")
+            raise typer.Exit(2) from None
+    rows = message_log(settings, address)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table("id", "to", "kind", "template", "rule", "status", "scheduled", "sent")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            row["to"] or "",
+            row["kind"],
+            row["template"],
+            row["rule"],
+            row["status"],
+            (row["scheduled_for"] or "")[:16],
+            (row["sent_at"] or "")[:16],
+        )
+    console.print(table)
+
+
+@app.command()
+def stats(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Delivery and engagement figures from the database."""
+    from service.reporting import stats as figures
+    from service.storage.db import session_factory
+
+    settings = settings_or_exit()
+    with session_factory(settings.database_url)() as session:
+        result = figures.collect(session, datetime.now(UTC))
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        return
+    table = Table("figure", "value", title="Steady", title_justify="left")
+    for section in ("subscribers", "messages", "delivery_events"):
+        for key, value in result[section].items():
+            table.add_row(f"{section}.{key}", str(value))
+    for kind, counts in result["channels"].items():
+        for status, value in counts.items():
+            table.add_row(f"channels.{kind}.{status}", str(value))
+    for key in ("opt_outs", "suppressions"):
+        table.add_row(key, str(result[key]))
+    table.add_row("queue.due", str(result["queue"]["due"]))
+    table.add_row("queue.lag_seconds", f"{result['queue']['lag_seconds']:.0f}")
+    console.print(table)
+
+
+@app.command()
+def web(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            envvar="FORWARDED_ALLOW_IPS",
+            help="Proxies trusted for X-Forwarded-* (comma-separated; '*' in a container).",
+        ),
+    ] = "127.0.0.1",
+) -> None:
+    """The web process (uvicorn), for production behind a proxy."""
+    import uvicorn
+
+    from service.logs import configure_logging
+
+    settings_or_exit()
+    configure_logging(json=True)
+    uvicorn.run(
+        "service.web.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        log_level="info",
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Worker processes (prefork).")] = 2,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """A Celery worker (needs STEADY_BROKER_URL)."""
+    settings = settings_or_exit()
+    if not settings.broker_url:
+        errors.print("[red]STEADY_BROKER_URL is not set: `steady run` needs no broker.[/red]")
+        raise typer.Exit(2)
+    from service.logs import configure_logging
+    from workers.app import celery_app
+
+    configure_logging(json=True)
+    celery_app.worker_main(
+        [
+            "worker",
+            f"--loglevel={loglevel}",
+            f"--concurrency={concurrency}",
+            "--pool=prefork",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+@app.command()
+def beat(
+    schedule: Annotated[
+        str, typer.Option(help="Beat's schedule state file.")
+    ] = "/tmp/steady-beat-schedule",  # noqa: S108 - state file, no secrets
+) -> None:
+    """Celery beat: wakes the planner and the dispatcher (needs STEADY_BROKER_URL)."""
+    settings = settings_or_exit()
+    if not settings.broker_url:
+        errors.print("[red]STEADY_BROKER_URL is not set.[/red]")
+        raise typer.Exit(2)
+    from workers.app import celery_app
+
+    celery_app.start(["beat", "--loglevel=INFO", f"--schedule={schedule}"])
+
+
+@app.command()
+def run(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+) -> None:
+    """All-in-one: web, planner and dispatcher in one process (SQLite, outbox)."""
+    import uvicorn
+
+    from service.logs import configure_logging
+    from service.sending.runtime import Runtime
+    from service.sending.wake import ThreadWaker
+    from service.storage.db import upgrade
+    from service.web.app import create_app
+
+    configure_logging(json=False)
+    settings = settings_or_exit()
+    if "public_url" not in settings.model_fields_set:
+        # Links in messages should reach this very process unless told otherwise.
+        settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})
+    upgrade(settings.database_url)
+    runtime = Runtime.from_settings(settings)
+    waker = ThreadWaker()
+    stop = threading.Event()
+
+    def ticker() -> None:
+        while not stop.is_set():
+            try:
+                runtime.tick(datetime.now(UTC))
+            except Exception:
+                import structlog
+
+                structlog.get_logger("steady.run").exception("tick_failed")
+            waker.wait(settings.tick_seconds)
+
+    thread = threading.Thread(target=ticker, name="steady-ticker", daemon=True)
+    thread.start()
+    console.print(f"Steady is running at http://{host}:{port}/  (database {settings.database_url})")
+    try:
+        uvicorn.run(create_app(settings, waker=waker), host=host, port=port, log_level="warning")
+    finally:
+        stop.set()
+        waker.event.set()
+        thread.join(timeout=5)
+
+
+@app.command()
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port for both APIs.")] = 8765,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(help="PEM EC P-256 key for signing events (keeps the public key stable)."),
+    ] = None,
+) -> None:
+    """Local stand-ins for the Twilio and SendGrid APIs, with signed callbacks."""
+    from service.devtools.sandbox.server import run_sandbox
+
+    run_sandbox(host, port, settings_or_exit(), signing_key_file=signing_key)
+
+
+@app.command()
+def demo() -> None:
+    """A simulated fortnight for three personas, printed as a timeline."""
+    from service.devtools.demo.timeline import run_demo
+
+    run_demo(console)
+
+
+@app.command()
+def bench(
+    subscribers: Annotated[
+        int, typer.Option(help="Synthetic subscribers (one message each).")
+    ] = 10_000,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    concurrency: Annotated[int, typer.Option(help="Celery pool processes.")] = 2,
+    naive: Annotated[bool, typer.Option(help="Also run the naive baseline.")] = True,
+    naive_messages: Annotated[
+        int | None, typer.Option(help="Messages for the naive baseline (default: all).")
+    ] = None,
+    webhooks: Annotated[
+        int | None, typer.Option(help="Status callbacks to post (default: up to 20,000).")
+    ] = None,
+    latency_seconds: Annotated[
+        float, typer.Option(help="How long messages fall due one by one in the latency phase.")
+    ] = 10.0,
+) -> None:
+    """Measure planning, dispatch, latency and webhook ingest in a scratch database."""
+    import json
+    import os
+
+    from service.devtools.bench.report import render
+    from service.devtools.bench.run import BenchOptions, run_bench
+
+    options = BenchOptions(
+        subscribers=subscribers,
+        concurrency=concurrency,
+        naive=naive,
+        naive_messages=naive_messages,
+        webhooks=webhooks,
+        latency_seconds=latency_seconds,
+        database_url=os.environ.get("STEADY_BENCH_DATABASE_URL") or None,
+        broker_url=os.environ.get("STEADY_BENCH_BROKER_URL") or None,
+    )
+
+    def progress(line: str) -> None:
+        errors.print(f"[dim]bench: {line}[/dim]")
+
+    result = run_bench(options, progress)
+    if json_output:
+        typer.echo(json.dumps(result, indent=2, default=str))
+    else:
+        render(result, console)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,110 @@
+"""Compose: turn a message row and what we know of its person into provider input.
+
+The template context is the same for every kind (the content contract in
+`service.messages.content`), so a template can never ask for a variable that a send
+path forgot to give it; StrictUndefined turns any slip into an error, not a
+blank in a message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from service.messages.content import Content
+from service.providers.base import Channel, OutboundMessage
+from service.settings import Settings
+from service.tokens import Purpose, make_token
+
+PROGRAM_NAME = "Steady"
+# Discreet mode: a lock screen or an inbox list shows only the sender, so it says nothing.
+DISCREET_SENDER_NAME = "Daily notes"
+POSTAL_ADDRESS_UNSET = "(postal address not configured)"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """What composing needs of a person: no more."""
+
+    message_id: int
+    channel_id: int
+    channel: Channel
+    address: str
+    discreet: bool
+    cadence_per_week: int
+
+
+def frequency_text(cadence_per_week: int) -> str:
+    """The frequency as carriers want it stated: 'up to 1 msg/day', 'up to 3 msgs/week'."""
+    if cadence_per_week % 7 == 0:
+        per_day = cadence_per_week // 7
+        return f"up to {per_day} msg{'s' if per_day > 1 else ''}/day"
+    return f"up to {cadence_per_week} msgs/week"
+
+
+def sms_context(settings: Settings, *, discreet: bool, cadence_per_week: int) -> dict[str, Any]:
+    """What every template may use; SMS templates use nothing more."""
+    return {
+        "program": PROGRAM_NAME,
+        "discreet": discreet,
+        "support_contact": settings.support_contact,
+        "safety_line": settings.safety_line,
+        "frequency": frequency_text(cadence_per_week),
+    }
+
+
+def template_context(settings: Settings, recipient: Recipient) -> dict[str, Any]:
+    """The full context: the SMS variables plus the links and footer email needs."""
+    secret = settings.secret_key.get_secret_value()
+    base = settings.public_url
+    preferences = make_token(secret, Purpose.PREFERENCES, recipient.channel_id)
+    confirm = make_token(secret, Purpose.CONFIRM, recipient.channel_id)
+    return {
+        **sms_context(
+            settings, discreet=recipient.discreet, cadence_per_week=recipient.cadence_per_week
+        ),
+        "postal_address": settings.postal_address or POSTAL_ADDRESS_UNSET,
+        "unsubscribe_url": unsubscribe_url(settings, recipient.channel_id),
+        "preferences_url": f"{base}/preferences/{preferences}",
+        "confirm_url": f"{base}/confirm/{confirm}",
+    }
+
+
+def unsubscribe_url(settings: Settings, channel_id: int) -> str:
+    token = make_token(settings.secret_key.get_secret_value(), Purpose.UNSUBSCRIBE, channel_id)
+    return f"{settings.public_url}/u/{token}"
+
+
+def status_callback_url(settings: Settings, message_id: int) -> str:
+    # Our id rides along, so a callback that beats our own commit of the provider
+    # id still finds its message.
+    return f"{settings.public_url}/webhooks/twilio/status?m={message_id}"
+
+
+def compose(
+    settings: Settings, content: Content, recipient: Recipient, template: str
+) -> OutboundMessage:
+    """Render `template` for `recipient` into a message a provider can send."""
+    if recipient.channel == "sms":
+        context = sms_context(
+            settings, discreet=recipient.discreet, cadence_per_week=recipient.cadence_per_week
+        )
+        return OutboundMessage(
+            message_id=recipient.message_id,
+            channel="sms",
+            to=recipient.address,
+            body=content.sms(template, context),
+            status_callback=status_callback_url(settings, recipient.message_id),
+        )
+    context = template_context(settings, recipient)
+    email = content.email(template, context)
+    return OutboundMessage(
+        message_id=recipient.message_id,
+        channel="email",
+        to=recipient.address,
+        body=email.text,
+        subject=email.subject,
+        html=email.html,
+        unsubscribe_url=context["unsubscribe_url"],
+        sender_name=DISCREET_SENDER_NAME if recipient.discreet else PROGRAM_NAME,
+    )

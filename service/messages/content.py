@@ -1,0 +1,188 @@
+"""Render Steady's messages from `templates/`, and measure them as SMS.
+
+SMS come from `templates/sms/<name>.txt`; email from
+`templates/email/<name>/{subject.txt, body.txt, body.html}`, whose bodies extend the
+shared `email/_layout.*` so the legally required footer is written once.
+
+Every template sees `program`, `discreet`, `support_contact`, `safety_line` and
+`frequency`; email templates also see `unsubscribe_url`, `preferences_url` and
+`postal_address`, and the confirm email `confirm_url`. Undefined variables are errors
+(StrictUndefined), never a blank in a message someone reads.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import gsm0338  # noqa: F401 - importing it registers the "gsm03.38" codec
+import jinja2
+from unidecode import unidecode
+
+TEMPLATES_DIR: Path = Path(__file__).resolve().parents[2] / "templates"
+
+GSM_SINGLE_SEGMENT_SEPTETS = 160
+GSM_MULTIPART_SEGMENT_SEPTETS = 153  # 7 septets of each part go to the concatenation header
+UCS2_SINGLE_SEGMENT_UNITS = 70
+UCS2_MULTIPART_SEGMENT_UNITS = 67
+
+# Typographic characters editors and phones produce, mapped to what a reader expects
+# rather than to whatever transliteration would guess.
+_TYPOGRAPHIC_TO_GSM = {
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201a": "'",
+    "\u2032": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u201e": '"',
+    "\u2033": '"',
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u2015": "-",
+    "\u2212": "-",
+    "\u2026": "...",
+    "\u00a0": " ",
+    "\u202f": " ",
+    "\u2009": " ",
+    "\t": " ",
+}
+# ESC is encodable but means "the next septet is from the extension table"; a stray
+# one would corrupt the character after it on the handset.
+_GSM_ESCAPE = "\x1b"
+_SPACES_WITHIN_LINE = re.compile(r"[ \t\u00a0]+")
+
+
+class TemplateError(Exception):
+    """A template is missing, malformed or needs a variable the context lacks."""
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """One email, ready for a provider: a one-line subject and two bodies."""
+
+    subject: str
+    text: str
+    html: str
+
+
+class Content:
+    """Renders named templates; cheap to call, since Jinja caches compiled templates."""
+
+    def __init__(self, root: Path = TEMPLATES_DIR) -> None:
+        """Build one environment for plain text and one, autoescaping, for HTML."""
+        common: dict[str, Any] = {
+            "loader": jinja2.FileSystemLoader(root),
+            "undefined": jinja2.StrictUndefined,
+            "keep_trailing_newline": False,
+            "trim_blocks": True,
+            "lstrip_blocks": True,
+            # Templates ship with the release; skipping the mtime check per render
+            # keeps Content fast when the dispatcher renders thousands a second.
+            "auto_reload": False,
+        }
+        self._text = jinja2.Environment(autoescape=False, **common)  # noqa: S701 - SMS and plain-text email must not be HTML-escaped
+        self._html = jinja2.Environment(autoescape=True, **common)
+
+    def sms(self, name: str, context: Mapping[str, Any]) -> str:
+        """Render `sms/<name>.txt` as the exact text to send."""
+        raw = _render(self._text, f"sms/{name}.txt", context)
+        lines = (_SPACES_WITHIN_LINE.sub(" ", line).strip() for line in raw.splitlines())
+        # Blank lines cost septets and read oddly on a phone; single breaks are kept
+        # because templates use them on purpose (e.g. the HELP list).
+        return normalise_gsm("\n".join(line for line in lines if line))
+
+    def email(self, name: str, context: Mapping[str, Any]) -> RenderedEmail:
+        """Render `email/<name>/*` into a subject, a plain-text body and an HTML body."""
+        subject = " ".join(_render(self._text, f"email/{name}/subject.txt", context).split())
+        text = _render(self._text, f"email/{name}/body.txt", context)
+        text = re.sub(r"\n{3,}", "\n\n", "\n".join(ln.rstrip() for ln in text.splitlines()))
+        # The layout's <title> repeats the subject, so it is rendered once and passed on.
+        html = _render(self._html, f"email/{name}/body.html", {**context, "subject": subject})
+        return RenderedEmail(subject=subject, text=text.strip() + "\n", html=html.strip() + "\n")
+
+
+def _render(env: jinja2.Environment, path: str, context: Mapping[str, Any]) -> str:
+    """Render one template file, turning any Jinja failure into a TemplateError."""
+    try:
+        return env.get_template(path).render(context)
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"template {path!r}: {type(exc).__name__}: {exc}") from exc
+
+
+@lru_cache(maxsize=4096)
+def _gsm_equivalent(char: str) -> str:
+    """Return what one character becomes in GSM-7 (itself, a substitute, or "")."""
+    if char in _TYPOGRAPHIC_TO_GSM:
+        return _TYPOGRAPHIC_TO_GSM[char]
+    if _is_gsm(char):
+        return char
+    if 0xD800 <= ord(char) <= 0xDFFF:
+        return ""  # a lone surrogate has no meaning to transliterate
+    return "".join(c for c in unidecode(char) if _is_gsm(c))
+
+
+def _is_gsm(char: str) -> bool:
+    """Tell whether a character is in the GSM-7 default alphabet or its extension."""
+    if char == _GSM_ESCAPE:
+        return False
+    try:
+        char.encode("gsm03.38")
+    except UnicodeError:
+        return False
+    return True
+
+
+def normalise_gsm(text: str) -> str:
+    """Return `text` using only GSM-7 characters, so an SMS never falls back to UCS-2.
+
+    Typographic quotes, dashes, ellipses and odd spaces become their plain forms;
+    other characters are transliterated with unidecode, and dropped if that fails.
+    Idempotent: every character it emits is GSM-7 and maps to itself.
+    """
+    return "".join(_gsm_equivalent(char) for char in text)
+
+
+def sms_segments(text: str) -> int:
+    """Return how many SMS segments `text` takes on the wire.
+
+    GSM-7 counts septets (extension characters such as "€" take two); anything else
+    goes as UCS-2, counted in UTF-16 code units. An empty text counts as 1, as a
+    message that is sent at all occupies one segment.
+    """
+    try:
+        septets = len(text.encode("gsm03.38"))
+    except UnicodeError:
+        units = len(text.encode("utf-16-le")) // 2
+        if units <= UCS2_SINGLE_SEGMENT_UNITS:
+            return 1
+        return math.ceil(units / UCS2_MULTIPART_SEGMENT_UNITS)
+    if septets <= GSM_SINGLE_SEGMENT_SEPTETS:
+        return 1
+    return math.ceil(septets / GSM_MULTIPART_SEGMENT_SEPTETS)
+
+
+def sample_context(*, discreet: bool = False, channel: str = "sms") -> dict[str, Any]:
+    """Return realistic values for every template variable, for tests and demos."""
+    context: dict[str, Any] = {
+        "program": "Steady",
+        "discreet": discreet,
+        "support_contact": "help@steady.example",
+        "safety_line": "National Domestic Violence Hotline 1-800-799-7233",
+        "frequency": "up to 1 msg/day",
+    }
+    if channel == "email":
+        context |= {
+            "unsubscribe_url": "https://steady.example/u/3f9c2a7e",
+            "preferences_url": "https://steady.example/p/3f9c2a7e",
+            "postal_address": "Steady, 548 Market St #12345, San Francisco, CA 94104, USA",
+            "confirm_url": "https://steady.example/confirm/3f9c2a7e",
+        }
+    elif channel != "sms":
+        raise ValueError(f"unknown channel {channel!r}; expected 'sms' or 'email'")
+    return context

@@ -1,0 +1,57 @@
+"""Message status as a state machine: which moves are allowed.
+
+Providers send reports late, twice, and out of order; a status only moves
+forward (PRODUCT.md: "delivered is not undone by a late 'sent'"). Anything not
+in this table is ignored, not an error.
+"""
+
+from __future__ import annotations
+
+from service.storage.models import MessageStatus as S
+
+# How far along a message is. A report may skip ranks but never go back.
+RANK: dict[str, int] = {
+    S.SCHEDULED: 0,
+    S.SENDING: 1,
+    S.UNKNOWN: 2,
+    S.SENT: 3,
+    S.DELIVERED: 4,
+    S.UNDELIVERED: 4,
+    S.FAILED: 4,
+}
+FINAL = frozenset({S.DELIVERED, S.UNDELIVERED, S.FAILED, S.EXPIRED, S.CANCELLED})
+
+# Twilio's MessageStatus values, as ours.
+TWILIO_STATUS: dict[str, str] = {
+    "accepted": S.SENDING,
+    "scheduled": S.SENDING,
+    "queued": S.SENDING,
+    "sending": S.SENDING,
+    "sent": S.SENT,
+    "delivered": S.DELIVERED,
+    "read": S.DELIVERED,
+    "undelivered": S.UNDELIVERED,
+    "failed": S.FAILED,
+    "canceled": S.FAILED,
+}
+
+# SendGrid event types that say where a message is, as ours. `processed` only
+# means SendGrid accepted it for delivery, so it is `sent`, not `delivered`; an
+# open or a click proves delivery. `bounce` is a final failure whatever its type
+# (a "blocked" bounce is not retried by SendGrid either); `deferred` says
+# nothing final, SendGrid keeps trying.
+SENDGRID_STATUS: dict[str, str] = {
+    "processed": S.SENT,
+    "delivered": S.DELIVERED,
+    "open": S.DELIVERED,
+    "click": S.DELIVERED,
+    "bounce": S.UNDELIVERED,
+    "dropped": S.FAILED,
+}
+
+
+def can_move(current: str, new: str) -> bool:
+    """True if a report of `new` may replace `current`."""
+    if current in FINAL or current not in RANK or new not in RANK:
+        return False
+    return RANK[new] > RANK[current]
