@@ -24,9 +24,9 @@ from typer.testing import CliRunner
 from service.cli.main import app
 from service.settings import SECRET_FIELDS, Settings
 from tests.conftest import POSTGRES_URL
-from tests.processes import STEADY, free_port, steady_process, steady_web, wait_until
+from tests.support.processes import STEADY, free_port, steady_process, steady_web, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
 UNITS = DEPLOY / "systemd"

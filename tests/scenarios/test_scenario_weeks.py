@@ -1,7 +1,7 @@
 """A subscriber over simulated weeks (issue 3's scenario): ME logs tilt the mix to
 restraint, THEM brings a tip at once, STOP brings silence and START brings nudges
 back. (30005 moving nudges to email and a bounce suppressing email are walked
-through with the real SDKs in tests/test_feedback.py.)"""
+through with the real SDKs in tests/sending/test_feedback.py.)"""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from service.storage.models import Message
-from tests.support import Harness, make_settings
+from tests.support.world import Harness, make_settings
 
 PHONE = "+12125550142"  # New York
 MONDAY_9AM = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)

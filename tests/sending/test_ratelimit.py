@@ -28,8 +28,8 @@ from service.sending.ratelimit import (
     gcra_reserve,
     interval_us,
 )
-from tests.processes import free_port, steady_process, wait_until
-from tests.support import make_settings, plan_welcome_nudges
+from tests.support.processes import free_port, steady_process, wait_until
+from tests.support.world import make_settings, plan_welcome_nudges
 
 # The bound: over any window the sandbox never sees more than the limit plus 5%.
 ALLOWED_EXCESS = 0.05

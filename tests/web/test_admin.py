@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from service.cli.main import app as cli
 from service.storage.models import Message, Subscriber
 from service.web.admin import SESSION_COOKIE, SESSION_SALT, _token_fingerprint
-from tests.support import PUBLIC_URL, TEST_TWILIO_TOKEN, Harness, make_settings
+from tests.support.world import PUBLIC_URL, TEST_TWILIO_TOKEN, Harness, make_settings
 
 NOON_NEW_YORK = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)
 ADMIN_TOKEN = "admin-token-for-tests-0123456789abcdef"

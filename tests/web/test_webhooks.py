@@ -19,7 +19,7 @@ from service.devtools.sandbox.state import SigningKey
 from service.sending.dispatch import Outcome, claim_due, record_outcomes
 from service.storage.models import Channel, DeliveryEvent, Message, Suppression
 from service.tokens import Purpose, make_token
-from tests.support import PUBLIC_URL, TEST_TWILIO_TOKEN, Harness, make_settings
+from tests.support.world import PUBLIC_URL, TEST_TWILIO_TOKEN, Harness, make_settings
 
 PHONE = "+12125550142"
 EMAIL = "sam@example.com"

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from service.storage.models import Channel, Message, Subscriber, Suppression
 from service.tokens import MAX_AGE_SECONDS, Purpose, make_token
-from tests.support import Harness, make_settings
+from tests.support.world import Harness, make_settings
 
 PHONE = "+12125550142"
 EMAIL = "sam@example.com"

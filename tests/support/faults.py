@@ -1,4 +1,4 @@
-"""Helpers for the crash-safety tests (`tests/test_faults.py`).
+"""Helpers for the crash-safety tests (`tests/system/test_faults.py`).
 
 Private servers the tests may break (a Redis and a PostgreSQL cluster of their
 own, on free ports, so nothing shared is restarted or flushed), the real Steady
@@ -37,8 +37,8 @@ from service.storage.models import (
     MessageStatus,
     Subscriber,
 )
-from tests.processes import free_port, steady_process_group, wait_until
-from tests.support import make_settings
+from tests.support.processes import free_port, steady_process_group, wait_until
+from tests.support.world import make_settings
 
 REQUIRE_SERVERS = os.environ.get("STEADY_REQUIRE_SERVERS") == "1"
 

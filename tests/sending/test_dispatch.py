@@ -21,8 +21,8 @@ from service.providers.twilio.sms import TwilioSmsProvider
 from service.sending.dispatch import Dispatcher, Outcome, claim_due, record_outcomes
 from service.sending.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from service.storage.models import Message
-from tests.processes import free_port, wait_until
-from tests.support import (
+from tests.support.processes import free_port, wait_until
+from tests.support.world import (
     PUBLIC_URL,
     TEST_TWILIO_TOKEN,
     Harness,

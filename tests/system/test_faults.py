@@ -32,7 +32,7 @@ import pytest
 
 from service.devtools.sandbox.server import SandboxServer
 from service.storage.models import MessageStatus
-from tests.faults_support import (
+from tests.support.faults import (
     TWILIO_TOKEN,
     Outcome,
     Row,
@@ -49,7 +49,7 @@ from tests.faults_support import (
     skip_backoff,
     twilio_requests,
 )
-from tests.processes import (
+from tests.support.processes import (
     PrivatePostgres,
     PrivateRedis,
     ServerUnavailable,

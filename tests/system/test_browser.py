@@ -4,7 +4,7 @@ A person signs up on a phone-sized screen using only the keyboard, confirms by t
 link in the email Steady sent, changes their preferences and unsubscribes; every
 page is labelled, readable (WCAG AA contrast) and fits 390 px without sideways
 scrolling. The operator signs in to the dashboard and sees figures and charts.
-Screenshots of every step land in `artifacts/browser/` (tests/browser.py).
+Screenshots of every step land in `artifacts/browser/` (tests/support/browser.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from service.storage.models import Channel, Subscriber
-from tests.browser import (
+from tests.support.browser import (
     DESKTOP_VIEWPORT,
     NOON_NEW_YORK,
     PHONE_VIEWPORT,
@@ -34,7 +34,7 @@ from tests.browser import (
     screenshot,
     text_contrast,
 )
-from tests.support import TEST_TWILIO_TOKEN
+from tests.support.world import TEST_TWILIO_TOKEN
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Locator, Page

@@ -16,7 +16,7 @@ from service.devtools.sandbox.server import SandboxServer
 from service.pacing.window import midday_zone
 from service.storage.db import session_factory
 from service.storage.models import Channel, Message
-from tests.processes import free_port, steady_process, steady_web, wait_until
+from tests.support.processes import free_port, steady_process, steady_web, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 

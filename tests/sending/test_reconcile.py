@@ -28,7 +28,7 @@ from service.sending.dispatch import claim_due
 from service.sending.planner import plan_due
 from service.sending.reconcile import ReconcileReport, claim_unknown, reconcile_unknown
 from service.storage.models import Channel, Message, Subscriber
-from tests.support import PUBLIC_URL, TEST_TWILIO_TOKEN, Harness, make_settings
+from tests.support.world import PUBLIC_URL, TEST_TWILIO_TOKEN, Harness, make_settings
 
 PHONE = "+12125550143"
 EMAIL = "sam@example.org"

@@ -29,7 +29,7 @@ from service.providers.twilio.sms import TwilioSmsProvider
 from service.sending.feedback import MESSAGE_ID_ARG
 from service.storage.models import Channel, DeliveryEvent, Message, Subscriber, Suppression
 from service.tokens import Purpose, make_token
-from tests.support import TEST_TWILIO_TOKEN, Harness, make_settings
+from tests.support.world import TEST_TWILIO_TOKEN, Harness, make_settings
 
 PHONE = "+12125550142"
 EMAIL = "sam@example.com"

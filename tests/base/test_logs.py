@@ -13,7 +13,7 @@ import pytest
 import structlog
 
 from service.logs import configure_logging, mask_text
-from tests.support import Harness, make_settings
+from tests.support.world import Harness, make_settings
 
 PHONE = "+12125550142"
 EMAIL = "sam.jones@example.com"

@@ -13,7 +13,7 @@ from service.providers.base import OutboundMessage, ProviderError
 from service.reporting import metrics
 from service.sending.wake import NullWaker
 from service.web.app import create_app
-from tests.support import PUBLIC_URL, TEST_TWILIO_TOKEN, Harness, make_settings
+from tests.support.world import PUBLIC_URL, TEST_TWILIO_TOKEN, Harness, make_settings
 
 NOON_NEW_YORK = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)
 PHONE = "+12125550142"

@@ -32,7 +32,7 @@ from service.providers.base import Channel, Provider
 from service.sending.runtime import Runtime, TickReport
 from service.settings import Settings
 from service.web.app import create_app
-from tests.support import RecordingProvider, make_settings
+from tests.support.world import RecordingProvider, make_settings
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, ViewportSize
@@ -41,7 +41,7 @@ REQUIRE_BROWSER = os.environ.get("STEADY_REQUIRE_BROWSER") == "1"
 # Where screenshots go; CI keeps this folder as an artefact (ignored by git).
 ARTIFACTS = Path(
     os.environ.get(
-        "STEADY_BROWSER_ARTIFACTS", Path(__file__).resolve().parent.parent / "artifacts/browser"
+        "STEADY_BROWSER_ARTIFACTS", Path(__file__).resolve().parents[2] / "artifacts/browser"
     )
 )
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser")

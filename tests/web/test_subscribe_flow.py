@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from service.storage.models import Channel, Message
-from tests.support import Harness, make_settings
+from tests.support.world import Harness, make_settings
 
 NOON_NEW_YORK = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)  # 12:00 in New York
 PHONE = "+12125550142"

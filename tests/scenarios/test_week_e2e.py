@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from service.storage.models import Message
-from tests.support import Harness, make_settings
+from tests.support.world import Harness, make_settings
 
 PHONE = "+13125550177"  # Chicago
 CHICAGO = ZoneInfo("America/Chicago")

@@ -1,0 +1,1 @@
+"""Shared test helpers: settings and harness, real processes, faults, the browser."""
