@@ -38,6 +38,7 @@ lint: install ## ruff and mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 .PHONY: fmt
 fmt: install ## Format and autofix with ruff

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 from celery import Celery
 
+from service.sending.wake import DISPATCH_TASK, PLAN_TASK
 from service.settings import Settings, get_settings
-
-PLAN_TASK = "steady.plan"
-DISPATCH_TASK = "steady.dispatch"
-SEND_MESSAGES_TASK = "steady.send_messages"
 
 
 def make_celery(settings: Settings) -> Celery:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from functools import cache
 
 import structlog
 
 from service.sending.runtime import Runtime
+from service.sending.wake import DISPATCH_TASK, PLAN_TASK, SEND_MESSAGES_TASK
 from service.settings import get_settings
 from service.storage.models import utcnow
-from workers.app import DISPATCH_TASK, PLAN_TASK, SEND_MESSAGES_TASK, celery_app
+from workers.app import celery_app
 
 log = structlog.get_logger(__name__)
 
@@ -35,20 +35,10 @@ def plan() -> int:
 
 @celery_app.task(name=DISPATCH_TASK)
 def dispatch() -> int:
-    rt = runtime()
-    dispatcher = rt.dispatcher
-    dispatcher.housekeeping(utcnow())
-    # Before the sends: what the provider never took goes out again in this pass.
-    rt.reconcile(utcnow())
-    started = time.monotonic()
-    sent = 0
-    while time.monotonic() - started < DISPATCH_TIME_BUDGET_SECONDS:
-        outcomes = dispatcher.run_batch(utcnow())
-        sent += len(outcomes)
-        if len(outcomes) < rt.settings.dispatch_batch_size:
-            return sent
-    dispatch.delay()  # more is due: keep draining in a new task
-    return sent
+    report = runtime().dispatch(utcnow(), clock=utcnow, time_budget=DISPATCH_TIME_BUDGET_SECONDS)
+    if report.more:
+        dispatch.delay()  # more is due: keep draining in a new task
+    return len(report.outcomes)
 
 
 @celery_app.task(name=SEND_MESSAGES_TASK)

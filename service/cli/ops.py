@@ -179,7 +179,8 @@ def send_test(
     """Send one sample nudge through the configured provider; print its provider id."""
     from service.messages.compose import POSTAL_ADDRESS_UNSET, PROGRAM_NAME, sms_context
     from service.messages.content import Content, TemplateError, sample_context
-    from service.providers.base import Channel, OutboundMessage, ProviderError, build_providers
+    from service.providers.base import Channel, OutboundMessage, ProviderError
+    from service.providers.registry import build_providers
 
     settings = _settings()
     kind, normalised = _parse_address_or_exit(address)

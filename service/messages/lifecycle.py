@@ -7,6 +7,7 @@ in this table is ignored, not an error.
 
 from __future__ import annotations
 
+from service.storage.models import MessageStatus
 from service.storage.models import MessageStatus as S
 
 # How far along a message is. A report may skip ranks but never go back.
@@ -20,6 +21,23 @@ RANK: dict[str, int] = {
     S.FAILED: 4,
 }
 FINAL = frozenset({S.DELIVERED, S.UNDELIVERED, S.FAILED, S.EXPIRED, S.CANCELLED})
+
+# Statuses of a nudge that did, or may have, reached the person: they count for
+# spacing, the SMS cap and template repeats.
+WENT_OUT = (
+    MessageStatus.SENDING,
+    MessageStatus.SENT,
+    MessageStatus.DELIVERED,
+    MessageStatus.UNDELIVERED,
+    MessageStatus.UNKNOWN,
+)
+OUTSTANDING = (MessageStatus.SCHEDULED, MessageStatus.SENDING)
+
+# Which row goes first when a claim takes several.
+PRIORITY_NOW = 0  # answers something a person just did
+PRIORITY_NUDGE = 1
+
+MAX_SEND_ATTEMPTS = 3  # PRODUCT.md: transient failures, at most 3 tries
 
 # Twilio's MessageStatus values, as ours.
 TWILIO_STATUS: dict[str, str] = {

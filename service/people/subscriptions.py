@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from service.addresses import address_hash
 from service.messages.catalog import CONFIRM_TEMPLATE, NUDGE_KINDS, Kind
+from service.messages.lifecycle import PRIORITY_NOW
 from service.storage.models import (
     Channel,
     ChannelKind,
@@ -32,8 +33,6 @@ log = structlog.get_logger(__name__)
 # One confirmation request per address per this long: a signup form must not be a
 # way to pump texts at a stranger's phone.
 CONFIRM_RESEND_INTERVAL = timedelta(minutes=10)
-PRIORITY_NOW = 0  # answers something a person just did
-PRIORITY_NUDGE = 1
 
 
 @dataclass(frozen=True)

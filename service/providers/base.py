@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from service.settings import Settings
+    pass
 
 Channel = Literal["sms", "email"]
 # Where an accepted copy stands, in Steady's own words (each adapter maps its provider's).
@@ -102,31 +102,6 @@ class AcceptanceLookup(Protocol):
     """
 
     def find_accepted(self, message: OutboundMessage, since: datetime) -> list[AcceptedCopy]: ...
-
-
-def build_providers(settings: Settings) -> dict[Channel, Provider]:
-    """Pick each channel's provider from the settings (INTERFACE.md §1).
-
-    Twilio when its account SID and auth token are set, SendGrid when its API key
-    is set; otherwise that channel goes to the outbox, so Steady runs on a bare
-    machine. The SDK modules are imported only when their provider is chosen.
-    """
-    from service.providers.outbox import OutboxProvider
-
-    providers: dict[Channel, Provider] = {}
-    if settings.twilio_enabled:
-        from service.providers.twilio.sms import TwilioSmsProvider
-
-        providers["sms"] = TwilioSmsProvider.from_settings(settings)
-    else:
-        providers["sms"] = OutboxProvider()
-    if settings.sendgrid_enabled:
-        from service.providers.sendgrid.email import SendGridEmailProvider
-
-        providers["email"] = SendGridEmailProvider.from_settings(settings)
-    else:
-        providers["email"] = OutboxProvider()
-    return providers
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -26,11 +26,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.messages.catalog import NUDGE_KINDS, Kind
+from service.messages.lifecycle import PRIORITY_NUDGE, WENT_OUT
 from service.pacing.rules import RULES, PacingPolicy, choose_restraint, choose_tip
 from service.people import subscriptions
-from service.people.subscriptions import PRIORITY_NUDGE
 from service.replies.grammar import Command, Intent
-from service.sending.planner import WENT_OUT
 from service.storage.models import ActivityLog, ContactLog, Message, Subscriber
 
 BURST_WINDOW = timedelta(hours=1)

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.messages.catalog import IMMEDIATE_KINDS, Kind
 from service.messages.compose import Recipient, compose
 from service.messages.content import Content, TemplateError
+from service.messages.lifecycle import MAX_SEND_ATTEMPTS
 from service.pacing.policy import pacing_policy
 from service.pacing.rules import PacingPolicy, in_sending_window
 from service.providers.base import Channel as ChannelName
@@ -55,6 +56,7 @@ from service.sending.ratelimit import (
     sender_limits,
     shared_limiter,
 )
+from service.sending.reconcile import ReconcileReport
 from service.settings import Settings
 from service.storage.models import Channel, ChannelStatus, Message, MessageStatus, Subscriber
 
@@ -73,7 +75,6 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-MAX_SEND_ATTEMPTS = 3  # PRODUCT.md: transient failures, at most 3 tries
 MAX_RETRY_DELAY = timedelta(minutes=15)  # INTERFACE.md §4: backoff at most 15 minutes
 FIRST_RETRY_DELAY = timedelta(minutes=1)
 # No answer, or the connection broke after the request went out: the provider may
@@ -96,6 +97,8 @@ class DispatchReport:
     outcomes: list[Outcome] = field(default_factory=list)
     expired: int = 0
     unknown: int = 0
+    reconcile: ReconcileReport = field(default_factory=ReconcileReport)
+    more: bool = False  # stopped at its time budget with rows still due
 
     def count(self, status: str) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
@@ -299,19 +302,6 @@ class Dispatcher:
                 return outcomes
             # Later claims see what came due since (a reply, a confirmation).
             chunk_now = clock.now()
-
-    def drain(self, now: datetime, *, max_batches: int | None = None) -> DispatchReport:
-        """Housekeeping, then batches until nothing is due (or `max_batches`)."""
-        report = DispatchReport()
-        report.expired, report.unknown = self.housekeeping(now)
-        batches = 0
-        while max_batches is None or batches < max_batches:
-            outcomes = self.run_batch(now)
-            report.outcomes.extend(outcomes)
-            batches += 1
-            if len(outcomes) < self.settings.dispatch_batch_size:
-                break
-        return report
 
     def _run_chunk(
         self, now: datetime, clock: _BatchClock, limit: int, ids: Collection[int] | None

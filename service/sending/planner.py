@@ -20,6 +20,7 @@ from sqlalchemy import Select, Table, and_, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.messages.catalog import ACTIVITY_AREAS, NUDGE_KINDS, Kind
+from service.messages.lifecycle import OUTSTANDING, PRIORITY_NUDGE, WENT_OUT
 from service.pacing.rules import (
     ContactEntry,
     PacingPolicy,
@@ -28,7 +29,6 @@ from service.pacing.rules import (
     SubscriberState,
     plan_next,
 )
-from service.people.subscriptions import PRIORITY_NUDGE
 from service.providers.base import Channel as ChannelName
 from service.storage.models import (
     Channel,
@@ -42,16 +42,6 @@ from service.storage.models import (
 
 Initiator = Literal["me", "them"]
 
-# Statuses of a nudge that did, or may have, reached the person: they count for
-# spacing, the SMS cap and template repeats.
-WENT_OUT = (
-    MessageStatus.SENDING,
-    MessageStatus.SENT,
-    MessageStatus.DELIVERED,
-    MessageStatus.UNDELIVERED,
-    MessageStatus.UNKNOWN,
-)
-OUTSTANDING = (MessageStatus.SCHEDULED, MessageStatus.SENDING)
 # An `unknown` nudge is outstanding too while it could still be sent again:
 # reconciliation may find the provider never took it and reschedule it, and a
 # second nudge planned meanwhile would make two. Past its expiry it can only

@@ -38,10 +38,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.messages.compose import Recipient, compose
 from service.messages.content import Content, TemplateError
-from service.people.subscriptions import PRIORITY_NUDGE
+from service.messages.lifecycle import MAX_SEND_ATTEMPTS, PRIORITY_NUDGE
 from service.providers.base import AcceptanceLookup, AcceptedCopy, Provider, ProviderError
 from service.providers.base import Channel as ChannelName
-from service.sending.dispatch import MAX_SEND_ATTEMPTS
 from service.sending.feedback import apply_send_errors
 from service.settings import Settings
 from service.storage.models import Channel, Message, MessageStatus, Subscriber

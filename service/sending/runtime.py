@@ -7,6 +7,8 @@ more than anything else for send speed, PERFORMANCE.md), the template cache.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -16,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.messages.content import Content
 from service.pacing.policy import pacing_policy
 from service.pacing.rules import PacingPolicy
-from service.providers.base import Channel, Provider, build_providers
+from service.providers.base import Channel, Provider
+from service.providers.registry import build_providers
 from service.sending.dispatch import Dispatcher, DispatchReport
 from service.sending.planner import PlanReport, plan_due
 from service.sending.reconcile import ReconcileReport, reconcile_unknown
@@ -30,7 +33,10 @@ log = structlog.get_logger(__name__)
 class TickReport:
     plan: PlanReport
     dispatch: DispatchReport
-    reconcile: ReconcileReport = field(default_factory=ReconcileReport)
+
+    @property
+    def reconcile(self) -> ReconcileReport:
+        return self.dispatch.reconcile
 
 
 @dataclass
@@ -82,14 +88,39 @@ class Runtime:
             log.error("reconcile_failed", error=type(exc).__name__)
             return ReconcileReport()
 
-    def tick(self, now: datetime, *, dry_run: bool = False) -> TickReport:
-        """One planning and dispatch pass as of `now`.
+    def dispatch(
+        self,
+        now: datetime,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        time_budget: float | None = None,
+    ) -> DispatchReport:
+        """Housekeeping, reconciliation, then batches until nothing is due.
 
         Reconciliation comes before the sends, so a message it finds the provider
-        never took goes out again in this same pass.
+        never took goes out again in this same pass. `clock` gives each batch its
+        own "now" (a long-running worker); without it every batch uses `now`
+        (`steady tick --now`). Past `time_budget` seconds the pass stops and
+        reports `more`, so one busy worker cannot starve beat's other work.
         """
+        dispatcher = self.dispatcher
+        report = DispatchReport()
+        report.expired, report.unknown = dispatcher.housekeeping(now)
+        report.reconcile = self.reconcile(now)
+        started = time.monotonic()
+        while True:
+            outcomes = dispatcher.run_batch(clock() if clock else now)
+            report.outcomes.extend(outcomes)
+            if len(outcomes) < self.settings.dispatch_batch_size:
+                return report
+            if time_budget is not None and time.monotonic() - started >= time_budget:
+                report.more = True
+                return report
+
+    def tick(self, now: datetime, *, dry_run: bool = False) -> TickReport:
+        """One pass as of `now`: plan, then dispatch (the Celery tasks, `steady tick`
+        and `steady run` all come here; ARCHITECTURE.md "One pass, written once")."""
         plan = self.plan(now, dry_run=dry_run)
         if dry_run:
             return TickReport(plan=plan, dispatch=DispatchReport())
-        reconciled = self.reconcile(now)
-        return TickReport(plan=plan, dispatch=self.dispatcher.drain(now), reconcile=reconciled)
+        return TickReport(plan=plan, dispatch=self.dispatch(now))

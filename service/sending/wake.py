@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+# Celery task names: `workers` registers them, and `service` sends by name only
+# (nothing in `service` imports `workers`, ARCHITECTURE.md).
+PLAN_TASK = "steady.plan"
+DISPATCH_TASK = "steady.dispatch"
+SEND_MESSAGES_TASK = "steady.send_messages"
 
 
 class Waker(Protocol):
@@ -41,10 +50,20 @@ class ThreadWaker:
 
 
 class CeleryWaker:
-    """Asks a worker to send these rows now."""
+    """Asks a worker to send these rows now, by task name over the broker."""
+
+    def __init__(self, broker_url: str) -> None:
+        self.broker_url = broker_url
+        self._app: Celery | None = None
 
     def wake(self, message_ids: Sequence[int]) -> None:
         if message_ids:
-            from workers.tasks import send_messages
+            self._celery().send_task(SEND_MESSAGES_TASK, args=[list(message_ids)])
 
-            send_messages.delay(list(message_ids))
+    def _celery(self) -> Celery:
+        if self._app is None:  # built on first use: after a web process forks
+            from celery import Celery
+
+            self._app = Celery("steady-web", broker=self.broker_url, set_as_current=False)
+            self._app.conf.update(task_serializer="json", accept_content=["json"])
+        return self._app

@@ -30,7 +30,7 @@ def create_app(
     settings = settings or get_settings()
     content = Content()
     if waker is None:
-        waker = CeleryWaker() if settings.broker_url else NullWaker()
+        waker = CeleryWaker(settings.broker_url) if settings.broker_url else NullWaker()
     app = FastAPI(title="Steady", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.steady = AppContext(
         settings=settings,

@@ -22,9 +22,9 @@ from twilio.request_validator import RequestValidator
 from service.addresses import mask
 from service.devtools.sandbox.receiver import ReceivedRequest, WebhookReceiver
 from service.devtools.sandbox.server import SandboxServer
-from service.providers import OutboundMessage, ProviderError, build_providers
-from service.providers.base import parse_retry_after
+from service.providers.base import OutboundMessage, ProviderError, parse_retry_after
 from service.providers.outbox import OutboxProvider
+from service.providers.registry import build_providers
 from service.providers.sendgrid.email import SendGridEmailProvider
 from service.providers.twilio.sms import TwilioSmsProvider
 from service.settings import Settings

@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 
 from service.devtools.sandbox.server import SandboxServer
 from service.messages.compose import Recipient, compose
-from service.people.subscriptions import PRIORITY_NUDGE
+from service.messages.lifecycle import PRIORITY_NUDGE
 from service.providers.sendgrid.email import SendGridEmailProvider
 from service.providers.twilio.sms import TwilioSmsProvider
 from service.sending.dispatch import claim_due

@@ -365,7 +365,8 @@ class _Bench:
         wait_until(settled, timeout, "the last results to be recorded")
 
     def dispatch(self, concurrency: int) -> dict[str, Any]:
-        from workers.app import DISPATCH_TASK, make_celery
+        from service.sending.wake import DISPATCH_TASK
+        from workers.app import make_celery
 
         with self.sessions() as session:
             due = (

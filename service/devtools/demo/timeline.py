@@ -45,6 +45,7 @@ from service.devtools.demo.personas import (
     takeaway,
 )
 from service.messages.catalog import NUDGE_KINDS, Kind
+from service.messages.lifecycle import PRIORITY_NOW
 from service.pacing.rules import RULES
 from service.people import subscriptions
 from service.providers.base import Channel as ChannelName
@@ -180,7 +181,7 @@ class Simulation:
                 .where(
                     Message.subscriber_id == result.subscriber_id,
                     Message.id > before.last_message_id,
-                    Message.priority == subscriptions.PRIORITY_NOW,
+                    Message.priority == PRIORITY_NOW,
                     Message.status == MessageStatus.SENT,
                 )
                 .order_by(Message.id)
