@@ -1,4 +1,4 @@
-"""Render Steady's messages from `templates/`, and measure them as SMS.
+"""Render Steady's messages from `templates/` (their SMS length: `service.messages.segments`).
 
 SMS come from `templates/sms/<name>.txt`; email from
 `templates/email/<name>/{subject.txt, body.txt, body.html}`, whose bodies extend the
@@ -12,7 +12,6 @@ Every template sees `program`, `discreet`, `support_contact`, `safety_line` and
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,16 +19,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import gsm0338  # noqa: F401 - importing it registers the "gsm03.38" codec
 import jinja2
 from unidecode import unidecode
 
-TEMPLATES_DIR: Path = Path(__file__).resolve().parents[2] / "templates"
+from service.messages.segments import gsm7_septets
 
-GSM_SINGLE_SEGMENT_SEPTETS = 160
-GSM_MULTIPART_SEGMENT_SEPTETS = 153  # 7 septets of each part go to the concatenation header
-UCS2_SINGLE_SEGMENT_UNITS = 70
-UCS2_MULTIPART_SEGMENT_UNITS = 67
+TEMPLATES_DIR: Path = Path(__file__).resolve().parents[2] / "templates"
 
 # Typographic characters editors and phones produce, mapped to what a reader expects
 # rather than to whatever transliteration would guess.
@@ -52,9 +47,6 @@ _TYPOGRAPHIC_TO_GSM = {
     "\u2009": " ",
     "\t": " ",
 }
-# ESC is encodable but means "the next septet is from the extension table"; a stray
-# one would corrupt the character after it on the handset.
-_GSM_ESCAPE = "\x1b"
 _SPACES_WITHIN_LINE = re.compile(r"[ \t\u00a0]+")
 
 
@@ -129,13 +121,7 @@ def _gsm_equivalent(char: str) -> str:
 
 def _is_gsm(char: str) -> bool:
     """Tell whether a character is in the GSM-7 default alphabet or its extension."""
-    if char == _GSM_ESCAPE:
-        return False
-    try:
-        char.encode("gsm03.38")
-    except UnicodeError:
-        return False
-    return True
+    return gsm7_septets(char) > 0
 
 
 def normalise_gsm(text: str) -> str:
@@ -146,25 +132,6 @@ def normalise_gsm(text: str) -> str:
     Idempotent: every character it emits is GSM-7 and maps to itself.
     """
     return "".join(_gsm_equivalent(char) for char in text)
-
-
-def sms_segments(text: str) -> int:
-    """Return how many SMS segments `text` takes on the wire.
-
-    GSM-7 counts septets (extension characters such as "€" take two); anything else
-    goes as UCS-2, counted in UTF-16 code units. An empty text counts as 1, as a
-    message that is sent at all occupies one segment.
-    """
-    try:
-        septets = len(text.encode("gsm03.38"))
-    except UnicodeError:
-        units = len(text.encode("utf-16-le")) // 2
-        if units <= UCS2_SINGLE_SEGMENT_UNITS:
-            return 1
-        return math.ceil(units / UCS2_MULTIPART_SEGMENT_UNITS)
-    if septets <= GSM_SINGLE_SEGMENT_SEPTETS:
-        return 1
-    return math.ceil(septets / GSM_MULTIPART_SEGMENT_SEPTETS)
 
 
 def sample_context(*, discreet: bool = False, channel: str = "sms") -> dict[str, Any]:

@@ -19,6 +19,7 @@ RANK: dict[str, int] = {
     S.DELIVERED: 4,
     S.UNDELIVERED: 4,
     S.FAILED: 4,
+    S.EXPIRED: 4,  # the provider held it past its validity (Twilio 30036)
 }
 FINAL = frozenset({S.DELIVERED, S.UNDELIVERED, S.FAILED, S.EXPIRED, S.CANCELLED})
 
@@ -52,6 +53,18 @@ TWILIO_STATUS: dict[str, str] = {
     "failed": S.FAILED,
     "canceled": S.FAILED,
 }
+
+# Twilio's error for a message it held past the ValidityPeriod we gave it: it never
+# went out, because it would have been late (https://www.twilio.com/docs/api/errors/30036).
+TWILIO_VALIDITY_EXPIRED = "30036"
+
+
+def twilio_status(status: str, error_code: str | None) -> str | None:
+    """Our status for a Twilio status callback; None for a status we do not track."""
+    if error_code == TWILIO_VALIDITY_EXPIRED and status in ("failed", "undelivered"):
+        return S.EXPIRED
+    return TWILIO_STATUS.get(status)
+
 
 # SendGrid event types that say where a message is, as ours. `processed` only
 # means SendGrid accepted it for delivery, so it is `sent`, not `delivered`; an

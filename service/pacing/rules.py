@@ -61,6 +61,7 @@ from service.messages.catalog import (
     WELCOME_TEMPLATE,
     Kind,
 )
+from service.pacing.spread import spread_in_window
 from service.pacing.window import (
     add_window_time,
     local_wall_time,
@@ -122,6 +123,9 @@ class PacingPolicy:
     activity_rest_after_done: timedelta = timedelta(hours=24)
     min_cadence_per_week: int = 3
     max_cadence_per_week: int = 21
+    # Nudges that pacing puts at a window's opening or at `now` are spread over
+    # this much of the window, per subscriber (``service.pacing.spread``); 0 = off.
+    spread: timedelta = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -407,9 +411,17 @@ def plan_next(
     """Plan the subscriber's next nudge as of ``now`` (tz-aware)."""
     require_aware(now, "now")
     now = now.astimezone(UTC)
-    scheduled_for = _schedule(state, now, policy).astimezone(UTC)
     start_hour, end_hour = window_hours(state.hours, policy)
-    closing = window_closing_for(scheduled_for, ZoneInfo(state.timezone), start_hour, end_hour)
+    tz = ZoneInfo(state.timezone)
+    scheduled_for = spread_in_window(
+        _schedule(state, now, policy).astimezone(UTC),
+        now,
+        tz,
+        (start_hour, end_hour),
+        state.subscriber_id,
+        policy.spread,
+    )
+    closing = window_closing_for(scheduled_for, tz, start_hour, end_hour)
     kind, template, rule = _choose(state, now, scheduled_for, policy)
     return PlannedNudge(
         kind=kind,

@@ -32,6 +32,9 @@ class OutboundMessage:
     status_callback: str | None = None
     unsubscribe_url: str | None = None
     sender_name: str | None = None
+    # How long the provider may hold it before it is late (Twilio's ValidityPeriod);
+    # None: the provider's default. Set by the dispatcher for nudges.
+    validity_seconds: int | None = None
 
 
 class ProviderError(Exception):

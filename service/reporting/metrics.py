@@ -75,8 +75,16 @@ RATE_LIMIT_RELEASED = Counter(
     "steady_rate_limit_released",
     "Claimed messages put back unsent for a later tick, by channel and reason "
     "(paced: the next slot is too far off; lease: the claim's lease is ending; "
-    "unavailable: the shared limiter cannot be reached).",
+    "unavailable: the shared limiter cannot be reached; day_spent: the sender's "
+    "daily segments for that priority are spent).",
     ["channel", "reason"],
+    registry=PROCESS_REGISTRY,
+)
+SEGMENTS = Counter(
+    "steady_segments",
+    "Message segments taken from the senders' budgets, by channel and source "
+    "(dispatch: sent by the dispatcher; reply: a TwiML reply to an inbound text).",
+    ["channel", "source"],
     registry=PROCESS_REGISTRY,
 )
 WEBHOOKS = Counter(
@@ -106,6 +114,11 @@ def provider_send_timer(provider: str, channel: str) -> Iterator[None]:
 def record_rate_limit_wait(channel: str, seconds: float) -> None:
     """One send's wait for its rate-limit slot (0 when the sender was idle)."""
     RATE_LIMIT_WAIT_SECONDS.labels(channel).observe(seconds)
+
+
+def record_segments(channel: str, segments: int, *, reply: bool = False) -> None:
+    """Segments one message took from its sender's budget."""
+    SEGMENTS.labels(channel, "reply" if reply else "dispatch").inc(segments)
 
 
 def record_released(channel: str, reason: str, count: int = 1) -> None:

@@ -8,22 +8,32 @@ reconciled against the provider, never blindly resent. So nothing is handed to
 a provider once the claim's lease is nearly over: the rest of the batch goes
 back to `scheduled` instead, as if never claimed.
 
-Provider rate limits (issue 5, `service.sending.ratelimit`): a limited channel claims
-only what its sender can send in a couple of seconds, each send first takes its
-sender's next slot (shared by every worker) and sleeps until it, and when the
-slot is too far off the channel's unsent rows go back to `scheduled`. Claims
+Provider budgets (issues 5 and 13, `service.sending.budget`): a limited channel
+claims only what its sender can send in a couple of seconds, each send first
+takes its sender's next slot for its segments (shared by every worker) and
+sleeps until it, and when the slot is too far off, or the day's allowance for
+its priority is spent, the channel's unsent rows go back to `scheduled`. Claims
 take replies and confirmations (priority 0) before nudges, so one that comes
-due behind a paced backlog goes out in the next small claim.
+due behind a paced backlog goes out in the next small claim; once a sender has
+spent the nudges' share of its day, only priority 0 is claimed on it.
+
+Never late at the carrier: a nudge tells the provider how long it stays worth
+sending (`validity_seconds`, Twilio's ValidityPeriod): the seconds left in the
+subscriber's window, or to the nudge's own expiry if sooner. With less than a
+second left it is not sent at all but `expired`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy import select
@@ -32,13 +42,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.messages.catalog import IMMEDIATE_KINDS, Kind
 from service.messages.compose import Recipient, compose
 from service.messages.content import Content, TemplateError
-from service.messages.lifecycle import MAX_SEND_ATTEMPTS
+from service.messages.lifecycle import MAX_SEND_ATTEMPTS, PRIORITY_NOW
+from service.messages.segments import count_segments
 from service.pacing.policy import pacing_policy
 from service.pacing.rules import PacingPolicy, in_sending_window
+from service.pacing.window import window_closing_for, window_hours
 from service.providers.base import Channel as ChannelName
-from service.providers.base import Provider, ProviderError
+from service.providers.base import OutboundMessage, Provider, ProviderError
 from service.reporting.metrics import provider_send_timer, record_released
 from service.sending import crashpoints
+from service.sending.budget import RELEASE_LEASE, SendPacer, sender_limits
 from service.sending.claims import (
     Outcome,
     claim_due,
@@ -49,13 +62,7 @@ from service.sending.claims import (
     replan_subscribers,
 )
 from service.sending.feedback import apply_send_errors
-from service.sending.ratelimit import (
-    RELEASE_LEASE,
-    RateLimiter,
-    SendPacer,
-    sender_limits,
-    shared_limiter,
-)
+from service.sending.ratelimit import RateLimiter, shared_limiter
 from service.sending.reconcile import ReconcileReport
 from service.settings import Settings
 from service.storage.models import Channel, ChannelStatus, Message, MessageStatus, Subscriber
@@ -126,6 +133,7 @@ class _Claimed:
     hours: tuple[int, int]
     paused_until: datetime | None
     flagged: bool
+    priority: int
 
 
 def _load_claimed(session: Session, ids: list[int]) -> list[_Claimed]:
@@ -149,6 +157,7 @@ def _load_claimed(session: Session, ids: list[int]) -> list[_Claimed]:
             Subscriber.hour_end,
             Subscriber.paused_until,
             Subscriber.flagged_at,
+            Message.priority,
         )
         .join(Channel, Channel.id == Message.channel_id)
         .join(Subscriber, Subscriber.id == Message.subscriber_id)
@@ -176,6 +185,7 @@ def _load_claimed(session: Session, ids: list[int]) -> list[_Claimed]:
             hours=(row.hour_start, row.hour_end),
             paused_until=row.paused_until,
             flagged=row.flagged_at is not None,
+            priority=row.priority,
         )
         for row in rows
     ]
@@ -200,6 +210,21 @@ def _why_not_send(item: _Claimed, now: datetime, policy: PacingPolicy) -> tuple[
     if not in_sending_window(now, item.timezone, item.hours, policy):
         return MessageStatus.EXPIRED, "outside_window"
     return None
+
+
+def validity_seconds(item: _Claimed, at: datetime, policy: PacingPolicy) -> int | None:
+    """Seconds the provider may still hold this message before it is late; None: no limit.
+
+    A nudge is worth sending until its window closes (or its own expiry, if
+    sooner). Replies and confirmations answer the person at any hour: they keep
+    the provider's default.
+    """
+    if item.kind in IMMEDIATE_KINDS:
+        return None
+    end = window_closing_for(at, ZoneInfo(item.timezone), *window_hours(item.hours, policy))
+    if item.expires_at is not None:
+        end = min(end, item.expires_at)
+    return math.floor((end - at).total_seconds())
 
 
 @dataclass(frozen=True)
@@ -379,22 +404,43 @@ class Dispatcher:
     def _claim(
         self, session: Session, now: datetime, limit: int, ids: Collection[int] | None
     ) -> tuple[list[int], bool]:
-        """Claim due rows: free channels together, each limited one by its pace.
+        """Claim due rows: free channels together, each paced one by its pace.
 
-        Returns the ids and whether a limited channel filled its share.
+        A channel whose sender spent the nudges' share of its day is claimed for
+        replies and confirmations only. Returns the ids and whether a paced
+        channel filled its share.
         """
+        held = {channel for channel in self.providers if self.pacer.nudges_held(channel)}
         paced = {
             channel: min(size, limit)
             for channel in self.providers
             if (size := self.pacer.claim_size(channel)) is not None
         }
-        if not paced:
-            return claim_due(session, now, limit, self.lease, ids=ids), False
+        claimed: list[int] = []
         free = [channel for channel in self.providers if channel not in paced]
-        claimed = claim_due(session, now, limit, self.lease, ids=ids, channels=free) if free else []
+        for channels, only_now in ((free, False), (free, True)):
+            group = [channel for channel in channels if (channel in held) == only_now]
+            if group:
+                claimed += claim_due(
+                    session,
+                    now,
+                    limit - len(claimed),
+                    self.lease,
+                    ids=ids,
+                    channels=group,
+                    max_priority=PRIORITY_NOW if only_now else None,
+                )
         more = False
         for channel, size in paced.items():
-            taken = claim_due(session, now, size, self.lease, ids=ids, channels=[channel])
+            taken = claim_due(
+                session,
+                now,
+                size,
+                self.lease,
+                ids=ids,
+                channels=[channel],
+                max_priority=PRIORITY_NOW if channel in held else None,
+            )
             claimed += taken
             more = more or len(taken) == size
         return claimed, more
@@ -434,7 +480,10 @@ class Dispatcher:
         patience = deadline - time.monotonic()
         if patience <= 0:
             return RELEASE_LEASE
-        held = self.pacer.wait_for_slot(recipient.channel, patience)
+        segments = count_segments(message.body) if recipient.channel == "sms" else 1
+        held = self.pacer.wait_for_slot(
+            recipient.channel, patience, segments=segments, priority=item.priority
+        )
         if held is not None:
             return held
         if recipient.channel in self.pacer.limits:
@@ -444,10 +493,13 @@ class Dispatcher:
             if refusal is not None:
                 status, reason = refusal
                 return outcome(status, detail=reason)
+        timed = _with_validity(message, validity_seconds(item, clock.now(), self.policy))
+        if timed is None:
+            return outcome(MessageStatus.EXPIRED, detail="no_validity_left")
         crashpoints.reach("before_send")
         try:
             with provider_send_timer(provider.name, recipient.channel):
-                provider_id = provider.send(message)
+                provider_id = provider.send(timed)
         except ProviderError as exc:
             return self._failure(item, exc, now, outcome, provider.name)
         accepted_at = clock.now()
@@ -489,6 +541,15 @@ class Dispatcher:
         return outcome(
             MessageStatus.SCHEDULED, error_code=exc.code, detail=detail, retry_at=retry_at
         )
+
+
+def _with_validity(message: OutboundMessage, seconds: int | None) -> OutboundMessage | None:
+    """The message with its validity, or None when less than a second of it is left."""
+    if seconds is None:
+        return message
+    if seconds < 1:
+        return None
+    return dataclasses.replace(message, validity_seconds=seconds)
 
 
 def _count_released(released: list[tuple[str, str, int]]) -> None:

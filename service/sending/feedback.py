@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.messages.lifecycle import SENDGRID_STATUS, TWILIO_STATUS, can_move
+from service.messages.lifecycle import SENDGRID_STATUS, can_move, twilio_status
 from service.people.suppression import Verdict, apply_verdict, sms_error_verdict
 from service.storage.models import Channel, ChannelKind, DeliveryEvent, Message, Subscriber
 
@@ -142,7 +142,7 @@ def apply_twilio_statuses(
         if message is None:
             results.append("unknown_message")
             continue
-        moved = _move(message, TWILIO_STATUS.get(report.status), now)
+        moved = _move(message, twilio_status(report.status, report.error_code), now)
         if moved:
             if report.provider_id and message.provider_id is None:
                 message.provider_id = report.provider_id

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.messages.content import Content
 from service.replies.inbound import InboundHandler
+from service.sending.budget import ReplyCharger
 from service.sending.feedback import StatusReport, apply_twilio_statuses
 from service.sending.wake import Waker
 from service.settings import Settings
@@ -38,9 +39,12 @@ class AppContext:
     # Twilio status callbacks, committed in groups (one transaction per batch of
     # concurrent ones; service/web/ingest.py).
     twilio_statuses: GroupCommit[StatusReport, str] = field(init=False)
+    # TwiML replies are charged to the SMS sender's budget after they went.
+    reply_budget: ReplyCharger = field(init=False)
 
     def __post_init__(self) -> None:
         self.twilio_statuses = GroupCommit(self._apply_twilio_statuses)
+        self.reply_budget = ReplyCharger.from_settings(self.settings)
 
     def _apply_twilio_statuses(self, reports: Sequence[StatusReport]) -> list[str]:
         with self.sessions.begin() as session:

@@ -15,9 +15,11 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sendgrid.helpers.eventwebhook import EventWebhook
+from starlette.background import BackgroundTask
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from service.messages.segments import count_segments
 from service.replies.inbound import InboundText
 from service.reporting.metrics import record_webhook
 from service.sending.feedback import StatusReport, apply_sendgrid_event
@@ -67,10 +69,14 @@ async def twilio_inbound(request: Request) -> Response:
     with ctx.sessions.begin() as session:
         reply = ctx.inbound.handle(session, text, ctx.clock())
     twiml = MessagingResponse()
+    charge = None
     if reply:
         twiml.message(reply)
+        # The reply goes whatever the budget says; its segments are charged after
+        # the answer is on its way, so a slow Redis never delays it.
+        charge = BackgroundTask(ctx.reply_budget.charge, count_segments(reply))
     record_webhook("twilio_inbound", "replied" if reply else "silent")
-    return Response(str(twiml), media_type=TWIML)
+    return Response(str(twiml), media_type=TWIML, background=charge)
 
 
 async def _twilio_form(request: Request) -> dict[str, str]:
