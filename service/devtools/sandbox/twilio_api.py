@@ -46,7 +46,10 @@ TWILIO_ERROR_MESSAGES = {
     21604: "A 'To' phone number is required.",
     21610: "Attempt to send to unsubscribed recipient",
     21614: "'To' number is not a valid mobile number",
+    21624: "Validity period can only be set to integers between 1 and 36,000 seconds.",
 }
+# Twilio's ValidityPeriod range (https://www.twilio.com/docs/api/errors/90007).
+VALIDITY_PERIOD_RANGE = (1, 36_000)
 DEFAULT_CODE_FOR_STATUS = {401: 20003, 404: 20404, 429: 20429, 500: 20500, 503: 20503}
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -197,13 +200,19 @@ def _lifecycle(
 
 
 def _missing_parameter_code(params: dict[str, str]) -> int | None:
-    """Twilio's error code for a create without To, content or sender; None when complete."""
+    """Twilio's error code for a create without To, content or sender, or with a
+    ValidityPeriod out of range; None when the request is complete."""
     if not params.get("To"):
         return 21604
     if not (params.get("Body") or params.get("MediaUrl") or params.get("ContentSid")):
         return 21602
     if not (params.get("From") or params.get("MessagingServiceSid")):
         return 21603
+    validity = params.get("ValidityPeriod")
+    if validity is not None:
+        low, high = VALIDITY_PERIOD_RANGE
+        if not validity.isdigit() or not low <= int(validity) <= high:
+            return 21624
     return None
 
 
