@@ -84,7 +84,7 @@ def option_rows(
     reference_probability: Reference | None,
     covariates: Covariates,
 ) -> Rows:
-    picked = np.asarray(chosen, dtype=object)
+    picked = np.asarray(chosen)
     n = len(picked)
     if option not in probabilities or none not in probabilities:
         raise EstimationError(f"no probabilities for {option!r} and {none!r}")
