@@ -84,12 +84,16 @@ class EvaluationResult:
         }
 
 
-def evaluate_rows(rows: Iterable[Mapping[str, Any]], level: float = 0.95) -> EvaluationResult:
+def evaluate_rows(
+    rows: Iterable[Mapping[str, Any]], level: float = 0.95, *, by_days: bool = True
+) -> EvaluationResult:
     """Evaluate rows shaped as ``steady decisions --json`` prints them, with ``outcome``."""
-    return evaluate_log(parse_rows(rows), level)
+    return evaluate_log(parse_rows(rows), level, by_days=by_days)
 
 
-def evaluate_log(log: DecisionLog, level: float = 0.95) -> EvaluationResult:
+def evaluate_log(
+    log: DecisionLog, level: float = 0.95, *, by_days: bool = True
+) -> EvaluationResult:
     usable = log.usable
     weeks = Covariates(controls=log.days_since_signup / 7.0, control_names=("weeks",))
     result = EvaluationResult(
@@ -107,7 +111,7 @@ def evaluate_log(log: DecisionLog, level: float = 0.95) -> EvaluationResult:
                 result.notes.append(Note(option, scale, str(error)))
                 continue
             result.effects.append(overall)
-            for days_from, days_to in BANDS:
+            for days_from, days_to in BANDS if by_days else ():
                 band = (log.days_since_signup >= days_from) & usable
                 if days_to is not None:
                     band &= log.days_since_signup < days_to

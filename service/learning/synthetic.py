@@ -30,13 +30,15 @@ what WCLS and the log-relative-risk estimator estimate with a constant reference
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from service.learning.decision_log import DecisionLog
 
 FloatArray = NDArray[np.float64]
 NONE = "none"
@@ -105,13 +107,31 @@ class SyntheticTrial:
             )
         return out
 
-    def policy_value(self, target: Callable[[int], Mapping[str, float]]) -> float:
-        """Exact expected outcome at available decisions if ``target(row)`` chose there."""
-        rows = np.flatnonzero(self.available)
-        total = 0.0
-        for i in rows:
-            total += sum(p * self.outcome_probability[o][i] for o, p in target(int(i)).items())
-        return total / len(rows)
+    def log(self, start: datetime | None = None) -> DecisionLog:
+        """The same decisions as ``rows()``, parsed, without building a dict per row."""
+        origin = (start or datetime(2025, 1, 6, tzinfo=UTC)).timestamp()
+        hours = np.asarray(self.design.decision_hours)[self.slot] + 24.0 * self.day
+        names = (NONE, *self.design.options)
+        available = self.available
+        return DecisionLog(
+            person=np.asarray([f"sim-{i}" for i in range(self.design.people)], dtype=object)[
+                self.person
+            ],
+            person_code=self.person.astype(np.intp),
+            at=origin + 3600.0 * hours,
+            days_since_signup=(hours - hours.min()) / 24.0,
+            available=available,
+            chosen=self.chosen.astype(str),
+            options=names,
+            probabilities=np.column_stack([self.probabilities[o] * available for o in names]),
+            outcome=self.outcome,
+        )
+
+    def policy_value(self, target: Mapping[str, FloatArray]) -> float:
+        """Exact expected outcome at available decisions if the target policy chose there:
+        ``target[option]`` is each row's probability of choosing it."""
+        value = sum(target[o] * self.outcome_probability[o] for o in target)
+        return float(np.mean(np.asarray(value)[self.available]))
 
 
 def simulate(design: SyntheticDesign, seed: int) -> SyntheticTrial:
