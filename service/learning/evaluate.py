@@ -6,7 +6,8 @@ each with its 95 % interval and the numbers of people and decisions, plus the sa
 of days since signup (for the chart). Methods: estimators.py. Here:
 
 * the effect model is marginal (intercept only) and the controls are days since signup in
-  weeks — they only sharpen the estimate; centring keeps it unbiased if they are wrong;
+  weeks (when they vary) — they only sharpen the estimate; centring keeps it unbiased if
+  they are wrong;
 * the reference probability p̃ is the mean of ``π_k / (π_k + π_none)``, a constant;
 * the Mancl–DeRouen small-sample correction is always applied, on both scales, so that a
   young deployment with few people gets honest intervals (MRTAnalysis stops correcting WCLS
@@ -95,7 +96,9 @@ def evaluate_log(
     log: DecisionLog, level: float = 0.95, *, by_days: bool = True
 ) -> EvaluationResult:
     usable = log.usable
-    weeks = Covariates(controls=log.days_since_signup / 7.0, control_names=("weeks",))
+    days = log.days_since_signup
+    varies = usable.any() and np.ptp(days[usable]) > 0
+    weeks = Covariates(controls=days / 7.0, control_names=("weeks",)) if varies else Covariates()
     result = EvaluationResult(
         effects=[],
         by_days_since_signup=[],
