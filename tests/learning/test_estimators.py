@@ -221,3 +221,25 @@ def test_bad_input_is_refused_with_a_clear_error() -> None:
         emee(d["y"], d["a"], 0.5, d["person"])
     with pytest.raises(EstimationError, match="shape"):
         wcls(d["y"], d["a"], d["p"][:5], d["person"])
+
+
+def test_a_reference_probability_may_be_a_function_of_the_moderators() -> None:
+    d = simulated_trial(people=40, seed=8)
+
+    def by_moderator(moderators: np.ndarray) -> np.ndarray:
+        return np.where(moderators[:, 0] > 0, 0.6, 0.4)
+
+    as_function = wcls(
+        d["y"], d["a"], d["p"], d["person"], moderators=d["x"], reference_probability=by_moderator
+    )
+    as_array = wcls(
+        d["y"],
+        d["a"],
+        d["p"],
+        d["person"],
+        moderators=d["x"],
+        reference_probability=np.where(d["x"] > 0, 0.6, 0.4),
+    )
+    constant = wcls(d["y"], d["a"], d["p"], d["person"], moderators=d["x"])
+    np.testing.assert_array_equal(as_function.coefficients, as_array.coefficients)
+    assert not np.allclose(as_function.coefficients, constant.coefficients)
