@@ -219,8 +219,15 @@ class _ProcessCollector(Collector):
         return PROCESS_REGISTRY.collect()
 
 
-def render(sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> tuple[bytes, str]:
-    """The exposition text for one scrape, and its content type."""
+def render(
+    sessions: sessionmaker[Session],
+    clock: Callable[[], datetime],
+    extra: Iterable[Collector] = (),
+) -> tuple[bytes, str]:
+    """The exposition text for one scrape, and its content type.
+
+    `extra`: collectors of parts above this one (the SMS budget, `service.sending.capacity`).
+    """
     registry = CollectorRegistry()
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
@@ -229,4 +236,6 @@ def render(sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> tu
     else:
         registry.register(_ProcessCollector())
     registry.register(DatabaseCollector(sessions, clock))
+    for collector in extra:
+        registry.register(collector)
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, selectinload
 from service.addresses import mask
 from service.reporting import metrics, stats
 from service.reporting.charts import dashboard_context
+from service.sending.capacity import BudgetCollector, budget_summary, estimate
 from service.storage.models import ActivityLog, ContactLog, Message, Subscriber
 from service.web.context import AppContext, app_context
 
@@ -174,7 +175,9 @@ def dashboard(request: Request) -> Response:
     with ctx.sessions() as session:
         figures = stats.dashboard(session, now)
         flagged = _flagged(session, limit=RECENT_LOGS)
+        budget = estimate(ctx.settings, session, now)
     context = dashboard_context(figures, [_summary(s) for s in flagged])
+    context.update(budget=budget, budget_line=budget_summary(budget))
     return _secured(ctx.pages.TemplateResponse(request, "admin.html", context))
 
 
@@ -290,7 +293,9 @@ After = Annotated[int | None, Query(ge=0, description="Return ids greater than t
 @router.get("/api/stats")
 def api_stats(ctx: Admin) -> JSONResponse:
     with ctx.sessions() as session:
-        return _json(stats.collect(session, ctx.clock()))
+        figures = stats.collect(session, ctx.clock())
+        figures["sms_budget"] = estimate(ctx.settings, session, ctx.clock())
+        return _json(figures)
 
 
 @router.get("/api/subscribers")
@@ -404,5 +409,7 @@ def api_flagged(ctx: Admin) -> JSONResponse:
 def prometheus_metrics(request: Request) -> Response:
     """Prometheus text exposition: database figures plus this process's counters."""
     ctx = app_context(request)
-    body, content_type = metrics.render(ctx.sessions, ctx.clock)
+    body, content_type = metrics.render(
+        ctx.sessions, ctx.clock, extra=[BudgetCollector(ctx.settings, ctx.sessions, ctx.clock)]
+    )
     return Response(body, media_type=content_type)
