@@ -14,8 +14,8 @@ in plain English and still matches the many ways people write it:
 2. Contractions are expanded, with or without the apostrophe ("can't", "cant" -> "can not";
    "ill do it" -> "i will do it" where "ill" starts a clause).
 3. Stretched letters are cut back to a known word ("sooooo" -> "so", "killl" -> "kill").
-4. The table's [words] sections map slang, abbreviations and known misspellings
-   ("kms" -> "kill myself", "rn" -> "right now", "overdoes" -> "overdose"); [fillers]
+4. The table's [contractions], [slang], [misspellings] and [word forms] sections map words
+   ("kms" -> "kill myself", "rn" -> "right now", "overdoes" -> "overdose"); its [fillers]
    ("really", "just", "literally") are dropped.
 5. A word no dictionary knows is corrected to the nearest word of the table, one edit away
    (two for long words): "suicde", "restraning", "theratened" (``rapidfuzz``).
