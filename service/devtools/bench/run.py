@@ -6,12 +6,15 @@ One run, in order, in a scratch world (`service.devtools.bench.scratch`):
 2. planning: the planner, in this process, plans every one of them (subscribers/s);
 3. dispatch: a real `steady worker` (Celery prefork) drains the backlog through
    the real `twilio` SDK to a local stand-in (messages/s, and the workers' RSS);
-4. latency: `steady beat` on a 1 s tick while messages fall due at half the
+4. ceiling: the raw `twilio` SDK, 2 processes × 4 threads, no database, against
+   the same stand-in (`service.devtools.bench.ceiling`): the machine's ceiling,
+   and dispatch as a share of it (PERFORMANCE.md);
+5. latency: `steady beat` on a 1 s tick while messages fall due at half the
    measured rate; due-to-handoff is `sent_at - scheduled_for` (p50/p95/p99);
-5. webhooks: `steady web` takes signed Twilio status callbacks for sent
+6. webhooks: `steady web` takes signed Twilio status callbacks for sent
    messages; the rate counts callbacks answered and persisted per second;
-6. naive: the same messages again through one Celery task per message with an
-   `eta` (`service.devtools.bench.naive`), and the ratio.
+7. naive: the same messages again through the typical Celery app, one task per
+   message (`service.devtools.bench.naive`), one pool process per core, and the ratio.
 
 After each sending phase the stand-in's own per-recipient count and the
 database are checked: nothing may go out twice, nothing may be left behind.
@@ -61,6 +64,7 @@ TARGETS = {
     "planning_per_s": 10_000,
     "dispatch_per_s": 1_000,
     "dispatch_vs_naive": 3.0,
+    "dispatch_vs_ceiling": 0.6,
     "webhooks_per_s": 1_000,
     "worker_rss_mib": 300,
 }
@@ -148,12 +152,16 @@ def run_bench(options: BenchOptions, progress: Progress) -> dict[str, Any]:
             result["seed"] = bench.seed(options.subscribers)
             result["planning"] = bench.plan(options.concurrency)
             result["dispatch"] = bench.dispatch(options.concurrency)
+            result["sdk_ceiling"] = bench.ceiling(result["dispatch"]["messages"])
+            result["dispatch_vs_ceiling"] = round(
+                result["dispatch"]["per_s"] / result["sdk_ceiling"]["per_s"], 3
+            )
             result["latency"] = bench.latency(options.latency_seconds, result["dispatch"]["per_s"])
             result["webhooks"] = bench.webhooks(
                 options.webhooks or min(options.subscribers, 20_000), web_port
             )
             if options.naive:
-                result["naive"] = bench.naive(options.naive_messages, options.concurrency)
+                result["naive"] = bench.naive(options.naive_messages, os.cpu_count() or 1)
                 result["dispatch_vs_naive"] = round(
                     result["dispatch"]["per_s"] / result["naive"]["per_s"], 2
                 )
@@ -414,6 +422,26 @@ class _Bench:
             "check": check,
         }
 
+    def ceiling(self, messages: int) -> dict[str, Any]:
+        """The raw SDK's ceiling on this machine, now, against the same stand-in."""
+        from service.devtools.bench.ceiling import measure_ceiling
+
+        self.progress(f"ceiling: {messages:,} creates, raw twilio SDK, 2 processes × 4 threads")
+        self._reset_standin()
+        token = self.settings.twilio_auth_token
+        figures = measure_ceiling(
+            self.standin,
+            str(self.settings.twilio_account_sid),
+            token.get_secret_value() if token else "",
+            messages,
+        )
+        counts = self._counts()
+        figures["check"] = {
+            "accepted": counts["accepted"],
+            "ok": counts["accepted"] == messages and counts["duplicates"] == 0,
+        }
+        return figures
+
     def latency(self, seconds: float, dispatch_rate: float) -> dict[str, Any]:
         """Messages fall due at half the measured rate; beat's tick wakes the pool."""
         rate = max(1.0, dispatch_rate / 2)
@@ -529,7 +557,12 @@ class _Bench:
     # -- the naive baseline --------------------------------------------------------
 
     def naive(self, limit: int | None, concurrency: int) -> dict[str, Any]:
-        from service.devtools.bench.naive import NAIVE_QUEUE, NAIVE_SEND_TASK, make_naive_celery
+        from service.devtools.bench.naive import (
+            NAIVE_PREFETCH,
+            NAIVE_QUEUE,
+            NAIVE_SEND_TASK,
+            make_naive_celery,
+        )
 
         with self.sessions() as session:
             ids = self.backlog[:limit] if limit else self.backlog
@@ -549,8 +582,8 @@ class _Bench:
                 )
             session.commit()
         self.progress(
-            f"naive baseline: {len(ids):,} messages, one Celery task each (eta), "
-            f"--concurrency {concurrency}"
+            f"naive baseline: {len(ids):,} messages, one Celery task each, "
+            f"--concurrency {concurrency} (one per core), prefetch ×{NAIVE_PREFETCH}"
         )
         celery = str(Path(sys.executable).with_name("celery"))
         worker = self.processes.start(
@@ -572,14 +605,13 @@ class _Bench:
         producer = make_naive_celery(self.settings)
         cpu_before = tree_cpu_seconds(worker)
         started = time.monotonic()
-        eta = datetime.now(UTC)
 
         def enqueue() -> None:
+            # Due now, so sent now: an `eta` would only park each task in the worker's
+            # memory first (PERFORMANCE.md's ETA trap), which a competent app avoids.
             with producer.producer_or_acquire() as publisher:
                 for message_id in ids:
-                    producer.send_task(
-                        NAIVE_SEND_TASK, args=[message_id], eta=eta, producer=publisher
-                    )
+                    producer.send_task(NAIVE_SEND_TASK, args=[message_id], producer=publisher)
 
         thread = threading.Thread(target=enqueue, daemon=True)
         thread.start()
