@@ -50,6 +50,9 @@ _TYPOGRAPHIC_TO_GSM = {
 _SPACES_WITHIN_LINE = re.compile(r"[ \t\u00a0]+")
 
 
+SMS_CACHE_SIZE = 4096
+
+
 class TemplateError(Exception):
     """A template is missing, malformed or needs a variable the context lacks."""
 
@@ -80,9 +83,26 @@ class Content:
         }
         self._text = jinja2.Environment(autoescape=False, **common)  # noqa: S701 - SMS and plain-text email must not be HTML-escaped
         self._html = jinja2.Environment(autoescape=True, **common)
+        # An SMS depends only on its template and a handful of settings-like values
+        # (no links, no tokens), so the dispatcher's thousands a second are a few
+        # dozen distinct texts: rendered once each (~20 µs of CPU a send saved).
+        self._sms_cache: dict[tuple[Any, ...], str] = {}
 
     def sms(self, name: str, context: Mapping[str, Any]) -> str:
         """Render `sms/<name>.txt` as the exact text to send."""
+        try:
+            key = (name, *sorted(context.items()))
+            hash(key)
+        except TypeError:  # an unhashable value: render every time
+            return self._render_sms(name, context)
+        text = self._sms_cache.get(key)
+        if text is None:
+            text = self._render_sms(name, context)
+            if len(self._sms_cache) < SMS_CACHE_SIZE:
+                self._sms_cache[key] = text
+        return text
+
+    def _render_sms(self, name: str, context: Mapping[str, Any]) -> str:
         raw = _render(self._text, f"sms/{name}.txt", context)
         lines = (_SPACES_WITHIN_LINE.sub(" ", line).strip() for line in raw.splitlines())
         # Blank lines cost septets and read oddly on a phone; single breaks are kept

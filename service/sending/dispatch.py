@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -95,6 +97,8 @@ LEASE_MARGIN_SECONDS = 5.0
 # A paced batch (a limited channel, claimed a couple of seconds at a time) keeps
 # claiming for this long before it returns, so one call keeps a sender busy.
 PACED_RUN_SECONDS = 10.0
+# Threads per process that send a free channel's claimed rows (see `_send_pool`).
+SEND_THREADS = 4
 # A `now` this close to the wall clock is the real time (see `_BatchClock`).
 LIVE_CLOCK_TOLERANCE = timedelta(minutes=1)
 
@@ -389,7 +393,21 @@ class Dispatcher:
         """
         released: list[tuple[str, str, int]] = []
         stopped: dict[str, str] = {}
-        for item in claimed:
+        paced = [item for item in claimed if item.recipient.channel in self.pacer.limits]
+        free = [item for item in claimed if item.recipient.channel not in self.pacer.limits]
+        # A free channel's sends overlap their waits for the provider in a few threads
+        # (its only reason to stop is the lease, which each send checks for itself);
+        # a paced channel goes one by one, in claim order, at its sender's pace.
+        if free:
+            results = _send_pool().map(
+                lambda item: self._send_one(item, now, clock, deadline), free
+            )
+            for item, result in zip(free, results, strict=True):
+                if isinstance(result, Outcome):
+                    outcomes.append(result)
+                else:
+                    released.append((item.recipient.channel, result, item.recipient.message_id))
+        for item in paced:
             channel = item.recipient.channel
             reason = stopped.get(channel)
             if reason is None:
@@ -541,6 +559,22 @@ class Dispatcher:
         return outcome(
             MessageStatus.SCHEDULED, error_code=exc.code, detail=detail, retry_at=retry_at
         )
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _send_pool() -> ThreadPoolExecutor:
+    """This process's send threads (made after a fork: a Celery child has its own).
+
+    `SEND_THREADS` like the SDK's own ceiling on this kind of machine (PERFORMANCE.md:
+    2 processes × 4 threads): while one send waits for the provider's answer,
+    another renders or parses.
+    """
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="send"))
+    return _POOL[1]
 
 
 def _with_validity(message: OutboundMessage, seconds: int | None) -> OutboundMessage | None:

@@ -16,6 +16,7 @@ The rate is all messages over the span from the first start to the last finish.
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import threading
 import time
 from typing import Any
@@ -102,7 +103,15 @@ def measure_ceiling(
     ]
     for worker in workers:
         worker.start()
-    spans = [results.get(timeout=3600) for _ in workers]
+    spans: list[tuple[float, float, int]] = []
+    while len(spans) < processes:
+        try:
+            spans.append(results.get(timeout=1.0))
+        except queue.Empty:
+            # A process that died never reports: fail now rather than wait for it.
+            dead = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+            if dead:
+                raise RuntimeError(f"bench: a ceiling process failed (exit {dead[0]})") from None
     for worker in workers:
         worker.join(timeout=30)
     started = min(start for start, _, _ in spans)
