@@ -20,6 +20,8 @@ PROGRAM_NAME = "Steady"
 # Discreet mode: a lock screen or an inbox list shows only the sender, so it says nothing.
 DISCREET_SENDER_NAME = "Daily notes"
 POSTAL_ADDRESS_UNSET = "(postal address not configured)"
+# How a channel's consent was given when the person texted JOIN from that phone.
+CONSENT_BY_TEXT = "sms_keyword"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,17 @@ class Recipient:
     address: str
     discreet: bool
     cadence_per_week: int
+
+
+def confirmation_is_discreet(consent_method: str | None) -> bool:
+    """Whether a channel's confirmation must hide what Steady is about.
+
+    PRODUCT.md, "Safety": a confirmation that a web signup (or an import, or the
+    preferences page) triggers is always discreet, in the whole text: whoever holds
+    that phone or inbox may not be the person who typed the address in. Only the
+    opt-in request answering a JOIN texted from the phone itself may be plain.
+    """
+    return consent_method != CONSENT_BY_TEXT
 
 
 def frequency_text(cadence_per_week: int) -> str:

@@ -45,6 +45,7 @@ class Command(StrEnum):
     MORE = "more"
     LESS = "less"
     WHY = "why"
+    ZONE = "zone"  # ZONE <place>: the subscriber names their time zone
     UNKNOWN = "unknown"
 
 
@@ -57,6 +58,7 @@ class Intent:
     days: int | None = None  # PAUSE: as written, before bounding
     note: str | None = None  # DONE: the free text after the keyword
     area: str | None = None  # DONE: one of catalog.ACTIVITY_AREAS, inferred from the note
+    place: str | None = None  # ZONE: a city, ZIP code or zone name, as normalised words
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,12 @@ GRAMMAR: tuple[Row, ...] = (
         r"why did you send (?:this|that|me this|me that))",
         Command.WHY,
     ),
+    # Time zone (INTERFACE.md §3): "ZONE Chicago", "zone 60601", "ZONE America/Denver".
+    _row(
+        r"(?:zone|time ?zone|tz|my (?:time ?)?zone is|set (?:my )?(?:time ?)?zone(?: to)?)"
+        r"(?: (?P<place>.+))?",
+        Command.ZONE,
+    ),
     # Natural phrases: THEM before ME, so "he texted me" is never read as "me".
     _row(rf"{_LEAD}{_THEY} {_ADVERB}{_THEY_VERB}{_THEY_TAIL}", Command.THEM),
     _row(
@@ -326,7 +334,10 @@ def _intent(row: Row, match: re.Match[str]) -> Intent:
         if (groups.get("unit") or "").startswith("w"):
             days *= 7
     note = groups.get("note")
-    return Intent(row.command, medium=medium, days=days, note=note, area=infer_area(note))
+    place = groups.get("place")
+    return Intent(
+        row.command, medium=medium, days=days, note=note, area=infer_area(note), place=place
+    )
 
 
 def _match(words: str, rows: tuple[Row, ...] = GRAMMAR) -> Intent | None:

@@ -32,12 +32,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.addresses import infer_timezone
 from service.messages.catalog import CONFIRM_TEMPLATE, Kind
-from service.messages.compose import sms_context
+from service.messages.compose import CONSENT_BY_TEXT, confirmation_is_discreet, sms_context
 from service.messages.content import Content
 from service.pacing.policy import pacing_policy
-from service.people import subscriptions
+from service.people import subscriptions, zones
 from service.replies.commands import Reply, SubscriberCommands, Turn
 from service.replies.crisis import CrisisWords
 from service.replies.grammar import Command, Intent, interpret, normalise, parse
@@ -70,7 +69,8 @@ class InboundHandler:
         self.content = content
         self.secret = settings.secret_key.get_secret_value()
         self.crisis_words = CrisisWords.from_file(settings.crisis_words_file)
-        self.commands = SubscriberCommands(pacing_policy(settings))
+        self.policy = pacing_policy(settings)
+        self.commands = SubscriberCommands(self.policy)
 
     def handle(self, session: Session, text: InboundText, now: datetime) -> str | None:
         intent = interpret(text.body)
@@ -121,8 +121,10 @@ class InboundHandler:
                 and command == Command.JOIN
             ):
                 subscriptions.unsuppress(session, text.sender, self.secret)
+            zone = zones.guess_for_number(text.sender, self.settings.default_timezone, now)
             subscriber = Subscriber(
-                timezone=infer_timezone(text.sender) or self.settings.default_timezone,
+                timezone=zone.timezone,
+                timezone_candidates=zone.stored_candidates,
                 cadence_per_week=self.settings.default_cadence_per_week,
                 created_at=now,
             )
@@ -130,7 +132,7 @@ class InboundHandler:
                 kind=ChannelKind.SMS,
                 address=text.sender,
                 consent_at=now,
-                consent_method="sms_keyword",
+                consent_method=CONSENT_BY_TEXT,
                 consent_evidence={"keyword": normalise(text.body), "message_sid": text.provider_id},
                 created_at=now,
                 updated_at=now,
@@ -182,7 +184,9 @@ class InboundHandler:
                 if command == Command.JOIN:
                     return Reply(CONFIRM_TEMPLATE, Kind.CONFIRM, "double_opt_in")
                 subscriptions.confirm(session, channel, evidence, now)
-                return Reply("reply_confirmed", Kind.REPLY, "confirmed")
+                # The one message that asks for a zone when the number leaves it uncertain.
+                ask = zones.zone_question(channel.subscriber, now, self.policy)
+                return Reply("reply_confirmed", Kind.REPLY, "confirmed", None, ask)
             if channel.status in (ChannelStatus.STOPPED, ChannelStatus.SUPPRESSED):
                 subscriptions.resume(session, channel, self.secret, evidence, now)
                 return Reply("reply_resumed", Kind.REPLY, "resumed")
@@ -201,9 +205,12 @@ class InboundHandler:
         self, session: Session, channel: Channel | None, reply: Reply, now: datetime
     ) -> str:
         subscriber = channel.subscriber if channel is not None else None
+        discreet = subscriber is not None and subscriber.discreet
+        if reply.kind == Kind.CONFIRM and channel is not None:
+            discreet = discreet or confirmation_is_discreet(channel.consent_method)
         context = sms_context(
             self.settings,
-            discreet=subscriber.discreet if subscriber is not None else False,
+            discreet=discreet,
             cadence_per_week=(
                 subscriber.cadence_per_week
                 if subscriber is not None

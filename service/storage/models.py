@@ -103,6 +103,9 @@ class Subscriber(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     timezone: Mapped[str] = mapped_column(String(64))
+    # Until the person names their zone: every zone their number may be in, space-
+    # separated IANA names; nudges keep the hours of each (service.people.zones).
+    timezone_candidates: Mapped[str | None] = mapped_column(Text)
     # Preferences (PRODUCT.md "Pacing v1"); each has a product default.
     cadence_per_week: Mapped[int] = mapped_column(Integer, default=7)
     hour_start: Mapped[int] = mapped_column(Integer, default=8)

@@ -15,12 +15,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from service.addresses import (
     InvalidAddress,
     check_timezone,
-    infer_timezone,
     normalise_email,
     normalise_phone,
 )
 from service.messages.compose import frequency_text
-from service.people import subscriptions
+from service.people import subscriptions, zones
 from service.storage.models import ChannelStatus
 from service.tokens import Purpose
 from service.web.context import AppContext, app_context, channel_for, invalid_link
@@ -39,7 +38,7 @@ ACCEPTED_TEXT = (
 class SignupForm:
     phone: str | None
     email: str | None
-    timezone: str
+    timezone: str | None  # None: not given (service.people.zones guesses it)
 
 
 def _consent_given(value: Any) -> bool:
@@ -48,9 +47,7 @@ def _consent_given(value: Any) -> bool:
     return isinstance(value, str | int) and str(value).strip().casefold() in TRUE_WORDS
 
 
-def validate_signup(
-    data: dict[str, Any], default_timezone: str
-) -> tuple[SignupForm | None, dict[str, str]]:
+def validate_signup(data: dict[str, Any]) -> tuple[SignupForm | None, dict[str, str]]:
     """Check a signup; returns the normalised form or {field: message}."""
     errors: dict[str, str] = {}
     phone_raw = str(data.get("phone") or "").strip()
@@ -69,14 +66,12 @@ def validate_signup(
             email = normalise_email(email_raw)
         except InvalidAddress as exc:
             errors["email"] = exc.message
-    timezone = default_timezone
+    timezone = None
     if timezone_raw:
         try:
             timezone = check_timezone(timezone_raw)
         except InvalidAddress as exc:
             errors["timezone"] = exc.message
-    elif phone is not None:
-        timezone = infer_timezone(phone) or default_timezone
     if not _consent_given(data.get("consent")):
         errors["consent"] = "please tick the box to agree to receive messages"
     if errors:
@@ -129,7 +124,7 @@ async def subscribe(request: Request) -> Response:
             )
     else:
         data = dict((await request.form()).items())
-    form, errors = validate_signup(data, ctx.settings.default_timezone)
+    form, errors = validate_signup(data)
     if form is None:
         if is_json:
             detail = [
@@ -139,6 +134,11 @@ async def subscribe(request: Request) -> Response:
             return JSONResponse({"detail": detail}, 422)
         return _signup_page(request, ctx, values=data, errors=errors, status_code=422)
     now = ctx.clock()
+    zone = (
+        zones.ZoneGuess(form.timezone)
+        if form.timezone
+        else zones.guess_for_number(form.phone, ctx.settings.default_timezone, now)
+    )
     request_evidence = {
         "source": "web_form" if not is_json else "api",
         "ip": request.client.host if request.client else None,
@@ -151,10 +151,11 @@ async def subscribe(request: Request) -> Response:
             subscriptions.SignupRequest(
                 phone=form.phone,
                 email=form.email,
-                timezone=form.timezone,
+                timezone=zone.timezone,
                 consent_method="web_form",
                 consent_evidence=request_evidence,
                 cadence_per_week=ctx.settings.default_cadence_per_week,
+                timezone_candidates=zone.stored_candidates,
             ),
             ctx.settings.secret_key.get_secret_value(),
             now,
@@ -206,12 +207,10 @@ def confirm(request: Request, token: str) -> Response:
             "ip": request.client.host if request.client else None,
             "user_agent": request.headers.get("user-agent", "")[:200],
         }
-        if channel.status == ChannelStatus.STOPPED:
-            subscriptions.resume(
-                session, channel, ctx.settings.secret_key.get_secret_value(), evidence, ctx.clock()
-            )
-        else:
-            subscriptions.confirm(session, channel, evidence, ctx.clock())
+        # A stopped channel stays stopped: after STOP only the phone's START brings it back.
+        subscriptions.confirm_by_link(
+            session, channel, ctx.settings.secret_key.get_secret_value(), evidence, ctx.clock()
+        )
         active = channel.status == ChannelStatus.ACTIVE
     paragraphs = (
         ["You're confirmed. Your first message arrives during your sending hours."]
