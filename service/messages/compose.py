@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from service.messages.catalog import Kind
 from service.messages.content import Content
 from service.providers.base import Channel, OutboundMessage
 from service.settings import Settings
@@ -36,15 +37,18 @@ class Recipient:
     cadence_per_week: int
 
 
-def confirmation_is_discreet(consent_method: str | None) -> bool:
-    """Whether a channel's confirmation must hide what Steady is about.
+def renders_discreet(kind: str, chosen: bool, consent_method: str | None) -> bool:
+    """Whether a message to a channel is written in discreet wording.
 
-    PRODUCT.md, "Safety": a confirmation that a web signup (or an import, or the
-    preferences page) triggers is always discreet, in the whole text: whoever holds
-    that phone or inbox may not be the person who typed the address in. Only the
-    opt-in request answering a JOIN texted from the phone itself may be plain.
+    The person's own choice, and always for a confirmation the phone or inbox did
+    not ask for itself (PRODUCT.md, "Safety"): a web signup's, an import's or the
+    preferences page's confirmation goes to whatever address was typed in, and
+    whoever holds it may not be the person who typed it, so the whole text says
+    nothing of what Steady is about. Only the opt-in request answering a JOIN
+    texted from the phone itself may be plain. The dispatcher, reconciliation
+    (which matches the provider's copy by its body) and the replies all ask here.
     """
-    return consent_method != CONSENT_BY_TEXT
+    return chosen or (kind == Kind.CONFIRM and consent_method != CONSENT_BY_TEXT)
 
 
 def frequency_text(cadence_per_week: int) -> str:

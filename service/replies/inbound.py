@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.messages.catalog import CONFIRM_TEMPLATE, Kind
-from service.messages.compose import CONSENT_BY_TEXT, confirmation_is_discreet, sms_context
+from service.messages.compose import CONSENT_BY_TEXT, renders_discreet, sms_context
 from service.messages.content import Content
 from service.pacing.policy import pacing_policy
 from service.people import subscriptions, zones
@@ -205,9 +205,11 @@ class InboundHandler:
         self, session: Session, channel: Channel | None, reply: Reply, now: datetime
     ) -> str:
         subscriber = channel.subscriber if channel is not None else None
-        discreet = subscriber is not None and subscriber.discreet
-        if reply.kind == Kind.CONFIRM and channel is not None:
-            discreet = discreet or confirmation_is_discreet(channel.consent_method)
+        discreet = renders_discreet(
+            reply.kind,
+            subscriber is not None and subscriber.discreet,
+            channel.consent_method if channel is not None else None,
+        )
         context = sms_context(
             self.settings,
             discreet=discreet,

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.messages.catalog import IMMEDIATE_KINDS, Kind
-from service.messages.compose import Recipient, compose, confirmation_is_discreet
+from service.messages.compose import Recipient, compose, renders_discreet
 from service.messages.content import Content, TemplateError
 from service.messages.lifecycle import MAX_SEND_ATTEMPTS
 from service.pacing.policy import pacing_policy
@@ -166,8 +166,7 @@ def _load_claimed(session: Session, ids: list[int]) -> list[_Claimed]:
                 channel_id=row.channel_id,
                 channel=row.channel,
                 address=row.address,
-                discreet=row.discreet
-                or (row.kind == Kind.CONFIRM and confirmation_is_discreet(row.consent_method)),
+                discreet=renders_discreet(row.kind, row.discreet, row.consent_method),
                 cadence_per_week=row.cadence_per_week,
             ),
             subscriber_id=row.subscriber_id,
