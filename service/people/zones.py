@@ -341,10 +341,14 @@ def check_zone_name(value: str) -> str | None:
     return _iana_by_words().get(_words(cleaned))
 
 
+def zone_city(zone: str) -> str:
+    """The place a zone is named after: "America/Los_Angeles" -> "Los Angeles"."""
+    return zone.rsplit("/", 1)[-1].replace("_", " ")
+
+
 def zone_label(zone: str) -> str:
     """How a zone is named to a person: "Chicago time (America/Chicago)"."""
-    city = zone.rsplit("/", 1)[-1].replace("_", " ")
-    return f"{city} time ({zone})" if "/" in zone else zone
+    return f"{zone_city(zone)} time ({zone})" if "/" in zone else zone
 
 
 # --- the subscriber -----------------------------------------------------------------

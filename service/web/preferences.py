@@ -248,7 +248,7 @@ def _zone_fields(subscriber: Subscriber) -> dict[str, Any]:
     return {
         "zone_options": list(options.items()),
         "timezone": "" if candidates else subscriber.timezone,
-        "zone_candidates": [zones.zone_label(zone) for zone in candidates],
+        "zone_candidates": [zones.zone_city(zone) for zone in candidates],
     }
 
 
