@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from service.addresses import mask
@@ -239,8 +240,13 @@ def preferences_page(request: Request, token: str) -> Response:
 
 @router.post("/preferences/{token}", response_class=HTMLResponse)
 async def save_preferences(request: Request, token: str) -> Response:
-    ctx = app_context(request)
     form = await request.form()
+    return await run_in_threadpool(_save_preferences, request, token, form)
+
+
+def _save_preferences(request: Request, token: str, form: FormData) -> Response:
+    """The database side of a save; runs on a worker thread, off the event loop."""
+    ctx = app_context(request)
     with ctx.sessions.begin() as session:
         channel = channel_for(session, ctx, Purpose.PREFERENCES, token)
         if channel is None:

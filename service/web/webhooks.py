@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sendgrid.helpers.eventwebhook import EventWebhook
+from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -64,13 +65,18 @@ async def twilio_inbound(request: Request) -> Response:
     if not sender:
         return Response(str(MessagingResponse()), media_type=TWIML)
     text = InboundText(provider_id=form.get("MessageSid"), sender=sender, body=form.get("Body", ""))
-    with ctx.sessions.begin() as session:
-        reply = ctx.inbound.handle(session, text, ctx.clock())
+    reply = await run_in_threadpool(_handle_inbound, ctx, text)
     twiml = MessagingResponse()
     if reply:
         twiml.message(reply)
     record_webhook("twilio_inbound", "replied" if reply else "silent")
     return Response(str(twiml), media_type=TWIML)
+
+
+def _handle_inbound(ctx: AppContext, text: InboundText) -> str | None:
+    """The database side of an inbound text; runs on a worker thread, off the event loop."""
+    with ctx.sessions.begin() as session:
+        return ctx.inbound.handle(session, text, ctx.clock())
 
 
 async def _twilio_form(request: Request) -> dict[str, str]:
@@ -184,16 +190,22 @@ async def sendgrid_events(request: Request) -> Response:
         return Response(
             "expected a JSON array of event objects", status_code=400, media_type="text/plain"
         )
+    results = await run_in_threadpool(_apply_events, ctx, events)
+    log.info("sendgrid_events", events=len(events), **results)
+    for result, count in results.items():
+        record_webhook("sendgrid_events", result, count)
+    return Response(status_code=200)
+
+
+def _apply_events(ctx: AppContext, events: list[dict[str, Any]]) -> Counter[str]:
+    """The database side of an event post; runs on a worker thread, off the event loop."""
     results: Counter[str] = Counter()
     with ctx.sessions.begin() as session:
         secret = ctx.settings.secret_key.get_secret_value()
         now = ctx.clock()
         for event in events:
             results[apply_sendgrid_event(session, event, secret, now)] += 1
-    log.info("sendgrid_events", events=len(events), **results)
-    for result, count in results.items():
-        record_webhook("sendgrid_events", result, count)
-    return Response(status_code=200)
+    return results
 
 
 def _parse_events(body: bytes) -> list[dict[str, Any]] | None:
