@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    pass
+from service.channels import ChannelKind
 
-Channel = Literal["sms", "email"]
 # Where an accepted copy stands, in Steady's own words (each adapter maps its provider's).
 CopyOutcome = Literal["sent", "delivered", "undelivered", "failed"]
 
@@ -24,7 +22,7 @@ class OutboundMessage:
     """One message ready for a provider; ids only travel further than this."""
 
     message_id: int
-    channel: Channel
+    channel: ChannelKind
     to: str
     body: str
     subject: str | None = None

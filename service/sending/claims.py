@@ -15,6 +15,7 @@ from typing import cast
 from sqlalchemy import Connection, Table, and_, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
 
+from service.channels import ChannelKind
 from service.messages.catalog import IMMEDIATE_KINDS
 from service.storage.models import Message, MessageStatus, Subscriber
 
@@ -27,7 +28,7 @@ class Outcome:
 
     message_id: int
     subscriber_id: int | None
-    channel: str
+    channel: ChannelKind
     kind: str
     template: str
     rule: str

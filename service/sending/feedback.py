@@ -23,9 +23,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from service.channels import ChannelKind
 from service.messages.lifecycle import SENDGRID_STATUS, TWILIO_STATUS, can_move
 from service.people.suppression import Verdict, apply_verdict, sms_error_verdict
-from service.storage.models import Channel, ChannelKind, DeliveryEvent, Message, Subscriber
+from service.storage.models import Channel, DeliveryEvent, Message, Subscriber
 
 log = structlog.get_logger(__name__)
 

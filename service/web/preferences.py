@@ -23,8 +23,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from service.addresses import mask
+from service.channels import ChannelKind
 from service.people import subscriptions
-from service.storage.models import Channel, ChannelKind, ChannelStatus, Subscriber
+from service.storage.models import Channel, ChannelStatus, Subscriber
 from service.tokens import Purpose
 from service.web.context import AppContext, app_context, channel_for, invalid_link
 
@@ -191,14 +192,14 @@ def _page(
     channels = [
         {
             "kind": str(channel.kind),
-            "label": CHANNEL_LABELS.get(ChannelKind(channel.kind), channel.kind),
+            "label": CHANNEL_LABELS[channel.kind],
             "address": mask(channel.address),
             "on": channel.status == ChannelStatus.ACTIVE,
         }
         for channel in _confirmed_channels(subscriber)
     ]
     unreachable = [
-        {"label": CHANNEL_LABELS.get(ChannelKind(c.kind), c.kind), "address": mask(c.address)}
+        {"label": CHANNEL_LABELS[c.kind], "address": mask(c.address)}
         for c in subscriber.channels
         if c.status == ChannelStatus.SUPPRESSED
     ]
