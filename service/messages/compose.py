@@ -14,6 +14,7 @@ from typing import Any
 from service.channels import ChannelKind
 from service.messages.content import Content
 from service.providers.base import OutboundMessage
+from service.providers.twilio.codes import MESSAGE_ID_QUERY
 from service.settings import Settings
 from service.tokens import Purpose, make_token
 
@@ -79,7 +80,7 @@ def unsubscribe_url(settings: Settings, channel_id: int) -> str:
 def status_callback_url(settings: Settings, message_id: int) -> str:
     # Our id rides along, so a callback that beats our own commit of the provider
     # id still finds its message.
-    return f"{settings.public_url}/webhooks/twilio/status?m={message_id}"
+    return f"{settings.public_url}/webhooks/twilio/status?{MESSAGE_ID_QUERY}={message_id}"
 
 
 def compose(

@@ -23,7 +23,6 @@ Order of precedence:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +38,7 @@ from service.messages.compose import sms_context
 from service.messages.content import Content
 from service.pacing.policy import pacing_policy
 from service.people import subscriptions
+from service.providers.base import InboundText
 from service.replies.commands import Reply, SubscriberCommands, Turn
 from service.replies.crisis import CrisisWords
 from service.replies.grammar import Command, Intent, interpret, normalise
@@ -48,13 +48,6 @@ from service.storage.models import Channel, ChannelStatus, InboundMessage, Subsc
 log = structlog.get_logger(__name__)
 
 CRISIS_FLAG_REASON = "crisis_words"
-
-
-@dataclass(frozen=True)
-class InboundText:
-    provider_id: str | None  # Twilio MessageSid
-    sender: str  # E.164
-    body: str
 
 
 def _help() -> Reply:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from service.channels import ChannelKind
 from service.messages.catalog import IMMEDIATE_KINDS
+from service.providers.base import Cause
 from service.storage.models import Message, MessageStatus, Subscriber
 
 messages_table = cast(Table, Message.__table__)
@@ -38,6 +39,7 @@ class Outcome:
     detail: str | None = None
     retry_at: datetime | None = None
     at: datetime | None = None  # when the provider accepted it (UTC): the row's `sent_at`
+    cause: Cause | None = None  # what a failure says about the address (not stored here)
 
 
 def release_expired_leases(session: Session, now: datetime) -> int:

@@ -316,9 +316,9 @@ class Dispatcher:
             apply_send_errors(
                 session,
                 [
-                    (o.message_id, o.error_code)
+                    (o.message_id, o.cause)
                     for o in outcomes
-                    if o.status == MessageStatus.FAILED and o.error_code
+                    if o.status == MessageStatus.FAILED and o.cause
                 ],
                 self.settings.secret_key.get_secret_value(),
                 now,
@@ -464,7 +464,9 @@ class Dispatcher:
         )
         detail = str(exc)[:300]
         if exc.permanent:
-            return outcome(MessageStatus.FAILED, error_code=exc.code, detail=detail)
+            return outcome(
+                MessageStatus.FAILED, error_code=exc.code, detail=detail, cause=exc.cause
+            )
         if exc.code in AMBIGUOUS_ERROR_CODES:
             return outcome(MessageStatus.UNKNOWN, error_code=exc.code, detail=detail)
         if item.attempts >= MAX_SEND_ATTEMPTS:

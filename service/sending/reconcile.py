@@ -379,9 +379,9 @@ def _settle_found(
         values["error_code"] = copy.error_code
     if not _update(session, row, now, status=status, **values):
         return RACED
-    if status == MessageStatus.FAILED and copy.error_code:
+    if status == MessageStatus.FAILED and copy.cause:
         # The same feedback a failed callback gives (STOP, unreachable number, ...).
-        apply_send_errors(session, [(row.id, copy.error_code)], secret, now)
+        apply_send_errors(session, [(row.id, copy.cause)], secret, now)
     _replan(session, row, now)
     return str(status)
 

@@ -49,9 +49,9 @@ from service.messages.catalog import NUDGE_KINDS, Kind
 from service.messages.lifecycle import PRIORITY_NOW
 from service.pacing.rules import RULES
 from service.people import subscriptions
-from service.providers.base import OutboundMessage, Provider
+from service.providers.base import InboundText, OutboundMessage, Provider
 from service.providers.outbox import OutboxProvider
-from service.replies.inbound import InboundHandler, InboundText
+from service.replies.inbound import InboundHandler
 from service.sending.runtime import Runtime
 from service.settings import Settings
 from service.storage.db import get_engine, upgrade
