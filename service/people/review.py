@@ -188,20 +188,14 @@ def thread(session: Session, subscriber_id: int) -> list[ThreadEntry]:
         .order_by(Message.created_at.desc(), Message.id.desc())
         .limit(THREAD_LENGTH)
     ).all()
-    entries = [ThreadEntry("in", m.received_at, m.body) for m in inbound]
-    entries += [
-        ThreadEntry(
-            "out",
-            m.sent_at or m.scheduled_for,
-            m.body,
-            kind=m.kind,
-            template=m.template,
-            status=m.status,
-        )
-        for m in outbound
-    ]
-    entries.sort(key=lambda entry: entry.at)
-    return entries[-THREAD_LENGTH:]
+    # Sorted by time; at one instant a text comes before the reply it caused.
+    keyed = [((m.received_at, 0, m.id), ThreadEntry("in", m.received_at, m.body)) for m in inbound]
+    for m in outbound:
+        at = m.sent_at or m.scheduled_for
+        entry = ThreadEntry("out", at, m.body, kind=m.kind, template=m.template, status=m.status)
+        keyed.append(((at, 1, m.id), entry))
+    keyed.sort(key=lambda pair: pair[0])
+    return [entry for _, entry in keyed][-THREAD_LENGTH:]
 
 
 # --- acting on it -----------------------------------------------------------------------
