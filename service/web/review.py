@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from service.pacing.policy import pacing_policy
 from service.people.review import (
     MAX_REPLY_SEGMENTS,
+    OperatorReply,
     ReviewError,
     ReviewItem,
     clear_flag,
@@ -117,7 +118,7 @@ def api_clear_flag(request: Request, ctx: Admin, subscriber_id: int) -> JSONResp
     return admin._json({"id": subscriber_id, "flagged": False})
 
 
-def _reply(ctx: AppContext, subscriber_id: int, body: str) -> Any:
+def _reply(ctx: AppContext, subscriber_id: int, body: str) -> OperatorReply:
     now = ctx.clock()
     with ctx.sessions() as session:
         try:
@@ -214,6 +215,8 @@ def _form_refusal(request: Request, ctx: AppContext) -> Response | None:
     return None
 
 
+# The form routes are async to read the form; their database work runs in the thread
+# pool (ARCHITECTURE.md: no synchronous database call on the event loop).
 @router.post("/review/{subscriber_id}/reply")
 async def review_reply(request: Request, subscriber_id: int) -> Response:
     ctx = _page_context(request)
@@ -227,11 +230,11 @@ async def review_reply(request: Request, subscriber_id: int) -> Response:
     try:
         if len(body) > MAX_BODY_CHARS:
             raise HTTPException(status_code=422, detail="the reply is too long")
-        queued = await _in_thread(_reply, ctx, subscriber_id, body)
+        queued = await run_in_threadpool(_reply, ctx, subscriber_id, body)
     except HTTPException as exc:
         # Back to the page, saying why: the operator's text is not lost in a JSON error.
         detail = f"Not sent: {exc.detail}."
-        return await _in_thread(_page_with_error, request, ctx, detail, exc.status_code)
+        return await run_in_threadpool(_page_with_error, request, ctx, detail, exc.status_code)
     done = "replied" if queued.at_once else "scheduled"
     return admin._secured(RedirectResponse(f"/admin/review?done={done}", status_code=303))
 
@@ -249,13 +252,8 @@ async def review_clear_flag(request: Request, subscriber_id: int) -> Response:
     if refused is not None:
         return refused
     try:
-        await _in_thread(_clear, ctx, subscriber_id)
+        await run_in_threadpool(_clear, ctx, subscriber_id)
     except HTTPException as exc:
         detail = f"Not cleared: {exc.detail}."
-        return await _in_thread(_page_with_error, request, ctx, detail, exc.status_code)
+        return await run_in_threadpool(_page_with_error, request, ctx, detail, exc.status_code)
     return admin._secured(RedirectResponse("/admin/review?done=cleared", status_code=303))
-
-
-async def _in_thread(function: Any, *args: Any) -> Any:
-    """Database work off the event loop (ARCHITECTURE.md: no blocking call on it)."""
-    return await run_in_threadpool(function, *args)
