@@ -48,9 +48,7 @@ from service.pacing.policy import pacing_policy
 from service.people import subscriptions
 from service.people.review import CRISIS_FLAG_REASON
 from service.replies.commands import Reply, SubscriberCommands, Turn
-
-# The table-driven detector's API (issue 10); when it lands: `from service.replies.crisis`.
-from service.replies.crisis_compat import Assessment, CrisisDetector
+from service.replies.crisis import Assessment, CrisisDetector
 from service.replies.grammar import Command, Intent, interpret, normalise, parse
 from service.settings import Settings
 from service.storage.models import Channel, ChannelKind, ChannelStatus, InboundMessage, Subscriber
