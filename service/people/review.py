@@ -17,7 +17,7 @@ Addresses are masked; the thread shows bodies, since reading them is the point.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -31,6 +31,7 @@ from service.messages.catalog import OPERATOR_TEMPLATE, Kind
 from service.messages.compose import sms_context
 from service.messages.content import Content, sms_segments
 from service.messages.lifecycle import PRIORITY_NOW
+from service.messages.safety_lines import country_of
 from service.pacing.rules import PacingPolicy
 from service.pacing.window import earliest_in_window, window_hours
 from service.settings import Settings
@@ -85,6 +86,7 @@ class ReviewItem:
     body: str
     inbound_id: int | None
     flagged_at: datetime | None
+    country: str | None = None  # whose safety lines they got: their number's, else their zone's
     channels: list[dict[str, str]] = field(default_factory=list)
     thread: list[ThreadEntry] = field(default_factory=list)
 
@@ -104,9 +106,15 @@ def review_items(session: Session, now: datetime, *, limit: int = MAX_ITEMS) -> 
     for item in items:
         if item.subscriber_id not in threads:
             threads[item.subscriber_id] = thread(session, item.subscriber_id)
-        item.channels.extend(_channels(subscribers[item.subscriber_id]))
+        subscriber = subscribers[item.subscriber_id]
+        item.channels.extend(_channels(subscriber))
         item.thread.extend(threads[item.subscriber_id])
-    return items
+    return [replace(item, country=_country(subscribers[item.subscriber_id])) for item in items]
+
+
+def _country(subscriber: Subscriber) -> str | None:
+    phone = next((c.address for c in subscriber.channels if c.kind == ChannelKind.SMS), None)
+    return country_of(phone, subscriber.timezone)
 
 
 def _flagged_items(session: Session, limit: int) -> list[ReviewItem]:

@@ -63,6 +63,7 @@ def _item_json(item: ReviewItem) -> dict[str, Any]:
         "received_at": _iso(item.received_at),
         "body": item.body,
         "flagged_at": _iso(item.flagged_at),
+        "country": item.country,
         "channels": item.channels,
         "thread": [
             {
@@ -170,6 +171,7 @@ def _grouped(items: list[ReviewItem]) -> list[dict[str, Any]]:
             {
                 "id": item.subscriber_id,
                 "flagged_at": item.flagged_at,
+                "country": item.country,
                 "channels": item.channels,
                 "thread": item.thread,
                 "items": [],

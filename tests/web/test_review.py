@@ -84,6 +84,7 @@ def test_review_lists_a_crisis_flag_with_its_text_and_the_masked_thread(database
     page = str(harness.client.get("/admin/api/review", headers=BEARER).text)
     assert "2125550142" not in page, "addresses are masked"
     assert item["channels"] == [{"kind": "sms", "address": mask(PHONE), "status": "active"}]
+    assert item["country"] == "US", "whose safety lines they got"
 
 
 def test_review_lists_texts_steady_did_not_understand(database_url: str) -> None:
