@@ -22,6 +22,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import Select, Table, and_, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.channels import ChannelKind
 from service.messages.catalog import ACTIVITY_AREAS, NUDGE_KINDS, Kind
 from service.messages.lifecycle import OUTSTANDING, PRIORITY_NUDGE, WENT_OUT
 from service.pacing.rules import (
@@ -33,10 +34,8 @@ from service.pacing.rules import (
     plan_next,
 )
 from service.pacing.window import NoSharedWindow, split_zones
-from service.providers.base import Channel as ChannelName
 from service.storage.models import (
     Channel,
-    ChannelKind,
     ChannelStatus,
     ContactLog,
     Message,
@@ -165,7 +164,7 @@ def _plan_batch(
         state = SubscriberState(
             subscriber_id=sub.id,
             timezone=sub.timezone,
-            channel=cast(ChannelName, channel_kind),
+            channel=channel_kind,
             cadence_per_week=sub.cadence_per_week,
             hours=(sub.hour_start, sub.hour_end),
             activity_areas=areas or ACTIVITY_AREAS,
@@ -250,9 +249,9 @@ def _copy_value(value: Any) -> Any:
 
 def _active_channels(
     session: Session, ids: Sequence[int]
-) -> dict[int, tuple[int, str, datetime | None]]:
+) -> dict[int, tuple[int, ChannelKind, datetime | None]]:
     """The channel each subscriber's next nudge goes to: SMS first, else email."""
-    chosen: dict[int, tuple[int, str, datetime | None]] = {}
+    chosen: dict[int, tuple[int, ChannelKind, datetime | None]] = {}
     rows = session.execute(
         select(Channel.subscriber_id, Channel.id, Channel.kind, Channel.confirmed_at)
         .where(Channel.subscriber_id.in_(ids), Channel.status == ChannelStatus.ACTIVE)
@@ -300,7 +299,7 @@ def _recent_nudges(
             PastNudge(
                 kind=Kind(kind),
                 template=template,
-                channel=cast(ChannelName, channel),
+                channel=channel,
                 at=sent_at or scheduled_for,
             )
         )

@@ -1,7 +1,7 @@
 """Candidate time zones of a subscriber who has not named theirs.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-28
 
 A number that fits several zones (a split US area code, an Australian mobile)
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
