@@ -12,6 +12,7 @@ from celery import Celery
 
 from service.sending.wake import DISPATCH_TASK, PLAN_TASK
 from service.settings import Settings, get_settings
+from workers import health
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -38,11 +39,20 @@ def make_celery(settings: Settings) -> Celery:
         task_always_eager=broker is None,
         task_eager_propagates=True,
         timezone="UTC",
+        # Logging is Steady's (workers.lifecycle): one JSON format for every line.
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        # Beat's loop wakes at least this often, so its heartbeat stays fresh.
+        beat_scheduler="workers.lifecycle:SteadyScheduler",
+        beat_max_loop_interval=health.HEARTBEAT_SECONDS,
         beat_schedule={
             "plan": {"task": PLAN_TASK, "schedule": settings.tick_seconds * 2},
             "dispatch": {"task": DISPATCH_TASK, "schedule": settings.tick_seconds},
         },
     )
+    from workers.lifecycle import Heartbeat
+
+    app.steps["consumer"].add(Heartbeat)
     return app
 
 

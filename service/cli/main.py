@@ -206,8 +206,8 @@ def web(
 
     from service.logs import configure_logging
 
-    settings_or_exit()
-    configure_logging(json=True)
+    settings = settings_or_exit()
+    configure_logging(json=True, level=settings.log_level)
     uvicorn.run(
         "service.web.asgi:app",
         host=host,
@@ -215,32 +215,48 @@ def web(
         workers=workers,
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
-        log_level="info",
+        # uvicorn's own lines (startup, access log) go through Steady's JSON handler.
+        log_config=None,
+        log_level=settings.log_level.lower(),
     )
+
+
+def _celery_ready(settings: Settings) -> None:
+    if not settings.broker_url:
+        errors.print("[red]STEADY_BROKER_URL is not set: `steady run` needs no broker.[/red]")
+        raise typer.Exit(2)
 
 
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(help="Worker processes (prefork).")] = 2,
-    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    loglevel: Annotated[
+        str | None, typer.Option(help="Log level (default: STEADY_LOG_LEVEL).")
+    ] = None,
+    hostname: Annotated[
+        str | None, typer.Option(help="Node name (default: celery@<host name>).")
+    ] = None,
 ) -> None:
-    """A Celery worker (needs STEADY_BROKER_URL)."""
+    """A Celery worker (needs STEADY_BROKER_URL); readiness in STEADY_STATE_DIR/worker.ready."""
     settings = settings_or_exit()
-    if not settings.broker_url:
-        errors.print("[red]STEADY_BROKER_URL is not set: `steady run` needs no broker.[/red]")
-        raise typer.Exit(2)
+    _celery_ready(settings)
     from service.logs import configure_logging
     from workers.app import celery_app
+    from workers.health import ensure_state_dir
 
-    configure_logging(json=True)
+    level = (loglevel or settings.log_level).upper()
+    configure_logging(json=True, level=level)
+    ensure_state_dir(settings.state_dir)
     celery_app.worker_main(
         [
+            "--quiet",  # no banner: every line is JSON
             "worker",
-            f"--loglevel={loglevel}",
+            f"--loglevel={level}",
             f"--concurrency={concurrency}",
             "--pool=prefork",
             "--without-gossip",
             "--without-mingle",
+            *([f"--hostname={hostname}"] if hostname else []),
         ]
     )
 
@@ -248,17 +264,49 @@ def worker(
 @app.command()
 def beat(
     schedule: Annotated[
-        str, typer.Option(help="Beat's schedule state file.")
-    ] = "/tmp/steady-beat-schedule",  # noqa: S108 - state file, no secrets
+        Path | None,
+        typer.Option(help="Beat's schedule file (default: STEADY_STATE_DIR/beat-schedule)."),
+    ] = None,
 ) -> None:
-    """Celery beat: wakes the planner and the dispatcher (needs STEADY_BROKER_URL)."""
+    """Celery beat: plans and dispatches at start, then wakes the planner and the dispatcher
+    every tick (needs STEADY_BROKER_URL); readiness in STEADY_STATE_DIR/beat.ready."""
     settings = settings_or_exit()
-    if not settings.broker_url:
-        errors.print("[red]STEADY_BROKER_URL is not set.[/red]")
-        raise typer.Exit(2)
+    _celery_ready(settings)
+    from service.logs import configure_logging
     from workers.app import celery_app
+    from workers.health import ensure_state_dir
 
-    celery_app.start(["beat", "--loglevel=INFO", f"--schedule={schedule}"])
+    configure_logging(json=True, level=settings.log_level)
+    # Beat sends tasks by name: it need not import them (and the whole service with
+    # them), which keeps its start, and so the first send, fast.
+    celery_app.conf.include = []
+    state_dir = ensure_state_dir(settings.state_dir)
+    if schedule is None:
+        schedule = state_dir / "beat-schedule"
+    else:
+        schedule.parent.mkdir(parents=True, exist_ok=True)
+    celery_app.start(
+        ["--quiet", "beat", f"--loglevel={settings.log_level}", f"--schedule={schedule}"]
+    )
+
+
+@app.command()
+def health(
+    role: Annotated[str, typer.Argument(help="worker or beat")],
+    max_age: Annotated[
+        float, typer.Option(help="Seconds since the last heartbeat still counted as alive.")
+    ] = 60.0,
+) -> None:
+    """Exit 0 if this host's worker or beat is ready and its heartbeat fresh, else 1."""
+    from workers.health import ROLES, check
+
+    if role not in ROLES:
+        errors.print(f"[red]role must be one of: {', '.join(ROLES)}[/red]")
+        raise typer.Exit(2)
+    settings = settings_or_exit()
+    healthy, why = check(settings.state_dir, role, max_age=max_age)
+    (console if healthy else errors).print(why, highlight=False, markup=False)
+    raise typer.Exit(0 if healthy else 1)
 
 
 @app.command()
@@ -275,8 +323,8 @@ def run(
     from service.storage.db import upgrade
     from service.web.app import create_app
 
-    configure_logging(json=False)
     settings = settings_or_exit()
+    configure_logging(json=False, level=settings.log_level)
     if "public_url" not in settings.model_fields_set:
         # Links in messages should reach this very process unless told otherwise.
         settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})

@@ -213,6 +213,8 @@ def confirm(request: Request, token: str) -> Response:
         else:
             subscriptions.confirm(session, channel, evidence, ctx.clock())
         active = channel.status == ChannelStatus.ACTIVE
+    if active:
+        ctx.waker.wake_planner()  # the welcome is planned now, not at the next tick
     paragraphs = (
         ["You're confirmed. Your first message arrives during your sending hours."]
         if active

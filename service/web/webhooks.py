@@ -18,6 +18,7 @@ from sendgrid.helpers.eventwebhook import EventWebhook
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from service.replies.grammar import Command, interpret
 from service.replies.inbound import InboundText
 from service.reporting.metrics import record_webhook
 from service.sending.feedback import StatusReport, apply_sendgrid_event
@@ -52,6 +53,10 @@ def _twilio_params_if_signed(ctx: AppContext, request: Request, form: dict[str, 
     return bool(RequestValidator(token.get_secret_value()).validate(url, form, signature))
 
 
+# Texts that can make a channel active: the planner is woken after them.
+OPT_IN_COMMANDS = frozenset({Command.CONFIRM, Command.START})
+
+
 @router.post("/twilio/inbound")
 async def twilio_inbound(request: Request) -> Response:
     ctx = app_context(request)
@@ -66,6 +71,8 @@ async def twilio_inbound(request: Request) -> Response:
     text = InboundText(provider_id=form.get("MessageSid"), sender=sender, body=form.get("Body", ""))
     with ctx.sessions.begin() as session:
         reply = ctx.inbound.handle(session, text, ctx.clock())
+    if reply and interpret(text.body).command in OPT_IN_COMMANDS:
+        ctx.waker.wake_planner()  # YES / START: the welcome goes now, not at the next tick
     twiml = MessagingResponse()
     if reply:
         twiml.message(reply)
