@@ -212,7 +212,7 @@ def test_an_unknown_level_is_refused_by_the_settings(database_url: str) -> None:
     from service.settings import ConfigurationError
 
     assert make_settings(database_url, STEADY_LOG_LEVEL="debug").log_level == "DEBUG"
-    with pytest.raises(ConfigurationError, match="STEADY_LOG_LEVEL|log_level"):
+    with pytest.raises(ConfigurationError, match=r"STEADY_LOG_LEVEL|log_level"):
         make_settings(database_url, STEADY_LOG_LEVEL="chatty")
 
 
