@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from service.cli.operations import archive, health, messages
 from service.cli.ops import config_app, send_test, subscribers_app
 from service.settings import ConfigurationError, Settings, load_settings
 
@@ -26,6 +27,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(config_app, name="config")
 app.command("send-test")(send_test)
+# Operations (service/cli/operations.py): the message log, archive, health.
+app.command("messages")(messages)
+app.command("archive")(archive)
+app.command("health")(health)
 console = Console()
 errors = Console(stderr=True)
 
@@ -123,53 +128,16 @@ def reconcile(
 
 
 @app.command()
-def messages(
-    to: Annotated[
-        str | None, typer.Option("--to", help="A phone number (any format) or an email.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False,
-) -> None:
-    """The outbound message log, oldest first."""
-    from service.addresses import InvalidAddress, parse_address
-    from service.reporting.message_log import message_log
-
-    settings = settings_or_exit()
-    address = None
-    if to is not None:
-        try:
-            _, address = parse_address(to)
-        except InvalidAddress as exc:
-            errors.print(f"[red]--to: {exc.message}[/red]")
-            raise typer.Exit(2) from None
-    rows = message_log(settings, address)
-    if as_json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
-        return
-    table = Table("id", "to", "kind", "template", "rule", "status", "scheduled", "sent")
-    for row in rows:
-        table.add_row(
-            str(row["id"]),
-            row["to"] or "",
-            row["kind"],
-            row["template"],
-            row["rule"],
-            row["status"],
-            (row["scheduled_for"] or "")[:16],
-            (row["sent_at"] or "")[:16],
-        )
-    console.print(table)
-
-
-@app.command()
 def stats(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Delivery and engagement figures from the database."""
     from service.reporting import stats as figures
-    from service.storage.db import session_factory
+    from service.storage.db import read_session_factory
 
     settings = settings_or_exit()
-    with session_factory(settings.database_url)() as session:
+    sessions = read_session_factory(settings.database_url, settings.database_replica_url)
+    with sessions() as session:
         result = figures.collect(session, datetime.now(UTC))
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
@@ -288,25 +256,6 @@ def beat(
     celery_app.start(
         ["--quiet", "beat", f"--loglevel={settings.log_level}", f"--schedule={schedule}"]
     )
-
-
-@app.command()
-def health(
-    role: Annotated[str, typer.Argument(help="worker or beat")],
-    max_age: Annotated[
-        float, typer.Option(help="Seconds since the last heartbeat still counted as alive.")
-    ] = 60.0,
-) -> None:
-    """Exit 0 if this host's worker or beat is ready and its heartbeat fresh, else 1."""
-    from workers.health import ROLES, check
-
-    if role not in ROLES:
-        errors.print(f"[red]role must be one of: {', '.join(ROLES)}[/red]")
-        raise typer.Exit(2)
-    settings = settings_or_exit()
-    healthy, why = check(settings.state_dir, role, max_age=max_age)
-    (console if healthy else errors).print(why, highlight=False, markup=False)
-    raise typer.Exit(0 if healthy else 1)
 
 
 @app.command()

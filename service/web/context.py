@@ -35,12 +35,19 @@ class AppContext:
     pages: Jinja2Templates
     # The time source; tests run the service at a chosen time.
     clock: Callable[[], datetime] = field(default=utcnow)
+    # STEADY_DATABASE_REPLICA_URL's sessions, if set (see `read_sessions`).
+    replica: sessionmaker[Session] | None = None
     # Twilio status callbacks, committed in groups (one transaction per batch of
     # concurrent ones; service/web/ingest.py).
     twilio_statuses: GroupCommit[StatusReport, str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.twilio_statuses = GroupCommit(self._apply_twilio_statuses)
+
+    @property
+    def read_sessions(self) -> sessionmaker[Session]:
+        """Where reports and /metrics read: the replica if there is one, else the primary."""
+        return self.replica or self.sessions
 
     def _apply_twilio_statuses(self, reports: Sequence[StatusReport]) -> list[str]:
         with self.sessions.begin() as session:
