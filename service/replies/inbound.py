@@ -39,7 +39,7 @@ from service.messages.content import Content
 from service.pacing.policy import pacing_policy
 from service.people import subscriptions
 from service.replies.commands import Reply, SubscriberCommands, Turn
-from service.replies.crisis import CrisisWords
+from service.replies.crisis import CrisisDetector
 from service.replies.grammar import Command, Intent, interpret, normalise, parse
 from service.settings import Settings
 from service.storage.models import Channel, ChannelKind, ChannelStatus, InboundMessage, Subscriber
@@ -69,7 +69,7 @@ class InboundHandler:
         self.settings = settings
         self.content = content
         self.secret = settings.secret_key.get_secret_value()
-        self.crisis_words = CrisisWords.from_file(settings.crisis_words_file)
+        self.crisis_words = CrisisDetector.from_file(settings.crisis_words_file)
         self.commands = SubscriberCommands(pacing_policy(settings))
 
     def handle(self, session: Session, text: InboundText, now: datetime) -> str | None:
