@@ -143,8 +143,10 @@ def export_command(
 ) -> None:
     """Write every subscriber to stdout: CSV (default) or a JSON array."""
     from service.people.bulk import EXPORT_COLUMNS, export_rows
+    from service.storage.db import read_session_factory
 
-    rows = export_rows(_sessions(_settings()))
+    settings = _settings()
+    rows = export_rows(read_session_factory(settings.database_url, settings.database_replica_url))
     out = sys.stdout
     if as_json:
         out.write("[")
