@@ -81,6 +81,13 @@ class CeleryWaker:
         if self._app is None:  # built on first use: after a web process forks
             from celery import Celery
 
-            self._app = Celery("steady-web", broker=self.broker_url, set_as_current=False)
-            self._app.conf.update(task_serializer="json", accept_content=["json"])
+            from service.storage.redis_url import celery_broker
+
+            url, transport_options = celery_broker(self.broker_url)
+            self._app = Celery("steady-web", broker=url, set_as_current=False)
+            self._app.conf.update(
+                task_serializer="json",
+                accept_content=["json"],
+                broker_transport_options=transport_options,
+            )
         return self._app
