@@ -101,13 +101,13 @@ class ImportContext:
     now: datetime
     source: str
 
+    at: str = field(init=False)  # `now` in ISO-8601, written once, not per row
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "at", self.now.isoformat())
+
     def evidence(self, line: int) -> dict[str, Any]:
-        return {
-            "source": "csv_import",
-            "file": self.source,
-            "line": line,
-            "imported_at": self.now.isoformat(),
-        }
+        return {"source": "csv_import", "file": self.source, "line": line, "imported_at": self.at}
 
 
 def validate_row(row: dict[str, str | None], line: int, default_timezone: str) -> ValidRow:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, any_, bindparam, insert, text
@@ -119,11 +120,17 @@ def copy_rows(
 _PLAIN = (str, int, float, bool, type(None))
 
 
+@lru_cache(maxsize=64)
+def _naive_utc(value: datetime) -> datetime:
+    """As UTCDateTime stores it. Cached: a batch's rows share a handful of times."""
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
 def _copy_value(value: Any) -> Any:
     if type(value) in _PLAIN:
         return value
     if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None)  # as UTCDateTime stores it
+        return _naive_utc(value)
     if isinstance(value, dict | list):
         return json.dumps(value)
     if isinstance(value, str):
