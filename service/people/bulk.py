@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from service.channels import ChannelKind
 from service.people import subscriptions
 from service.people.importer import (
     CONSENT_IMPORT,
@@ -33,7 +34,6 @@ from service.people.importer import (
 from service.storage.models import (
     ActivityLog,
     Channel,
-    ChannelKind,
     ContactLog,
     DeliveryEvent,
     InboundMessage,

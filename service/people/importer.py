@@ -38,13 +38,13 @@ from service.addresses import (
     normalise_email,
     normalise_phone_with_zone,
 )
+from service.channels import ChannelKind
 from service.messages.catalog import CONFIRM_TEMPLATE, Kind
 from service.messages.lifecycle import PRIORITY_NOW
 from service.people import subscriptions
 from service.storage.bulkwrite import insert_rows, one_of
 from service.storage.models import (
     Channel,
-    ChannelKind,
     ChannelStatus,
     Message,
     Subscriber,

@@ -16,11 +16,11 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from service.addresses import address_hash
+from service.channels import ChannelKind
 from service.messages.catalog import CONFIRM_TEMPLATE, NUDGE_KINDS, Kind
 from service.messages.lifecycle import PRIORITY_NOW
 from service.storage.models import (
     Channel,
-    ChannelKind,
     ChannelStatus,
     Message,
     MessageStatus,
@@ -53,7 +53,7 @@ def is_suppressed(session: Session, address: str, secret: str) -> bool:
 
 
 def suppress(
-    session: Session, address: str, channel: str, reason: str, secret: str, now: datetime
+    session: Session, address: str, channel: ChannelKind, reason: str, secret: str, now: datetime
 ) -> None:
     """Add an address to Steady's own do-not-contact list (idempotent)."""
     digest = address_hash(address, secret)

@@ -7,10 +7,12 @@ own, so every change is a POST (PRODUCT.md; RFC 8058 for one-click unsubscribe).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from service.addresses import (
     InvalidAddress,
@@ -145,22 +147,15 @@ async def subscribe(request: Request) -> Response:
         "user_agent": request.headers.get("user-agent", "")[:200],
         "consent_text_version": 1,
     }
-    with ctx.sessions.begin() as session:
-        confirmations = subscriptions.subscribe(
-            session,
-            subscriptions.SignupRequest(
-                phone=form.phone,
-                email=form.email,
-                timezone=form.timezone,
-                consent_method="web_form",
-                consent_evidence=request_evidence,
-                cadence_per_week=ctx.settings.default_cadence_per_week,
-            ),
-            ctx.settings.secret_key.get_secret_value(),
-            now,
-        )
-        ids = [message.id for message in confirmations]
-    ctx.waker.wake(ids)
+    signup = subscriptions.SignupRequest(
+        phone=form.phone,
+        email=form.email,
+        timezone=form.timezone,
+        consent_method="web_form",
+        consent_evidence=request_evidence,
+        cadence_per_week=ctx.settings.default_cadence_per_week,
+    )
+    await run_in_threadpool(_record_signup, ctx, signup, now)
     # The same answer whether the address was new, known or suppressed: no enumeration.
     if is_json:
         return JSONResponse({"status": "accepted", "detail": ACCEPTED_TEXT}, 202)
@@ -170,6 +165,16 @@ async def subscribe(request: Request) -> Response:
         {"title": "Check your messages", "paragraphs": [ACCEPTED_TEXT]},
         status_code=202,
     )
+
+
+def _record_signup(ctx: AppContext, signup: subscriptions.SignupRequest, now: datetime) -> None:
+    """The database side of a signup, and the wake-up; on a worker thread, off the event loop."""
+    with ctx.sessions.begin() as session:
+        confirmations = subscriptions.subscribe(
+            session, signup, ctx.settings.secret_key.get_secret_value(), now
+        )
+        ids = [message.id for message in confirmations]
+    ctx.waker.wake(ids)
 
 
 @router.get("/confirm/{token}", response_class=HTMLResponse)

@@ -1,7 +1,7 @@
 """Archive tables for `steady archive`, and the messages' creation-time index.
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-05
 
 `messages_archive` and `delivery_events_archive` take the live tables' rows once they
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
