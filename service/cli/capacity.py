@@ -67,14 +67,15 @@ def capacity(
     """Whether the senders' budgets (segments a second and a day) carry today's and next
     week's plan; exit 1 when they do not."""
     from service.sending.capacity import estimate
-    from service.storage.db import session_factory
+    from service.storage.db import read_session_factory
 
     try:
         settings = load_settings()
     except ConfigurationError as exc:
         errors.print(str(exc), markup=False)
         raise typer.Exit(EXIT_USAGE) from None
-    with session_factory(settings.database_url)() as session:
+    sessions = read_session_factory(settings.database_url, settings.database_replica_url)
+    with sessions() as session:
         report = estimate(settings, session, datetime.now(UTC))
     if json_output:
         typer.echo(json.dumps(report, indent=2))

@@ -71,6 +71,8 @@ def _check_database(settings: Settings) -> list[Check]:
 def _check_redis(settings: Settings) -> list[Check]:
     import redis
 
+    from service.storage.redis_url import redis_client
+
     if not settings.broker_url and not settings.redis_url:
         return [Check("broker", SKIP, "unset: work runs in-process (steady run / steady tick)")]
     checks = []
@@ -78,7 +80,7 @@ def _check_redis(settings: Settings) -> list[Check]:
     for name, url in urls.items():
         if not url:
             continue
-        client = redis.Redis.from_url(
+        client = redis_client(
             url, socket_timeout=CHECK_TIMEOUT_SECONDS, socket_connect_timeout=CHECK_TIMEOUT_SECONDS
         )
         try:
@@ -204,6 +206,20 @@ def _check_crisis_words(settings: Settings) -> list[Check]:
     return [Check("crisis words", OK, f"{len(phrases)} extra phrases from {path}")]
 
 
+def _check_safety_lines(settings: Settings) -> list[Check]:
+    from service.messages.safety_lines import SafetyLinesError, read_lines_file
+
+    path = settings.safety_lines_file
+    if path is None:
+        fallback = "the fallback line only" if settings.safety_line else "none set"
+        return [Check("safety lines", SKIP, f"STEADY_SAFETY_LINES_FILE unset: {fallback}")]
+    try:
+        countries = read_lines_file(path)
+    except SafetyLinesError as exc:
+        return [Check("safety lines", FAIL, str(exc))]
+    return [Check("safety lines", OK, f"{', '.join(sorted(countries)) or 'no'} countries")]
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
@@ -239,10 +255,11 @@ def _check_budget(settings: Settings) -> list[Check]:
     from sqlalchemy.exc import SQLAlchemyError
 
     from service.sending.capacity import budget_summary, estimate
-    from service.storage.db import session_factory
+    from service.storage.db import read_session_factory
 
+    sessions = read_session_factory(settings.database_url, settings.database_replica_url)
     try:
-        with session_factory(settings.database_url)() as session:
+        with sessions() as session:
             report = estimate(settings, session, datetime.now(UTC))
     except SQLAlchemyError:
         return [Check("sms budget", SKIP, "the database cannot be read (see above)")]
@@ -259,5 +276,6 @@ ALL_CHECKS: tuple[Callable[[Settings], list[Check]], ...] = (
     _check_sendgrid,
     _check_templates,
     _check_crisis_words,
+    _check_safety_lines,
     _check_budget,
 )

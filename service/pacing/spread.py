@@ -17,9 +17,11 @@ Pure: no clock, no settings; the span arrives in the policy.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from service.pacing.window import is_in_window, local_wall_time, window_bounds
+from service.pacing.window import Zones, is_in_window, window_closing_for
+
+# A time is a window's opening when the second before it is outside the window.
+_JUST_BEFORE = timedelta(seconds=1)
 
 # 2^64 / golden ratio, odd: multiplying by it scrambles ids into well-spread fractions.
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -34,22 +36,23 @@ def spread_fraction(subscriber_id: int) -> float:
 def spread_in_window(
     at: datetime,
     now: datetime,
-    tz: ZoneInfo,
+    zones: Zones,
     hours: tuple[int, int],
     subscriber_id: int,
     span: timedelta,
 ) -> datetime:
     """`at`, moved by the subscriber's share of `span` when pacing chose it (opening or now).
 
-    The offset stays within the first half of what is left of that window, so a
-    spread nudge still has its window's second half to go out in.
+    `zones` are the zones whose hours the nudge keeps (one, or every candidate):
+    the window is the one they share. The offset stays within the first half of
+    what is left of that window, so a spread nudge still has the rest to go out in.
     """
     if span <= timedelta(0):
         return at
-    opening, closing = window_bounds(local_wall_time(at, tz).date(), tz, *hours)
-    if at not in (opening, now):
+    at_opening = not is_in_window(at - _JUST_BEFORE, zones, *hours)
+    if at != now and not at_opening:
         return at
-    room = min(span, (closing - at) / 2)
+    room = min(span, (window_closing_for(at, zones, *hours) - at) / 2)
     offset = timedelta(seconds=int(spread_fraction(subscriber_id) * room.total_seconds()))
     moved = at + offset
-    return moved if is_in_window(moved, tz, *hours) else at
+    return moved if is_in_window(moved, zones, *hours) else at

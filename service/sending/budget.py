@@ -29,7 +29,8 @@ from service.reporting.metrics import record_rate_limit_wait, record_segments
 from service.sending.ratelimit import RateLimiter, RateLimiterUnavailable, shared_limiter
 
 if TYPE_CHECKING:
-    from service.providers.base import Channel, Provider
+    from service.channels import ChannelKind
+    from service.providers.base import Provider
     from service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -80,7 +81,7 @@ def sms_sender(settings: Settings) -> str:
 
 
 def sender_limits(
-    settings: Settings, providers: Mapping[Channel, Provider]
+    settings: Settings, providers: Mapping[ChannelKind, Provider]
 ) -> dict[str, SenderLimit]:
     """Each limited channel's sender and budget (a free channel or the outbox: none).
 

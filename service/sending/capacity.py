@@ -36,6 +36,7 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.channels import ChannelKind
 from service.messages.catalog import (
     ACTIVITY_TEMPLATES,
     CHECKIN_TEMPLATE,
@@ -51,7 +52,7 @@ from service.messages.lifecycle import PRIORITY_NOW, WENT_OUT
 from service.messages.segments import count_segments
 from service.sending.budget import NUDGE_SHARE
 from service.settings import Settings
-from service.storage.models import Channel, ChannelKind, ChannelStatus, Message, Subscriber
+from service.storage.models import Channel, ChannelStatus, Message, Subscriber
 
 WARN_AT = 0.8
 HISTORY = timedelta(days=7)

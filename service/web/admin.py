@@ -172,7 +172,7 @@ def dashboard(request: Request) -> Response:
     if not _authorised(request, ctx, token):
         return _login_page(request, ctx, error=None, status=200)
     now = ctx.clock()
-    with ctx.sessions() as session:
+    with ctx.read_sessions() as session:
         figures = stats.dashboard(session, now)
         flagged = _flagged(session, limit=RECENT_LOGS)
         budget = estimate(ctx.settings, session, now)
@@ -292,7 +292,7 @@ After = Annotated[int | None, Query(ge=0, description="Return ids greater than t
 
 @router.get("/api/stats")
 def api_stats(ctx: Admin) -> JSONResponse:
-    with ctx.sessions() as session:
+    with ctx.read_sessions() as session:
         figures = stats.collect(session, ctx.clock())
         figures["sms_budget"] = estimate(ctx.settings, session, ctx.clock())
         return _json(figures)
@@ -410,6 +410,8 @@ def prometheus_metrics(request: Request) -> Response:
     """Prometheus text exposition: database figures plus this process's counters."""
     ctx = app_context(request)
     body, content_type = metrics.render(
-        ctx.sessions, ctx.clock, extra=[BudgetCollector(ctx.settings, ctx.sessions, ctx.clock)]
+        ctx.read_sessions,
+        ctx.clock,
+        extra=[BudgetCollector(ctx.settings, ctx.read_sessions, ctx.clock)],
     )
     return Response(body, media_type=content_type)
