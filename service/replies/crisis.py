@@ -477,7 +477,7 @@ class _Table:
     rows: tuple[_Row, ...]
 
 
-_WORD_SECTIONS = ("contractions", "slang", "misspellings", "word forms")
+_WORD_SECTIONS = ("contractions", "slang", "misspellings", "spanish", "word forms")
 
 
 def _build(lines: Iterable[str]) -> _Table:

@@ -191,7 +191,7 @@ def test_extra_phrases_count_as_suicide_unless_the_file_says_otherwise(tmp_path:
     path.write_text(
         "# phrases our subscribers use\n"
         "\n"
-        "checking out early   # a euphemism\n"
+        "visiting the blue door   # a euphemism\n"
         "[violence]\n"
         "he pulled my hair\n"
         "[stalking, violence]\n"
@@ -199,13 +199,13 @@ def test_extra_phrases_count_as_suicide_unless_the_file_says_otherwise(tmp_path:
         encoding="utf-8",
     )
     detector = CrisisDetector.from_file(path)
-    assert detector.assess("thinking about checking out early").dangers == SUICIDE
+    assert detector.assess("thinking about visiting the blue door").dangers == SUICIDE
     assert detector.assess("he pulled my hair again").dangers == VIOLENCE
     assert detector.assess("hes at the gate").dangers == STALKING | VIOLENCE
     # Comments are not phrases, and the built-in table still applies.
     assert not detector.found_in("a euphemism")
     assert detector.assess("i want to die").dangers == SUICIDE
-    assert not CrisisDetector().found_in("thinking about checking out early")
+    assert not CrisisDetector().found_in("thinking about visiting the blue door")
 
 
 def test_extra_phrases_are_normalised_like_texts() -> None:
