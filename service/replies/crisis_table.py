@@ -224,7 +224,7 @@ class Table:
     rows: tuple[Row, ...]
 
 
-_WORD_SECTIONS = ("contractions", "slang", "misspellings", "spanish", "word forms")
+_WORD_SECTIONS = ("contractions", "slang", "misspellings", "spanish", "french", "word forms")
 
 
 def build_table(lines: Iterable[str], categories: frozenset[str]) -> Table:

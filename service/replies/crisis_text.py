@@ -42,7 +42,10 @@ _CONTRACTIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"'ll\b", " will"),
         (r"\bod'?d\b", "overdosed"),
         (r"\b(i|you|he|she|it|we|they|who|that|there)'d\b", r"\1 would"),
-        (r"\b(he|she|it|that|there|what|who|where|here|how|when|why)'s\b", r"\1 is"),
+        (
+            r"\b(he|she|it|that|there|what|who|where|here|how|when|why|nothing|everything|life)'s\b",
+            r"\1 is",
+        ),
         (r"'s\b", ""),  # possessive: "my ex's car" -> "my ex car"
         (r"'", ""),
     )

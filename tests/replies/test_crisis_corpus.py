@@ -3,10 +3,10 @@
 Corpora in the same format, ``label<TAB>text`` (labels joined by commas; ``none``
 for a text that is no crisis):
 
-- ``service/replies/crisis_data/tuning.tsv`` and ``tuning2.tsv`` (the second in many
-  writers' voices): the table was tuned on them and the model is trained on them, so their
-  in-sample figures must meet the targets, and their cross-validated figures (the model
-  trained on four fifths, tested on the rest) estimate how the detector generalises.
+- ``service/replies/crisis_data/tuning.tsv``, ``tuning2.tsv`` and ``tuning3.tsv`` (the
+  second and third in many writers' voices): the table was tuned on them and the model is
+  trained on them, so their in-sample figures are high by construction; the model's
+  cross-validated figures (trained on four fifths, tested on the rest) say more.
 - ``crisis_corpus_heldout.tsv``: written by someone else and never used while tuning. Its
   report (per category and overall) is printed and saved to ``artifacts/crisis_report.txt``;
   the targets are asserted on the overall "is this a crisis" figure.
@@ -41,7 +41,7 @@ OVERALL = "is_crisis"
 # In-sample recall floors per category. The first corpus is the table's own. The second was
 # written to break the table; a few of its one-off wordings ("i want out. of life") are
 # left to the model rather than copied into the table as rows that would fit nothing else.
-IN_SAMPLE_CATEGORY_RECALL = {"tuning.tsv": MIN_RECALL, "tuning2.tsv": 0.94}
+IN_SAMPLE_CATEGORY_RECALL = {"tuning.tsv": MIN_RECALL, "tuning2.tsv": 0.94, "tuning3.tsv": 0.9}
 
 
 @dataclass(frozen=True)
@@ -125,22 +125,31 @@ def detector() -> CrisisDetector:
     return CrisisDetector()
 
 
-@pytest.mark.parametrize(("path", "least"), [(TUNING[0], 40), (TUNING[1], 70)], ids=["1", "2"])
-def test_tuning_corpus_is_large_and_covers_every_category(path: Path, least: int) -> None:
+@pytest.mark.parametrize(
+    ("path", "texts", "per_category", "negatives"),
+    [(TUNING[0], 900, 100, 400), (TUNING[1], 750, 80, 300), (TUNING[2], 450, 55, 150)],
+    ids=["1", "2", "3"],
+)
+def test_tuning_corpus_is_large_and_covers_every_category(
+    path: Path, texts: int, per_category: int, negatives: int
+) -> None:
     examples = load(path)
-    assert len(examples) >= 500
+    assert len(examples) >= texts
     for danger in Danger:
-        assert sum(danger in e.labels for e in examples) >= least, danger
-    assert sum(not e.labels for e in examples) >= 200
+        assert sum(danger in e.labels for e in examples) >= per_category, danger
+    assert sum(not e.labels for e in examples) >= negatives
     assert len({e.text for e in examples}) == len(examples), "duplicate texts"
 
 
 def test_the_tuning_corpora_share_no_text() -> None:
-    first, second = ({e.text.lower() for e in load(path)} for path in TUNING)
-    assert not first & second
+    seen: set[str] = set()
+    for path in TUNING:
+        texts = {e.text.lower() for e in load(path)}
+        assert not texts & seen, path.name
+        seen |= texts
 
 
-@pytest.mark.parametrize("path", TUNING, ids=["1", "2"])
+@pytest.mark.parametrize("path", TUNING, ids=["1", "2", "3"])
 def test_tuning_corpus_meets_recall_and_false_alarm_targets(
     detector: CrisisDetector, path: Path
 ) -> None:
@@ -266,7 +275,7 @@ def test_cross_validated_report(cross_validation: CrossValidation) -> None:
     ]
     overall = _figure(OVERALL, [bool(e.labels) for e in examples], [bool(f) for f in found])
     title = (
-        f"Crisis detection, {FOLDS}-fold cross-validation over both tuning corpora "
+        f"Crisis detection, {FOLDS}-fold cross-validation over the tuning corpora "
         f"({len(examples)} texts; model out-of-fold, table in-sample)"
     )
     print("\n" + report(title, [*figures, overall]))
