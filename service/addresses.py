@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from phonenumbers import timezone as phone_timezone
+
+from service.channels import ChannelKind
 
 # Numbers typed without a country code are read as this region (the US-first product).
 DEFAULT_PHONE_REGION = "US"
@@ -51,18 +52,11 @@ def normalise_email(raw: str, *, check_deliverability: bool = False) -> str:
     return str(result.normalized)
 
 
-def parse_address(raw: str) -> tuple[str, str]:
+def parse_address(raw: str) -> tuple[ChannelKind, str]:
     """Return (channel kind, normalised address) for a phone number or an email."""
     if "@" in raw:
-        return "email", normalise_email(raw)
-    return "sms", normalise_phone(raw)
-
-
-def infer_timezone(e164: str) -> str | None:
-    """The IANA zone of a number when the numbering plan pins it to exactly one."""
-    number = phonenumbers.parse(e164, None)
-    zones = [z for z in phone_timezone.time_zones_for_number(number) if z != "Etc/Unknown"]
-    return zones[0] if len(zones) == 1 else None
+        return ChannelKind.EMAIL, normalise_email(raw)
+    return ChannelKind.SMS, normalise_phone(raw)
 
 
 def check_timezone(value: str) -> str:

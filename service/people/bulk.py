@@ -22,15 +22,14 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from service.addresses import (
     InvalidAddress,
     check_timezone,
-    infer_timezone,
     normalise_email,
     normalise_phone,
 )
-from service.people import subscriptions
+from service.channels import ChannelKind
+from service.people import subscriptions, zones
 from service.storage.models import (
     ActivityLog,
     Channel,
-    ChannelKind,
     ChannelStatus,
     ContactLog,
     DeliveryEvent,
@@ -87,11 +86,13 @@ class ImportReport:
 class ValidRow:
     phone: str | None
     email: str | None
-    timezone: str
+    zone: zones.ZoneGuess
     evidence: str | None
 
 
-def validate_row(row: dict[str, str | None], line: int, default_timezone: str) -> ValidRow:
+def validate_row(
+    row: dict[str, str | None], line: int, default_timezone: str, now: datetime
+) -> ValidRow:
     """Normalise one CSV row or raise `InvalidAddress` naming the field at fault."""
     values = {key: (value or "").strip() for key, value in row.items() if key is not None}
     if not any(values.values()):
@@ -101,10 +102,10 @@ def validate_row(row: dict[str, str | None], line: int, default_timezone: str) -
     phone = normalise_phone(values["phone"]) if values.get("phone") else None
     email = normalise_email(values["email"]) if values.get("email") else None
     if values.get("timezone"):
-        timezone = check_timezone(values["timezone"])
+        zone = zones.ZoneGuess(check_timezone(values["timezone"]))
     else:
-        timezone = (infer_timezone(phone) if phone else None) or default_timezone
-    return ValidRow(phone, email, timezone, values.get("consent_evidence") or None)
+        zone = zones.guess_for_number(phone, default_timezone, now)
+    return ValidRow(phone, email, zone, values.get("consent_evidence") or None)
 
 
 def count_data_lines(path: str) -> int:
@@ -173,7 +174,7 @@ def _import_one(
     if None in raw:  # DictReader puts surplus cells under the key None
         return RowError(line, "row", "more cells than the header has columns")
     try:
-        row = validate_row(raw, line, default_timezone)
+        row = validate_row(raw, line, default_timezone, now)
     except InvalidAddress as exc:
         return RowError(line, exc.field, exc.message)
     evidence = {
@@ -193,7 +194,8 @@ def _import_one(
                     subscriptions.SignupRequest(
                         phone=phone,
                         email=email,
-                        timezone=row.timezone,
+                        timezone=row.zone.timezone,
+                        timezone_candidates=row.zone.stored_candidates,
                         consent_method=CONSENT_IMPORT,
                         consent_evidence=evidence,
                         cadence_per_week=cadence_per_week,
@@ -207,7 +209,7 @@ def _import_one(
                 created = _import_with_evidence(
                     session,
                     (phone, email),
-                    row.timezone,
+                    row.zone,
                     {**evidence, "evidence": row.evidence},
                     cadence_per_week,
                     now,
@@ -245,14 +247,18 @@ def _new_addresses(session: Session, row: ValidRow, secret: str) -> tuple[str | 
 def _import_with_evidence(
     session: Session,
     addresses: tuple[str | None, str | None],
-    timezone: str,
+    zone: zones.ZoneGuess,
     evidence: dict[str, Any],
     cadence_per_week: int,
     now: datetime,
 ) -> int:
     """Create the person with active channels: consent was proven outside Steady."""
     subscriber = Subscriber(
-        timezone=timezone, cadence_per_week=cadence_per_week, created_at=now, next_plan_at=now
+        timezone=zone.timezone,
+        timezone_candidates=zone.stored_candidates,
+        cadence_per_week=cadence_per_week,
+        created_at=now,
+        next_plan_at=now,
     )
     for kind, address in zip((ChannelKind.SMS, ChannelKind.EMAIL), addresses, strict=True):
         if address is None:

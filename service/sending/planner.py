@@ -6,6 +6,9 @@ function for the next nudge, inserts all the rows in one statement and clears
 `next_plan_at` in another. A person has at most one nudge outstanding; the
 dispatcher sets `next_plan_at` again once it settles (sent, expired, failed),
 and so does reconciliation for a nudge that was `unknown`.
+
+A person whose candidate zones share no sending hours (PRODUCT.md, "Law") gets
+no nudge: they are skipped until they name their zone, which plans them again.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import Select, Table, and_, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.channels import ChannelKind
 from service.messages.catalog import ACTIVITY_AREAS, NUDGE_KINDS, Kind
 from service.messages.lifecycle import OUTSTANDING, PRIORITY_NUDGE, WENT_OUT
 from service.pacing.rules import (
@@ -29,10 +33,9 @@ from service.pacing.rules import (
     SubscriberState,
     plan_next,
 )
-from service.providers.base import Channel as ChannelName
+from service.pacing.window import NoSharedWindow, split_zones
 from service.storage.models import (
     Channel,
-    ChannelKind,
     ChannelStatus,
     ContactLog,
     Message,
@@ -118,6 +121,7 @@ def _plan_batch(
         select(
             Subscriber.id,
             Subscriber.timezone,
+            Subscriber.timezone_candidates,
             Subscriber.cadence_per_week,
             Subscriber.hour_start,
             Subscriber.hour_end,
@@ -160,7 +164,7 @@ def _plan_batch(
         state = SubscriberState(
             subscriber_id=sub.id,
             timezone=sub.timezone,
-            channel=cast(ChannelName, channel_kind),
+            channel=channel_kind,
             cadence_per_week=sub.cadence_per_week,
             hours=(sub.hour_start, sub.hour_end),
             activity_areas=areas or ACTIVITY_AREAS,
@@ -173,8 +177,13 @@ def _plan_batch(
             recent_nudges=tuple(history.get(sub.id, ())),
             recent_replies=tuple(replies.get(sub.id, ())),
             contacts=tuple(contacts.get(sub.id, ())),
+            candidate_zones=split_zones(sub.timezone_candidates),
         )
-        plan = plan_next(state, now, policy)
+        try:
+            plan = plan_next(state, now, policy)
+        except NoSharedWindow:
+            report.skipped += 1  # no hours fit every zone they may be in: wait for ZONE
+            continue
         report.planned.append((sub.id, plan, channel_kind))
         rows.append(
             {
@@ -240,9 +249,9 @@ def _copy_value(value: Any) -> Any:
 
 def _active_channels(
     session: Session, ids: Sequence[int]
-) -> dict[int, tuple[int, str, datetime | None]]:
+) -> dict[int, tuple[int, ChannelKind, datetime | None]]:
     """The channel each subscriber's next nudge goes to: SMS first, else email."""
-    chosen: dict[int, tuple[int, str, datetime | None]] = {}
+    chosen: dict[int, tuple[int, ChannelKind, datetime | None]] = {}
     rows = session.execute(
         select(Channel.subscriber_id, Channel.id, Channel.kind, Channel.confirmed_at)
         .where(Channel.subscriber_id.in_(ids), Channel.status == ChannelStatus.ACTIVE)
@@ -290,7 +299,7 @@ def _recent_nudges(
             PastNudge(
                 kind=Kind(kind),
                 template=template,
-                channel=cast(ChannelName, channel),
+                channel=channel,
                 at=sent_at or scheduled_for,
             )
         )

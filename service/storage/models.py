@@ -29,6 +29,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from service.channels import ChannelKind
+
 # Stable constraint names so Alembic revisions work the same on every database.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -64,14 +66,22 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+class KindColumn(TypeDecorator[ChannelKind]):
+    """A channel kind: stored as its plain string, read back as `ChannelKind`."""
+
+    impl = String(8)
+    cache_ok = True
+
+    def process_bind_param(self, value: ChannelKind | None, dialect: Dialect) -> str | None:
+        return None if value is None else ChannelKind(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> ChannelKind | None:
+        return None if value is None else ChannelKind(value)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
-
-
-class ChannelKind(StrEnum):
-    SMS = "sms"
-    EMAIL = "email"
 
 
 class ChannelStatus(StrEnum):
@@ -103,6 +113,9 @@ class Subscriber(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     timezone: Mapped[str] = mapped_column(String(64))
+    # Until the person names their zone: every zone their number may be in, space-
+    # separated IANA names; nudges keep the hours of each (service.people.zones).
+    timezone_candidates: Mapped[str | None] = mapped_column(Text)
     # Preferences (PRODUCT.md "Pacing v1"); each has a product default.
     cadence_per_week: Mapped[int] = mapped_column(Integer, default=7)
     hour_start: Mapped[int] = mapped_column(Integer, default=8)
@@ -138,7 +151,7 @@ class Channel(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[ChannelKind] = mapped_column(KindColumn)
     address: Mapped[str] = mapped_column(String(320))  # E.164 or a normalised email
     status: Mapped[str] = mapped_column(String(16), default=ChannelStatus.PENDING)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -208,7 +221,7 @@ class Message(Base):
         ForeignKey("subscribers.id", ondelete="CASCADE")
     )
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
-    channel: Mapped[str] = mapped_column(String(8))
+    channel: Mapped[ChannelKind] = mapped_column(KindColumn)
     kind: Mapped[str] = mapped_column(String(16))
     template: Mapped[str] = mapped_column(String(64))
     rule: Mapped[str] = mapped_column(String(64))
@@ -289,8 +302,19 @@ class InboundMessage(Base):
     body: Mapped[str] = mapped_column(Text)
     command: Mapped[str | None] = mapped_column(String(32))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When an operator cleared it from the review list (service/people/review.py).
+    reviewed_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_inbound_messages_subscriber", "subscriber_id", "received_at"),)
+    __table_args__ = (
+        Index("ix_inbound_messages_subscriber", "subscriber_id", "received_at"),
+        # The review list: texts Steady did not understand that nobody has cleared yet.
+        Index(
+            "ix_inbound_messages_unreviewed",
+            "received_at",
+            postgresql_where=text("reviewed_at IS NULL AND command = 'unknown'"),
+            sqlite_where=text("reviewed_at IS NULL AND command = 'unknown'"),
+        ),
+    )
 
 
 class Suppression(Base):
@@ -300,6 +324,6 @@ class Suppression(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     address_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    channel: Mapped[str] = mapped_column(String(8))
+    channel: Mapped[ChannelKind] = mapped_column(KindColumn)
     reason: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
