@@ -11,7 +11,8 @@ Two readers, either of which flags a text:
   threshold keeps cross-validated false alarms within 2 %; out-of-fold it finds about
   half of all crises by itself. On a third corpus, measured once before anything was
   trained or tuned on it, the table alone found 54 % of crises and the model lifted that
-  to 70 % for 1.2 points of false alarms (both far below the 98 % target).
+  to 70 % for 1.2 points of false alarms; on a fourth, measured the same way after the
+  third was learnt, the detector found 77.8 % (both far below the 98 % target).
   The table's guards do not veto the model's verdict. They hide their words from its
   input, and negations are marked ("never hit me" reads "not_hit"): "killing it at
   work" gives it no "kill". Cross-validated, that lifts the model's recall at 2 % false

@@ -3,8 +3,8 @@
 Corpora in the same format, ``label<TAB>text`` (labels joined by commas; ``none``
 for a text that is no crisis):
 
-- ``service/replies/crisis_data/tuning.tsv``, ``tuning2.tsv`` and ``tuning3.tsv`` (the
-  second and third in many writers' voices): the table was tuned on them and the model is
+- ``service/replies/crisis_data/tuning.tsv`` to ``tuning4.tsv`` (the second to fourth
+  in many writers' voices): the table was tuned on them and the model is
   trained on them, so their in-sample figures are high by construction; the model's
   cross-validated figures (trained on four fifths, tested on the rest) say more.
 - ``crisis_corpus_heldout.tsv``: written by someone else and never used while tuning. Its
@@ -41,7 +41,12 @@ OVERALL = "is_crisis"
 # In-sample recall floors per category. The first corpus is the table's own. The second was
 # written to break the table; a few of its one-off wordings ("i want out. of life") are
 # left to the model rather than copied into the table as rows that would fit nothing else.
-IN_SAMPLE_CATEGORY_RECALL = {"tuning.tsv": MIN_RECALL, "tuning2.tsv": 0.94, "tuning3.tsv": 0.9}
+IN_SAMPLE_CATEGORY_RECALL = {
+    "tuning.tsv": MIN_RECALL,
+    "tuning2.tsv": 0.94,
+    "tuning3.tsv": 0.9,
+    "tuning4.tsv": 0.9,
+}
 
 
 @dataclass(frozen=True)
@@ -127,8 +132,13 @@ def detector() -> CrisisDetector:
 
 @pytest.mark.parametrize(
     ("path", "texts", "per_category", "negatives"),
-    [(TUNING[0], 900, 100, 400), (TUNING[1], 750, 80, 300), (TUNING[2], 450, 55, 150)],
-    ids=["1", "2", "3"],
+    [
+        (TUNING[0], 900, 100, 400),
+        (TUNING[1], 750, 80, 300),
+        (TUNING[2], 450, 55, 150),
+        (TUNING[3], 240, 25, 90),
+    ],
+    ids=["1", "2", "3", "4"],
 )
 def test_tuning_corpus_is_large_and_covers_every_category(
     path: Path, texts: int, per_category: int, negatives: int
@@ -149,7 +159,7 @@ def test_the_tuning_corpora_share_no_text() -> None:
         seen |= texts
 
 
-@pytest.mark.parametrize("path", TUNING, ids=["1", "2", "3"])
+@pytest.mark.parametrize("path", TUNING, ids=["1", "2", "3", "4"])
 def test_tuning_corpus_meets_recall_and_false_alarm_targets(
     detector: CrisisDetector, path: Path
 ) -> None:
