@@ -174,7 +174,13 @@ def test_tuning_corpus_meets_recall_and_false_alarm_targets(
         assert figure.false_alarm_rate <= MAX_FALSE_ALARMS, (figure, misses(detector, examples))
 
 
-@pytest.mark.xfail(reason="TEMPORARY while the detector is being improved (lead)", strict=False)
+@pytest.mark.xfail(
+    reason=(
+        "below target when run once at the end of the crisis2 work: overall recall 87.8 % "
+        "(144/164), false alarms 5.4 % (4/74); targets 98 % and 2 %"
+    ),
+    strict=False,
+)
 def test_heldout_corpus_report_meets_targets_overall(detector: CrisisDetector) -> None:
     if not HELDOUT.exists():
         pytest.skip(f"{HELDOUT.name} is not in this checkout")
