@@ -32,9 +32,15 @@ def create_app(
     if waker is None:
         waker = CeleryWaker(settings.broker_url) if settings.broker_url else NullWaker()
     app = FastAPI(title="Steady", docs_url=None, redoc_url=None, openapi_url=None)
+    sessions = sessions or session_factory(settings.database_url)
     app.state.steady = AppContext(
         settings=settings,
-        sessions=sessions or session_factory(settings.database_url),
+        sessions=sessions,
+        replica=(
+            session_factory(settings.database_replica_url)
+            if settings.database_replica_url
+            else None
+        ),
         content=content,
         waker=waker,
         inbound=InboundHandler(settings, content),

@@ -217,6 +217,8 @@ def confirm(request: Request, token: str) -> Response:
             session, channel, ctx.settings.secret_key.get_secret_value(), evidence, ctx.clock()
         )
         active = channel.status == ChannelStatus.ACTIVE
+    if active:
+        ctx.waker.wake_planner()  # the welcome is planned now, not at the next tick
     paragraphs = (
         ["You're confirmed. Your first message arrives during your sending hours."]
         if active

@@ -24,12 +24,12 @@ from service.pacing.rules import (
     PastNudge,
     PlannedNudge,
     SubscriberState,
-    in_sending_window,
     plan_next,
 )
 from service.pacing.window import (
     MAX_DAYS_SEARCHED,
     NoSharedWindow,
+    in_sending_window,
     join_zones,
     shares_sending_hours,
     split_zones,
