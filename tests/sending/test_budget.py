@@ -347,3 +347,16 @@ def test_the_sandbox_refuses_a_validity_period_out_of_twilios_range(
     assert refused.value.code == 21624
     created = client.messages.create(to=PHONE, from_=SENDER, body="hi", validity_period=36_000)
     assert created.sid.startswith("SM")
+
+
+def test_30036_is_expired_and_says_nothing_about_the_number() -> None:
+    from service.providers.twilio.codes import cause_of, delivery_status
+
+    assert delivery_status("failed", "30036") == "expired"
+    assert delivery_status("undelivered", "30036") == "expired"
+    assert delivery_status("failed", "30008") == "failed"
+    assert delivery_status("delivered", None) == "delivered"
+    assert cause_of("30036") is None  # our deadline, not the sender's compliance (3003x)
+    cause = cause_of("30034")
+    assert cause is not None
+    assert cause.reason == "sender_blocked"
