@@ -7,8 +7,9 @@ One run, in order, in a scratch world (`service.devtools.bench.scratch`):
 3. dispatch: a real `steady worker` (Celery prefork) drains the backlog through
    the real `twilio` SDK to a local stand-in (messages/s, and the workers' RSS);
 4. ceiling: the raw `twilio` SDK, 2 processes × 4 threads, no database, against
-   the same stand-in (`service.devtools.bench.ceiling`): the machine's ceiling,
-   and dispatch as a share of it (PERFORMANCE.md);
+   the same stand-in (`service.devtools.bench.ceiling`), just before and just
+   after dispatch (the higher is kept): the machine's ceiling, and dispatch as a
+   share of it (PERFORMANCE.md);
 5. latency: `steady beat` on a 1 s tick while messages fall due at half the
    measured rate; due-to-handoff is `sent_at - scheduled_for` (p50/p95/p99);
 6. webhooks: `steady web` takes signed Twilio status callbacks for sent
@@ -151,8 +152,21 @@ def run_bench(options: BenchOptions, progress: Progress) -> dict[str, Any]:
             bench = _Bench(settings, session_factory(database_url), processes, standin, progress)
             result["seed"] = bench.seed(options.subscribers)
             result["planning"] = bench.plan(options.concurrency)
+            # The ceiling is taken just before and just after dispatch and the higher
+            # one kept: on a shared machine the load drifts, and the ratio should
+            # never flatter dispatch by catching the ceiling in a busy moment.
+            messages = len(bench.backlog)
+            before = bench.ceiling(messages)
             result["dispatch"] = bench.dispatch(options.concurrency)
-            result["sdk_ceiling"] = bench.ceiling(result["dispatch"]["messages"])
+            after = bench.ceiling(messages)
+            result["sdk_ceiling"] = {
+                **max(before, after, key=lambda figures: figures["per_s"] or 0),
+                "runs_per_s": [before["per_s"], after["per_s"]],
+                "check": {
+                    "accepted": before["check"]["accepted"] + after["check"]["accepted"],
+                    "ok": before["check"]["ok"] and after["check"]["ok"],
+                },
+            }
             result["dispatch_vs_ceiling"] = round(
                 result["dispatch"]["per_s"] / result["sdk_ceiling"]["per_s"], 3
             )
