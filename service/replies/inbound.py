@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import phonenumbers
 import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -38,9 +39,16 @@ from service.messages.compose import sms_context
 from service.messages.content import Content
 from service.pacing.policy import pacing_policy
 from service.people import subscriptions
+from service.people.abuse import (
+    SignupGuard,
+    guard_from_settings,
+    number_country,
+    sms_number_problem,
+)
 from service.replies.commands import Reply, SubscriberCommands, Turn
 from service.replies.crisis import CrisisWords
 from service.replies.grammar import Command, Intent, interpret, normalise, parse
+from service.reporting.metrics import record_sms_confirmation_sent
 from service.settings import Settings
 from service.storage.models import Channel, ChannelKind, ChannelStatus, InboundMessage, Subscriber
 
@@ -65,8 +73,13 @@ def _help() -> Reply:
 class InboundHandler:
     """Applies one inbound text to the database and returns the reply text, if any."""
 
-    def __init__(self, settings: Settings, content: Content) -> None:
+    def __init__(
+        self, settings: Settings, content: Content, signups: SignupGuard | None = None
+    ) -> None:
         self.settings = settings
+        # JOIN by text is a signup too: mobile numbers of allowed countries only, and
+        # its confirmation spends the daily budget (service/people/abuse.py).
+        self.signups = signups or guard_from_settings(settings)
         self.content = content
         self.secret = settings.secret_key.get_secret_value()
         self.crisis_words = CrisisWords.from_file(settings.crisis_words_file)
@@ -116,6 +129,8 @@ class InboundHandler:
                 return None, Reply("reply_crisis_stopped", Kind.REPLY, "crisis", None, _DISCREET)
             return None, Reply("reply_crisis", Kind.REPLY, "crisis", None, _STRANGER_CRISIS)
         if command in (Command.JOIN, Command.START):
+            if not self._may_join(text.sender, now):
+                return None, None
             if (
                 subscriptions.is_suppressed(session, text.sender, self.secret)
                 and command == Command.JOIN
@@ -145,6 +160,21 @@ class InboundHandler:
         if command == Command.HELP:
             return None, _help()
         return None, None
+
+    def _may_join(self, sender: str, now: datetime) -> bool:
+        """A stranger's JOIN gets an answer only from an allowed mobile, within the budget."""
+        try:
+            problem = sms_number_problem(sender, self.settings.sms_country_codes)
+        except phonenumbers.NumberParseException:
+            problem = "unreadable"
+        if problem is not None:
+            log.info("join_refused", reason="number_type")
+            return False
+        if not self.signups.spend_confirmation(now):
+            log.info("join_refused", reason="confirmation_budget")
+            return False
+        record_sms_confirmation_sent(number_country(sender))
+        return True
 
     def _crisis(self, session: Session, channel: Channel, command: Command, now: datetime) -> Reply:
         """Flag for an operator and stop nudges; STOP in the same text stops SMS too."""

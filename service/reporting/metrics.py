@@ -37,7 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.providers.base import ProviderError
-from service.reporting import stats
+from service.reporting import stats, tallies
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +87,51 @@ WEBHOOKS = Counter(
 )
 
 
+# Abuse defences of the public signup (issue 11). `reason` is a fixed word:
+# client, prefix, address, confirmation_budget; `country` an ISO code of an
+# allowed country (others never get this far), so neither carries personal data.
+SIGNUPS_REFUSED = Counter(
+    "steady_signups_refused",
+    "Signups answered 429 by a signup limit, by reason.",
+    ["reason"],
+    registry=PROCESS_REGISTRY,
+)
+SMS_CONFIRMATIONS_SENT = Counter(
+    "steady_sms_confirmations_sent",
+    "SMS confirmation requests queued (web signup or JOIN), by the number's country.",
+    ["country"],
+    registry=PROCESS_REGISTRY,
+)
+SMS_CONFIRMATIONS_CONFIRMED = Counter(
+    "steady_sms_confirmations_confirmed",
+    "SMS channels confirmed for the first time (YES), by the number's country.",
+    ["country"],
+    registry=PROCESS_REGISTRY,
+)
+ADMIN_AUTH_FAILURES = Counter(
+    "steady_admin_auth_failures",
+    "Failed admin logins and bearer attempts, by how (login or bearer).",
+    ["method"],
+    registry=PROCESS_REGISTRY,
+)
+
+
+def record_signup_refused(reason: str) -> None:
+    SIGNUPS_REFUSED.labels(reason).inc()
+
+
+def record_sms_confirmation_sent(country: str) -> None:
+    SMS_CONFIRMATIONS_SENT.labels(country).inc()
+
+
+def record_sms_confirmation_confirmed(country: str) -> None:
+    SMS_CONFIRMATIONS_CONFIRMED.labels(country).inc()
+
+
+def record_admin_auth_failure(method: str) -> None:
+    ADMIN_AUTH_FAILURES.labels(method).inc()
+
+
 @contextmanager
 def provider_send_timer(provider: str, channel: str) -> Iterator[None]:
     """Time a provider call and count its outcome; exceptions pass through unchanged."""
@@ -129,6 +174,13 @@ class DatabaseCollector(Collector):
         self.clock = clock
 
     def collect(self) -> Iterable[Metric]:
+        try:
+            # Fold the tallies' pending deltas, so they stay as few as one scrape
+            # interval's changes. A replica cannot: its reads stay right without.
+            with self.sessions.begin() as session:
+                tallies.fold(session)
+        except SQLAlchemyError as exc:
+            log.info("metrics_tally_fold_skipped", error=type(exc).__name__)
         try:
             with self.sessions() as session:
                 families = list(self._families(session, self.clock()))

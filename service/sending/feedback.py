@@ -25,7 +25,14 @@ from sqlalchemy.orm import Session
 
 from service.messages.lifecycle import SENDGRID_STATUS, TWILIO_STATUS, can_move
 from service.people.suppression import Verdict, apply_verdict, sms_error_verdict
-from service.storage.models import Channel, ChannelKind, DeliveryEvent, Message, Subscriber
+from service.storage.models import (
+    Channel,
+    ChannelKind,
+    DeliveryEvent,
+    Message,
+    Subscriber,
+    parse_row_id,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -271,9 +278,10 @@ def find_email_message(session: Session, event: dict[str, Any]) -> Message | Non
     """
     message: Message | None = None
     x_message_id = _x_message_id(event)
-    our_id = str(event.get(MESSAGE_ID_ARG) or "")
-    if our_id.isdigit():
-        candidate = session.get(Message, int(our_id))
+    # Any text may arrive here: ASCII digits within 64 bits, or no id at all.
+    our_id = parse_row_id(str(event.get(MESSAGE_ID_ARG) or ""))
+    if our_id is not None:
+        candidate = session.get(Message, our_id)
         if candidate is not None and candidate.provider_id in (None, "", x_message_id):
             message = candidate
     if message is None and x_message_id:

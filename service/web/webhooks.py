@@ -21,9 +21,10 @@ from twilio.twiml.messaging_response import MessagingResponse
 from service.replies.inbound import InboundText
 from service.reporting.metrics import record_webhook
 from service.sending.feedback import StatusReport, apply_sendgrid_event
+from service.storage.models import parse_row_id
 from service.web.context import AppContext, app_context
 
-router = APIRouter(prefix="/webhooks")
+router = APIRouter(prefix="/webhooks", include_in_schema=False)
 log = structlog.get_logger(__name__)
 
 TWIML = "application/xml"
@@ -105,7 +106,7 @@ async def twilio_status(request: Request) -> Response:
         provider="twilio",
         event_key=f"twilio:{sid}:{status}:{error_code or ''}"[:128],
         provider_id=sid,
-        our_id=int(our_id) if our_id and our_id.isdigit() else None,
+        our_id=parse_row_id(our_id),
         status=status,
         error_code=error_code,
         payload=form,
