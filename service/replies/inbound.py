@@ -46,7 +46,7 @@ from service.people.abuse import (
     sms_number_problem,
 )
 from service.replies.commands import Reply, SubscriberCommands, Turn
-from service.replies.crisis import CrisisWords
+from service.replies.crisis import CrisisDetector
 from service.replies.grammar import Command, Intent, interpret, normalise, parse
 from service.reporting.metrics import record_sms_confirmation_sent
 from service.settings import Settings
@@ -82,7 +82,7 @@ class InboundHandler:
         self.signups = signups or guard_from_settings(settings)
         self.content = content
         self.secret = settings.secret_key.get_secret_value()
-        self.crisis_words = CrisisWords.from_file(settings.crisis_words_file)
+        self.crisis_words = CrisisDetector.from_file(settings.crisis_words_file)
         self.commands = SubscriberCommands(pacing_policy(settings))
 
     def handle(self, session: Session, text: InboundText, now: datetime) -> str | None:
