@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -105,8 +105,13 @@ def dashboard(request: Request) -> Response:
     return _secured(ctx.pages.TemplateResponse(request, "admin.html", context))
 
 
+async def _given_token(request: Request) -> str:
+    form = await request.form()
+    return str(form.get("token") or "").strip()
+
+
 @router.post("/login", include_in_schema=False)
-async def login(request: Request) -> Response:
+def login(request: Request, given: Annotated[str, Depends(_given_token)]) -> Response:
     """Cross-site posts never get here (service/web/security.py)."""
     ctx = app_context(request)
     token = enabled_token(ctx)
@@ -115,8 +120,6 @@ async def login(request: Request) -> Response:
         response = _login_page(request, ctx, error=LOCKED_OUT_TEXT, status=429)
         response.headers["Retry-After"] = str(retry_after)
         return response
-    form = await request.form()
-    given = str(form.get("token") or "").strip()
     if not given or not token_matches(given, token):
         record_failure(request, ctx, "login")
         return _login_page(request, ctx, error="That token is not right.", status=401)

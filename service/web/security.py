@@ -47,6 +47,11 @@ HSTS = "max-age=63072000; includeSubDomains"
 GUARDED_PREFIXES = ("/subscribe", "/confirm/", "/preferences/", "/admin")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# Says what to fix when it is the operator's own browser on another address.
+REFUSED_TEXT = (
+    "Cross-site request refused: forms are accepted only from this site's own address "
+    "(STEADY_PUBLIC_URL)."
+)
 
 
 def origin_of(url: str) -> str | None:
@@ -116,7 +121,7 @@ class CrossSiteFormGuard:
             and self.cross_site(Headers(scope=scope))
         ):
             log.warning("cross_site_post_refused", path_kind=_path_kind(str(scope["path"])))
-            response = PlainTextResponse("cross-site request refused", status_code=403)
+            response = PlainTextResponse(REFUSED_TEXT, status_code=403)
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
