@@ -13,6 +13,8 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from phonenumbers import timezone as phone_timezone
 
+from service.channels import ChannelKind
+
 # Numbers typed without a country code are read as this region (the US-first product).
 DEFAULT_PHONE_REGION = "US"
 # Masked numbers keep the country code and area prefix, and the last two digits.
@@ -55,11 +57,11 @@ def normalise_email(raw: str, *, check_deliverability: bool = False) -> str:
     return str(result.normalized)
 
 
-def parse_address(raw: str) -> tuple[str, str]:
+def parse_address(raw: str) -> tuple[ChannelKind, str]:
     """Return (channel kind, normalised address) for a phone number or an email."""
     if "@" in raw:
-        return "email", normalise_email(raw)
-    return "sms", normalise_phone(raw)
+        return ChannelKind.EMAIL, normalise_email(raw)
+    return ChannelKind.SMS, normalise_phone(raw)
 
 
 def infer_timezone(e164: str) -> str | None:

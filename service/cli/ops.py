@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from service.channels import ChannelKind
 from service.cli.config_check import (
     ALL_CHECKS,
     FAIL,
@@ -58,7 +59,7 @@ def _sessions(settings: Settings) -> Any:
     return session_factory(settings.database_url)
 
 
-def _parse_address_or_exit(raw: str) -> tuple[str, str]:
+def _parse_address_or_exit(raw: str) -> tuple[ChannelKind, str]:
     from service.addresses import InvalidAddress, parse_address
 
     try:
@@ -179,12 +180,11 @@ def send_test(
     """Send one sample nudge through the configured provider; print its provider id."""
     from service.messages.compose import POSTAL_ADDRESS_UNSET, PROGRAM_NAME, sms_context
     from service.messages.content import Content, TemplateError, sample_context
-    from service.providers.base import Channel, OutboundMessage, ProviderError
+    from service.providers.base import OutboundMessage, ProviderError
     from service.providers.registry import build_providers
 
     settings = _settings()
-    kind, normalised = _parse_address_or_exit(address)
-    channel: Channel = "sms" if kind == "sms" else "email"
+    channel, normalised = _parse_address_or_exit(address)
     context = {
         **sample_context(channel=channel),
         **sms_context(settings, discreet=False, cadence_per_week=settings.default_cadence_per_week),
@@ -192,15 +192,15 @@ def send_test(
     }
     content = Content()
     try:
-        if channel == "sms":
+        if channel == ChannelKind.SMS:
             message = OutboundMessage(
-                message_id=0, channel="sms", to=normalised, body=content.sms(template, context)
+                message_id=0, channel=channel, to=normalised, body=content.sms(template, context)
             )
         else:
             email = content.email(template, context)
             message = OutboundMessage(
                 message_id=0,
-                channel="email",
+                channel=channel,
                 to=normalised,
                 body=email.text,
                 subject=email.subject,

@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from service.channels import ChannelKind
 from service.messages.content import Content
-from service.providers.base import Channel, OutboundMessage
+from service.providers.base import OutboundMessage
+from service.providers.twilio.codes import MESSAGE_ID_QUERY
 from service.settings import Settings
 from service.tokens import Purpose, make_token
 
@@ -28,7 +30,7 @@ class Recipient:
 
     message_id: int
     channel_id: int
-    channel: Channel
+    channel: ChannelKind
     address: str
     discreet: bool
     cadence_per_week: int
@@ -78,20 +80,20 @@ def unsubscribe_url(settings: Settings, channel_id: int) -> str:
 def status_callback_url(settings: Settings, message_id: int) -> str:
     # Our id rides along, so a callback that beats our own commit of the provider
     # id still finds its message.
-    return f"{settings.public_url}/webhooks/twilio/status?m={message_id}"
+    return f"{settings.public_url}/webhooks/twilio/status?{MESSAGE_ID_QUERY}={message_id}"
 
 
 def compose(
     settings: Settings, content: Content, recipient: Recipient, template: str
 ) -> OutboundMessage:
     """Render `template` for `recipient` into a message a provider can send."""
-    if recipient.channel == "sms":
+    if recipient.channel == ChannelKind.SMS:
         context = sms_context(
             settings, discreet=recipient.discreet, cadence_per_week=recipient.cadence_per_week
         )
         return OutboundMessage(
             message_id=recipient.message_id,
-            channel="sms",
+            channel=ChannelKind.SMS,
             to=recipient.address,
             body=content.sms(template, context),
             status_callback=status_callback_url(settings, recipient.message_id),
@@ -100,7 +102,7 @@ def compose(
     email = content.email(template, context)
     return OutboundMessage(
         message_id=recipient.message_id,
-        channel="email",
+        channel=ChannelKind.EMAIL,
         to=recipient.address,
         body=email.text,
         subject=email.subject,

@@ -51,6 +51,7 @@ from types import MappingProxyType
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from service.channels import ChannelKind
 from service.messages.catalog import (
     ACTIVITY_TEMPLATES,
     CHECKIN_TEMPLATE,
@@ -69,10 +70,6 @@ from service.pacing.window import (
     window_closing_for,
     window_hours,
 )
-from service.pacing.window import in_sending_window as in_sending_window  # re-exported
-from service.pacing.window import sending_window as sending_window  # re-exported
-
-Channel = Literal["sms", "email"]
 
 # Quiet subscribers get half their cadence, but never less than one nudge a week.
 QUIET_CADENCE_FLOOR = 1.0
@@ -130,7 +127,7 @@ class PastNudge:
 
     kind: Kind
     template: str
-    channel: Channel
+    channel: ChannelKind
     at: datetime  # tz-aware UTC: when it went out (or its scheduled time)
 
 
@@ -148,7 +145,7 @@ class SubscriberState:
 
     subscriber_id: int
     timezone: str  # IANA
-    channel: Channel  # where the next nudge goes
+    channel: ChannelKind  # where the next nudge goes
     cadence_per_week: int  # 3..21, default 7
     hours: tuple[int, int] = (8, 20)  # own hours (start, end): narrows the legal window only
     activity_areas: tuple[str, ...] = DEFAULT_ACTIVITY_AREAS
@@ -232,14 +229,14 @@ def _earliest(state: SubscriberState, now: datetime, policy: PacingPolicy) -> da
 
 
 def _schedule(state: SubscriberState, now: datetime, policy: PacingPolicy) -> datetime:
-    sms_sent = [n.at for n in state.recent_nudges if n.channel == "sms"]
+    sms_sent = [n.at for n in state.recent_nudges if n.channel == ChannelKind.SMS]
     return settle_in_window(
         _earliest(state, now, policy),
         ZoneInfo(state.timezone),
         window_hours(state.hours, policy),
         spaced_from=[n.at for n in state.recent_nudges],
         min_spacing=policy.min_spacing,
-        sms_sent=sms_sent if state.channel == "sms" else None,
+        sms_sent=sms_sent if state.channel == ChannelKind.SMS else None,
         max_sms_per_24h=policy.max_sms_per_24h,
     )
 

@@ -3,8 +3,7 @@
 Pure functions, no clock reads. A window is the half-open local wall-clock range
 ``[start_hour:00, end_hour:00)`` of one local date, expressed as two UTC instants;
 for a nudge it is the legal window narrowed by the subscriber's own hours
-(``window_hours``). ``service.pacing.rules`` re-exports ``sending_window`` and
-``in_sending_window``; import them from there.
+(``window_hours``).
 
 Daylight-saving changes make local wall times ambiguous (a fall-back fold happens
 twice) or missing (a spring-forward gap never happens). Every bound is therefore

@@ -26,11 +26,11 @@ from service.addresses import (
     normalise_email,
     normalise_phone,
 )
+from service.channels import ChannelKind
 from service.people import subscriptions
 from service.storage.models import (
     ActivityLog,
     Channel,
-    ChannelKind,
     ChannelStatus,
     ContactLog,
     DeliveryEvent,

@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from service.addresses import address_hash, mailbox_key
+from service.channels import ChannelKind
 from service.messages.catalog import CONFIRM_TEMPLATE, NUDGE_KINDS, Kind
 from service.messages.lifecycle import PRIORITY_NOW
 from service.people.abuse import number_country
@@ -32,7 +33,6 @@ from service.reporting.metrics import (
 )
 from service.storage.models import (
     Channel,
-    ChannelKind,
     ChannelStatus,
     Message,
     MessageStatus,
@@ -66,7 +66,7 @@ def is_suppressed(session: Session, address: str, secret: str) -> bool:
 
 
 def suppress(
-    session: Session, address: str, channel: str, reason: str, secret: str, now: datetime
+    session: Session, address: str, channel: ChannelKind, reason: str, secret: str, now: datetime
 ) -> None:
     """Add an address to Steady's own do-not-contact list (idempotent)."""
     digest = address_hash(address, secret)

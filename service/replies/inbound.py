@@ -23,7 +23,6 @@ Order of precedence:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.addresses import infer_timezone
+from service.channels import ChannelKind
 from service.messages.catalog import CONFIRM_TEMPLATE, Kind
 from service.messages.compose import sms_context
 from service.messages.content import Content
@@ -45,25 +45,17 @@ from service.people.abuse import (
     number_country,
     sms_number_problem,
 )
+from service.providers.base import InboundText
 from service.replies.commands import Reply, SubscriberCommands, Turn
 from service.replies.crisis import CrisisDetector
-from service.replies.grammar import Command, Intent, interpret, normalise, parse
+from service.replies.grammar import Command, Intent, interpret, normalise
 from service.reporting.metrics import record_sms_confirmation_sent
 from service.settings import Settings
-from service.storage.models import Channel, ChannelKind, ChannelStatus, InboundMessage, Subscriber
-
-__all__ = ["Command", "InboundHandler", "InboundText", "Intent", "Reply", "interpret", "parse"]
+from service.storage.models import Channel, ChannelStatus, InboundMessage, Subscriber
 
 log = structlog.get_logger(__name__)
 
 CRISIS_FLAG_REASON = "crisis_words"
-
-
-@dataclass(frozen=True)
-class InboundText:
-    provider_id: str | None  # Twilio MessageSid
-    sender: str  # E.164
-    body: str
 
 
 def _help() -> Reply:
@@ -125,7 +117,9 @@ class InboundHandler:
         if crisis:
             # Someone in danger may share a watched phone: neutral wording for strangers.
             if command == Command.STOP:
-                subscriptions.suppress(session, text.sender, "sms", "stop", self.secret, now)
+                subscriptions.suppress(
+                    session, text.sender, ChannelKind.SMS, "stop", self.secret, now
+                )
                 return None, Reply("reply_crisis_stopped", Kind.REPLY, "crisis", None, _DISCREET)
             return None, Reply("reply_crisis", Kind.REPLY, "crisis", None, _STRANGER_CRISIS)
         if command in (Command.JOIN, Command.START):
@@ -155,7 +149,7 @@ class InboundHandler:
             session.flush()
             return channel, Reply(CONFIRM_TEMPLATE, Kind.CONFIRM, "double_opt_in")
         if command == Command.STOP:
-            subscriptions.suppress(session, text.sender, "sms", "stop", self.secret, now)
+            subscriptions.suppress(session, text.sender, ChannelKind.SMS, "stop", self.secret, now)
             return None, Reply("reply_stopped", Kind.REPLY, "stop")
         if command == Command.HELP:
             return None, _help()

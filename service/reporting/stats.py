@@ -18,10 +18,10 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Select, case, func, literal_column, select
 from sqlalchemy.orm import Session
 
+from service.channels import ChannelKind
 from service.reporting import tallies
 from service.storage.models import (
     Channel,
-    ChannelKind,
     ChannelStatus,
     Message,
     MessageStatus,

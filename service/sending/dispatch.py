@@ -29,13 +29,14 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.channels import ChannelKind
 from service.messages.catalog import IMMEDIATE_KINDS, Kind
 from service.messages.compose import Recipient, compose
 from service.messages.content import Content, TemplateError
 from service.messages.lifecycle import MAX_SEND_ATTEMPTS
 from service.pacing.policy import pacing_policy
-from service.pacing.rules import PacingPolicy, in_sending_window
-from service.providers.base import Channel as ChannelName
+from service.pacing.rules import PacingPolicy
+from service.pacing.window import in_sending_window
 from service.providers.base import Provider, ProviderError
 from service.reporting.metrics import provider_send_timer, record_released
 from service.sending import crashpoints
@@ -59,19 +60,6 @@ from service.sending.ratelimit import (
 from service.sending.reconcile import ReconcileReport
 from service.settings import Settings
 from service.storage.models import Channel, ChannelStatus, Message, MessageStatus, Subscriber
-
-# The row functions live in `service.sending.claims`; these names stay importable from here.
-__all__ = [
-    "DispatchReport",
-    "Dispatcher",
-    "Outcome",
-    "claim_due",
-    "expire_overdue",
-    "record_outcomes",
-    "release_claims",
-    "release_expired_leases",
-    "retry_delay",
-]
 
 log = structlog.get_logger(__name__)
 
@@ -246,7 +234,7 @@ class Dispatcher:
         self,
         settings: Settings,
         sessions: sessionmaker[Session],
-        providers: Mapping[ChannelName, Provider],
+        providers: Mapping[ChannelKind, Provider],
         content: Content | None = None,
         *,
         limiter: RateLimiter | None = None,
@@ -328,9 +316,9 @@ class Dispatcher:
             apply_send_errors(
                 session,
                 [
-                    (o.message_id, o.error_code)
+                    (o.message_id, o.cause)
                     for o in outcomes
-                    if o.status == MessageStatus.FAILED and o.error_code
+                    if o.status == MessageStatus.FAILED and o.cause
                 ],
                 self.settings.secret_key.get_secret_value(),
                 now,
@@ -476,7 +464,9 @@ class Dispatcher:
         )
         detail = str(exc)[:300]
         if exc.permanent:
-            return outcome(MessageStatus.FAILED, error_code=exc.code, detail=detail)
+            return outcome(
+                MessageStatus.FAILED, error_code=exc.code, detail=detail, cause=exc.cause
+            )
         if exc.code in AMBIGUOUS_ERROR_CODES:
             return outcome(MessageStatus.UNKNOWN, error_code=exc.code, detail=detail)
         if item.attempts >= MAX_SEND_ATTEMPTS:

@@ -19,6 +19,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import Select, Table, and_, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.channels import ChannelKind
 from service.messages.catalog import ACTIVITY_AREAS, NUDGE_KINDS, Kind
 from service.messages.lifecycle import OUTSTANDING, PRIORITY_NUDGE, WENT_OUT
 from service.pacing.rules import (
@@ -29,10 +30,8 @@ from service.pacing.rules import (
     SubscriberState,
     plan_next,
 )
-from service.providers.base import Channel as ChannelName
 from service.storage.models import (
     Channel,
-    ChannelKind,
     ChannelStatus,
     ContactLog,
     Message,
@@ -160,7 +159,7 @@ def _plan_batch(
         state = SubscriberState(
             subscriber_id=sub.id,
             timezone=sub.timezone,
-            channel=cast(ChannelName, channel_kind),
+            channel=channel_kind,
             cadence_per_week=sub.cadence_per_week,
             hours=(sub.hour_start, sub.hour_end),
             activity_areas=areas or ACTIVITY_AREAS,
@@ -240,9 +239,9 @@ def _copy_value(value: Any) -> Any:
 
 def _active_channels(
     session: Session, ids: Sequence[int]
-) -> dict[int, tuple[int, str, datetime | None]]:
+) -> dict[int, tuple[int, ChannelKind, datetime | None]]:
     """The channel each subscriber's next nudge goes to: SMS first, else email."""
-    chosen: dict[int, tuple[int, str, datetime | None]] = {}
+    chosen: dict[int, tuple[int, ChannelKind, datetime | None]] = {}
     rows = session.execute(
         select(Channel.subscriber_id, Channel.id, Channel.kind, Channel.confirmed_at)
         .where(Channel.subscriber_id.in_(ids), Channel.status == ChannelStatus.ACTIVE)
@@ -290,7 +289,7 @@ def _recent_nudges(
             PastNudge(
                 kind=Kind(kind),
                 template=template,
-                channel=cast(ChannelName, channel),
+                channel=channel,
                 at=sent_at or scheduled_for,
             )
         )

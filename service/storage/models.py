@@ -6,7 +6,6 @@ SQLite and PostgreSQL compare them the same way.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -32,6 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from service.addresses import mailbox_key
+from service.channels import ChannelKind
 
 # Stable constraint names so Alembic revisions work the same on every database.
 NAMING_CONVENTION = {
@@ -44,18 +44,6 @@ NAMING_CONVENTION = {
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
-# The largest id either database stores (signed 64 bits): a bigger number read
-# from a request is no id of ours, and must be refused before it reaches SQL.
-MAX_ROW_ID = 2**63 - 1
-ROW_ID_PATTERN = re.compile(r"[0-9]{1,19}")
-
-
-def parse_row_id(text: str | None) -> int | None:
-    """An id from untrusted text: ASCII digits within 64 bits, else None."""
-    if text is None or not ROW_ID_PATTERN.fullmatch(text):
-        return None
-    value = int(text)
-    return value if 0 < value <= MAX_ROW_ID else None
 
 
 def utcnow() -> datetime:
@@ -80,14 +68,22 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+class KindColumn(TypeDecorator[ChannelKind]):
+    """A channel kind: stored as its plain string, read back as `ChannelKind`."""
+
+    impl = String(8)
+    cache_ok = True
+
+    def process_bind_param(self, value: ChannelKind | None, dialect: Dialect) -> str | None:
+        return None if value is None else ChannelKind(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> ChannelKind | None:
+        return None if value is None else ChannelKind(value)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
-
-
-class ChannelKind(StrEnum):
-    SMS = "sms"
-    EMAIL = "email"
 
 
 class ChannelStatus(StrEnum):
@@ -161,7 +157,7 @@ class Channel(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[ChannelKind] = mapped_column(KindColumn)
     address: Mapped[str] = mapped_column(String(320))  # E.164 or a normalised email
     status: Mapped[str] = mapped_column(String(16), default=ChannelStatus.PENDING)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -241,7 +237,7 @@ class Message(Base):
         ForeignKey("subscribers.id", ondelete="CASCADE")
     )
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
-    channel: Mapped[str] = mapped_column(String(8))
+    channel: Mapped[ChannelKind] = mapped_column(KindColumn)
     kind: Mapped[str] = mapped_column(String(16))
     template: Mapped[str] = mapped_column(String(64))
     rule: Mapped[str] = mapped_column(String(64))
@@ -333,7 +329,7 @@ class Suppression(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     address_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    channel: Mapped[str] = mapped_column(String(8))
+    channel: Mapped[ChannelKind] = mapped_column(KindColumn)
     reason: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -30,9 +30,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from service.addresses import mask
+from service.ids import MAX_ROW_ID
 from service.reporting import metrics, stats, tallies
 from service.reporting.charts import dashboard_context
-from service.storage.models import MAX_ROW_ID, ActivityLog, ContactLog, Message, Subscriber
+from service.storage.models import ActivityLog, ContactLog, Message, Subscriber
 from service.web.admin_auth import (
     Admin,
     authorised,

@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.messages.content import Content
 from service.people.abuse import SignupGuard
+from service.providers.base import DeliveryReport
 from service.replies.inbound import InboundHandler
-from service.sending.feedback import StatusReport, apply_twilio_statuses
+from service.sending.feedback import apply_reports
 from service.sending.wake import Waker
 from service.settings import Settings
 from service.storage.models import Channel, utcnow
@@ -38,16 +39,16 @@ class AppContext:
     signups: SignupGuard
     # The time source; tests run the service at a chosen time.
     clock: Callable[[], datetime] = field(default=utcnow)
-    # Twilio status callbacks, committed in groups (one transaction per batch of
+    # Status callbacks, committed in groups (one transaction per batch of
     # concurrent ones; service/web/ingest.py).
-    twilio_statuses: GroupCommit[StatusReport, str] = field(init=False)
+    delivery_reports: GroupCommit[DeliveryReport, str] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.twilio_statuses = GroupCommit(self._apply_twilio_statuses)
+        self.delivery_reports = GroupCommit(self._apply_reports)
 
-    def _apply_twilio_statuses(self, reports: Sequence[StatusReport]) -> list[str]:
+    def _apply_reports(self, reports: Sequence[DeliveryReport]) -> list[str]:
         with self.sessions.begin() as session:
-            return apply_twilio_statuses(
+            return apply_reports(
                 session, reports, self.settings.secret_key.get_secret_value(), self.clock()
             )
 

@@ -19,12 +19,14 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from service.addresses import InvalidAddress, mask, normalise_email, normalise_phone
+from service.channels import ChannelKind
 from service.people import subscriptions
 from service.people.abuse import SignupAttempt, check_sms_number
-from service.storage.models import Channel, ChannelKind, ChannelStatus, Subscriber
+from service.storage.models import Channel, ChannelStatus, Subscriber
 from service.tokens import Purpose
 from service.web.context import AppContext, app_context, channel_for, invalid_link
 
@@ -229,14 +231,14 @@ def _page(
     channels = [
         {
             "kind": str(channel.kind),
-            "label": CHANNEL_LABELS.get(ChannelKind(channel.kind), channel.kind),
+            "label": CHANNEL_LABELS[channel.kind],
             "address": mask(channel.address),
             "on": channel.status == ChannelStatus.ACTIVE,
         }
         for channel in _confirmed_channels(subscriber, via)
     ]
     unreachable = [
-        {"label": CHANNEL_LABELS.get(ChannelKind(c.kind), c.kind), "address": mask(c.address)}
+        {"label": CHANNEL_LABELS[c.kind], "address": mask(c.address)}
         for c in subscriptions.proven_channels(subscriber, via)
         if c.status == ChannelStatus.SUPPRESSED
     ]
@@ -281,8 +283,13 @@ def preferences_page(request: Request, token: str) -> Response:
 
 @router.post("/preferences/{token}", response_class=HTMLResponse)
 async def save_preferences(request: Request, token: str) -> Response:
-    ctx = app_context(request)
     form = await request.form()
+    return await run_in_threadpool(_save_preferences, request, token, form)
+
+
+def _save_preferences(request: Request, token: str, form: FormData) -> Response:
+    """The database side of a save; runs on a worker thread, off the event loop."""
+    ctx = app_context(request)
     woken: list[int] = []
     with ctx.sessions.begin() as session:
         channel = channel_for(session, ctx, Purpose.PREFERENCES, token)

@@ -24,7 +24,7 @@ from service.messages.compose import Recipient, compose
 from service.messages.lifecycle import PRIORITY_NUDGE
 from service.providers.sendgrid.email import SendGridEmailProvider
 from service.providers.twilio.sms import TwilioSmsProvider
-from service.sending.dispatch import claim_due
+from service.sending.claims import claim_due
 from service.sending.planner import plan_due
 from service.sending.reconcile import ReconcileReport, claim_unknown, reconcile_unknown
 from service.storage.models import Channel, Message, Subscriber
