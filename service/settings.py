@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     support_contact: str | None = Field(None, validation_alias=_env("STEADY_SUPPORT_CONTACT"))
     safety_line: str | None = Field(None, validation_alias=_env("STEADY_SAFETY_LINE"))
     crisis_words_file: Path | None = Field(None, validation_alias=_env("STEADY_CRISIS_WORDS_FILE"))
+    safety_lines_file: Path | None = Field(None, validation_alias=_env("STEADY_SAFETY_LINES_FILE"))
 
     # Pacing v1 defaults (PRODUCT.md); each is a setting.
     default_cadence_per_week: int = Field(

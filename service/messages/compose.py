@@ -50,9 +50,26 @@ def sms_context(settings: Settings, *, discreet: bool, cadence_per_week: int) ->
         "program": PROGRAM_NAME,
         "discreet": discreet,
         "support_contact": settings.support_contact,
-        "safety_line": settings.safety_line,
+        # The fallback line; replies put the person's own country's lines here.
+        "safety_lines": [settings.safety_line] if settings.safety_line else [],
         "frequency": frequency_text(cadence_per_week),
     }
+
+
+# A restraint or tip carried on a confirmation loses its own opening: the confirmation
+# already names the sender and says it was noted.
+_CARRIED_OPENINGS = ("{program}: ", "Noted. ")
+
+
+def with_carried(confirmation: str, carried: str, program: str = PROGRAM_NAME) -> str:
+    """One SMS: a log's confirmation, then the restraint or tip it carries."""
+    for opening in _CARRIED_OPENINGS:
+        prefix = opening.format(program=program)
+        if carried.startswith(prefix):
+            rest = carried[len(prefix) :]
+            carried = rest[:1].upper() + rest[1:]
+            break
+    return f"{confirmation} {carried}"
 
 
 def template_context(settings: Settings, recipient: Recipient) -> dict[str, Any]:
@@ -84,9 +101,17 @@ def status_callback_url(settings: Settings, message_id: int) -> str:
 
 
 def compose(
-    settings: Settings, content: Content, recipient: Recipient, template: str
+    settings: Settings,
+    content: Content,
+    recipient: Recipient,
+    template: str,
+    body: str | None = None,
 ) -> OutboundMessage:
-    """Render `template` for `recipient` into a message a provider can send."""
+    """Render `template` for `recipient` into a message a provider can send.
+
+    An SMS whose `body` was rendered when it was queued (an operator's reply) goes
+    as it is: what the operator saw is what the person gets.
+    """
     if recipient.channel == ChannelKind.SMS:
         context = sms_context(
             settings, discreet=recipient.discreet, cadence_per_week=recipient.cadence_per_week
@@ -95,7 +120,7 @@ def compose(
             message_id=recipient.message_id,
             channel=ChannelKind.SMS,
             to=recipient.address,
-            body=content.sms(template, context),
+            body=body if body is not None else content.sms(template, context),
             status_callback=status_callback_url(settings, recipient.message_id),
         )
     context = template_context(settings, recipient)

@@ -42,7 +42,14 @@ CADENCE_STEPS = (3, 5, 7, 10, 14, 21)  # MORE / LESS move one step, within the p
 CARRIED_LOOKBACK = timedelta(days=14)  # restraint / tip variants: least recently used in this
 DONE_NOTE_CHARS = 160  # ActivityLog.note
 DONE_ECHO_CHARS = 60  # how much of a DONE note the acknowledgement repeats
-MEDIUM_WORDS = {"text": " by text", "call": " by phone", "saw": " in person"}
+# How the confirmation names the medium: an email is "by email", never "by text".
+MEDIUM_WORDS = {
+    "text": " by text",
+    "email": " by email",
+    "call": " by phone",
+    "voicemail": " by voicemail",
+    "saw": " in person",
+}
 WHY_KINDS = tuple(str(kind) for kind in (*NUDGE_KINDS, Kind.TIP))
 
 BurstState = Literal["full", "calm", "silent"]
@@ -118,11 +125,14 @@ class SubscriberCommands:
         state = _burst_state(turn)
         if state != "full":
             return _burst_reply(state)
-        how = {"how": MEDIUM_WORDS.get(turn.intent.medium or "", "")}
+        how: dict[str, Any] = {"how": MEDIUM_WORDS.get(turn.intent.medium or "", "")}
         recent = _recent_carried(turn)
         if me:
             restraint = choose_restraint(recent, sub.id)
-            return Reply("reply_logged_me", Kind.RESTRAINT, "me_reply_restraint", restraint, how)
+            context = {**how, "mutual": turn.intent.mutual}
+            return Reply(
+                "reply_logged_me", Kind.RESTRAINT, "me_reply_restraint", restraint, context
+            )
         tip = choose_tip(recent, sub.id)
         return Reply("reply_logged_them", Kind.TIP, "them_reply_tip", tip, how)
 

@@ -114,6 +114,7 @@ class _Claimed:
     hours: tuple[int, int]
     paused_until: datetime | None
     flagged: bool
+    body: str | None = None  # rendered when queued (an operator's reply); else rendered here
 
 
 def _load_claimed(session: Session, ids: list[int]) -> list[_Claimed]:
@@ -137,6 +138,7 @@ def _load_claimed(session: Session, ids: list[int]) -> list[_Claimed]:
             Subscriber.hour_end,
             Subscriber.paused_until,
             Subscriber.flagged_at,
+            Message.body,
         )
         .join(Channel, Channel.id == Message.channel_id)
         .join(Subscriber, Subscriber.id == Message.subscriber_id)
@@ -164,6 +166,7 @@ def _load_claimed(session: Session, ids: list[int]) -> list[_Claimed]:
             hours=(row.hour_start, row.hour_end),
             paused_until=row.paused_until,
             flagged=row.flagged_at is not None,
+            body=row.body,
         )
         for row in rows
     ]
@@ -414,7 +417,7 @@ class Dispatcher:
             status, reason = refusal
             return outcome(status, detail=reason)
         try:
-            message = compose(self.settings, self.content, recipient, item.template)
+            message = compose(self.settings, self.content, recipient, item.template, item.body)
         except TemplateError as exc:
             log.error("template_failed", message_id=recipient.message_id, error=str(exc))
             return outcome(MessageStatus.FAILED, error_code="template", detail=str(exc)[:300])

@@ -318,8 +318,19 @@ class InboundMessage(Base):
     body: Mapped[str] = mapped_column(Text)
     command: Mapped[str | None] = mapped_column(String(32))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When an operator cleared it from the review list (service/people/review.py).
+    reviewed_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_inbound_messages_subscriber", "subscriber_id", "received_at"),)
+    __table_args__ = (
+        Index("ix_inbound_messages_subscriber", "subscriber_id", "received_at"),
+        # The review list: texts Steady did not understand that nobody has cleared yet.
+        Index(
+            "ix_inbound_messages_unreviewed",
+            "received_at",
+            postgresql_where=text("reviewed_at IS NULL AND command = 'unknown'"),
+            sqlite_where=text("reviewed_at IS NULL AND command = 'unknown'"),
+        ),
+    )
 
 
 class Suppression(Base):

@@ -45,6 +45,7 @@ from service.web.admin_auth import (
     token_matches,
 )
 from service.web.context import AppContext, app_context
+from service.web.security import origin_of, started_elsewhere
 
 router = APIRouter(prefix="/admin")
 # `/metrics` is the other operator endpoint; no token (Prometheus scrapes it) and
@@ -69,6 +70,15 @@ SECURITY_HEADERS = {
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
 }
+
+
+def _same_origin(request: Request, ctx: AppContext) -> bool:
+    """False when the browser says the request came from another site.
+
+    The app's CrossSiteFormGuard already refuses those for every POST under
+    /admin; routes that check again use the same rule (service/web/security.py).
+    """
+    return not started_elsewhere(request.headers, origin_of(ctx.settings.public_url))
 
 
 def _secured(response: Response) -> Response:

@@ -196,7 +196,7 @@ def authorised(request: Request, ctx: AppContext, token: str) -> bool:
 
 def api_context(
     request: Request,
-    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
 ) -> AppContext:
     """The dependency of every API route: 404 when disabled, 401 without the token."""
     ctx = app_context(request)

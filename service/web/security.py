@@ -127,13 +127,17 @@ class CrossSiteFormGuard:
         await self.app(scope, receive, send)
 
     def cross_site(self, headers: Headers) -> bool:
-        """True when the browser says the request started on another site."""
-        if headers.get("sec-fetch-site", "").strip().lower() == "cross-site":
-            return True
-        origin = headers.get("origin")
-        if origin is None:
-            return False
-        return origin_of(origin) != self.origin  # "null" and garbage are not ours
+        return started_elsewhere(headers, self.origin)
+
+
+def started_elsewhere(headers: Headers, own_origin: str | None) -> bool:
+    """True when the browser says the request started on another site."""
+    if headers.get("sec-fetch-site", "").strip().lower() == "cross-site":
+        return True
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    return origin_of(origin) != own_origin  # "null" and garbage are not ours
 
 
 def _path_kind(path: str) -> str:

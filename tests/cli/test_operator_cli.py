@@ -301,6 +301,27 @@ def test_config_check_passes_on_a_good_sqlite_config(
         assert any(name in ln and "✓" in ln for ln in result.stdout.splitlines()), name
 
 
+def test_config_check_reads_the_safety_lines_file_and_names_a_broken_one(
+    cli_env: pytest.MonkeyPatch, sqlite_url: str, tmp_path: Path
+) -> None:
+    cli_env.setenv("STEADY_DATABASE_URL", sqlite_url)
+    example = Path(__file__).resolve().parents[2] / "deploy/safety-lines.example.toml"
+    cli_env.setenv("STEADY_SAFETY_LINES_FILE", str(example))
+    good = invoke("config", "check")
+    assert good.exit_code == 0, good.output
+    assert any(
+        "safety lines" in ln and "AU, CA, GB, IE, US" in ln for ln in good.stdout.splitlines()
+    )
+
+    broken = tmp_path / "lines.toml"
+    broken.write_text('[US]\nsuicide = "988"\n', encoding="utf-8")
+    cli_env.setenv("STEADY_SAFETY_LINES_FILE", str(broken))
+    bad = invoke("config", "check")
+    assert bad.exit_code == 1
+    assert any("safety lines" in ln and "✗" in ln for ln in bad.stdout.splitlines())
+    assert "only crisis and violence" in bad.stdout
+
+
 def test_config_check_fails_on_an_unreachable_broker(
     cli_env: pytest.MonkeyPatch, sqlite_url: str
 ) -> None:
