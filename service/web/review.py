@@ -95,7 +95,7 @@ def api_review(ctx: Admin) -> JSONResponse:
 
 @router.post("/api/subscribers/{subscriber_id}/reply")
 def api_reply(
-    request: Request, ctx: Admin, subscriber_id: int, reply: OperatorReplyIn
+    request: Request, ctx: Admin, subscriber_id: admin.SubscriberId, reply: OperatorReplyIn
 ) -> JSONResponse:
     if not admin._same_origin(request, ctx):
         raise HTTPException(status_code=403, detail="cross-site request refused")
@@ -112,7 +112,7 @@ def api_reply(
 
 
 @router.post("/api/subscribers/{subscriber_id}/clear-flag")
-def api_clear_flag(request: Request, ctx: Admin, subscriber_id: int) -> JSONResponse:
+def api_clear_flag(request: Request, ctx: Admin, subscriber_id: admin.SubscriberId) -> JSONResponse:
     if not admin._same_origin(request, ctx):
         raise HTTPException(status_code=403, detail="cross-site request refused")
     _clear(ctx, subscriber_id)
@@ -220,7 +220,7 @@ def _form_refusal(request: Request, ctx: AppContext) -> Response | None:
 # The form routes are async to read the form; their database work runs in the thread
 # pool (ARCHITECTURE.md: no synchronous database call on the event loop).
 @router.post("/review/{subscriber_id}/reply")
-async def review_reply(request: Request, subscriber_id: int) -> Response:
+async def review_reply(request: Request, subscriber_id: admin.SubscriberId) -> Response:
     ctx = _page_context(request)
     if isinstance(ctx, Response):
         return ctx
@@ -246,7 +246,7 @@ def _page_with_error(request: Request, ctx: AppContext, error: str, status: int)
 
 
 @router.post("/review/{subscriber_id}/clear-flag")
-async def review_clear_flag(request: Request, subscriber_id: int) -> Response:
+async def review_clear_flag(request: Request, subscriber_id: admin.SubscriberId) -> Response:
     ctx = _page_context(request)
     if isinstance(ctx, Response):
         return ctx

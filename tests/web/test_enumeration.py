@@ -27,7 +27,7 @@ REQUESTS_EACH = 40
 # Medians within this share of each other, or this close in absolute terms
 # (below a couple of milliseconds the scheduler's jitter is all there is).
 RELATIVE_TOLERANCE = 0.25
-NOISE_FLOOR_SECONDS = 0.002
+NOISE_FLOOR_SECONDS = 0.003
 
 
 @dataclass
@@ -140,9 +140,13 @@ def test_known_and_unknown_addresses_get_the_same_answer_work_and_time(sqlite_ur
 
     answers: dict[str, list[Answer]] = {"known": [], "unknown": []}
     with counting_statements(harness) as counter:
-        for known_address, unknown_address in zip(known, unknown, strict=True):
-            answers["known"].append(post_signup(harness, counter, known_address))
-            answers["unknown"].append(post_signup(harness, counter, unknown_address))
+        for i, pair in enumerate(zip(known, unknown, strict=True)):
+            # Alternate which goes first: each request runs after the other side's
+            # background work as often as after its own.
+            order = ("known", "unknown") if i % 2 == 0 else ("unknown", "known")
+            for name in order:
+                address = pair[0] if name == "known" else pair[1]
+                answers[name].append(post_signup(harness, counter, address))
 
     replies = {(a.status, a.body) for group in answers.values() for a in group}
     assert len(replies) == 1, "one answer for all"
@@ -150,8 +154,15 @@ def test_known_and_unknown_addresses_get_the_same_answer_work_and_time(sqlite_ur
     work = {name: {a.statements for a in group} for name, group in answers.items()}
     assert work["known"] == work["unknown"], work
     medians = {name: statistics.median(a.seconds for a in group) for name, group in answers.items()}
-    gap = abs(medians["known"] - medians["unknown"])
-    assert gap <= max(RELATIVE_TOLERANCE * max(medians.values()), NOISE_FLOOR_SECONDS), medians
+    # Each known request beside the unknown one right after it: paired, a slow
+    # spell of the machine weighs on both sides alike.
+    gap = abs(
+        statistics.median(
+            k.seconds - u.seconds for k, u in zip(answers["known"], answers["unknown"], strict=True)
+        )
+    )
+    allowed = max(RELATIVE_TOLERANCE * max(medians.values()), NOISE_FLOOR_SECONDS)
+    assert gap <= allowed, (gap, medians)
 
     with harness.runtime.sessions() as session:
         stored = session.scalar(select(func.count()).select_from(Channel))
