@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     )
 
     database_url: str = Field("sqlite:///./steady.db", validation_alias=_env("STEADY_DATABASE_URL"))
+    # Reports, /metrics, exports and evaluation read here (storage.db.read_sessions).
+    database_replica_url: str | None = Field(
+        None, validation_alias=_env("STEADY_DATABASE_REPLICA_URL")
+    )
     broker_url: str | None = Field(None, validation_alias=_env("STEADY_BROKER_URL"))
     redis_url_setting: str | None = Field(None, validation_alias=_env("STEADY_REDIS_URL"))
     public_url: str = Field("http://127.0.0.1:8000", validation_alias=_env("STEADY_PUBLIC_URL"))
@@ -140,6 +144,13 @@ class Settings(BaseSettings):
     confirmations_per_day: int = Field(
         500, ge=0, validation_alias=_env("STEADY_CONFIRMATIONS_PER_DAY")
     )
+    # Operations (issue 13): log level of every process, local state (beat's schedule,
+    # readiness files), and how long sent messages stay in the live tables.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", validation_alias=_env("STEADY_LOG_LEVEL")
+    )
+    state_dir: Path = Field(Path("var"), validation_alias=_env("STEADY_STATE_DIR"))
+    retention_days: int = Field(180, ge=1, validation_alias=_env("STEADY_RETENTION_DAYS"))
 
     @model_validator(mode="before")
     @classmethod
@@ -176,6 +187,11 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"not ISO 3166 alpha-2 country codes: {', '.join(bad)}")
         return ",".join(codes)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("public_url")
     @classmethod

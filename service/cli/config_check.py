@@ -70,6 +70,8 @@ def _check_database(settings: Settings) -> list[Check]:
 def _check_redis(settings: Settings) -> list[Check]:
     import redis
 
+    from service.storage.redis_url import redis_client
+
     if not settings.broker_url and not settings.redis_url:
         return [Check("broker", SKIP, "unset: work runs in-process (steady run / steady tick)")]
     checks = []
@@ -77,7 +79,7 @@ def _check_redis(settings: Settings) -> list[Check]:
     for name, url in urls.items():
         if not url:
             continue
-        client = redis.Redis.from_url(
+        client = redis_client(
             url, socket_timeout=CHECK_TIMEOUT_SECONDS, socket_connect_timeout=CHECK_TIMEOUT_SECONDS
         )
         try:

@@ -80,6 +80,8 @@ REPLY_TEMPLATES: tuple[str, ...] = (
     "reply_crisis",  # words of crisis or danger: the safety reply
     "reply_crisis_stopped",  # crisis words and STOP in one text
     "reply_burst",  # the one calm reply to several logs within an hour
+    "reply_zone",  # ZONE <place>: the zone and the local sending hours
+    "reply_zone_unknown",  # ZONE with a place we cannot read: how to write it
 )
 
 # Names that exist as SMS and as email.

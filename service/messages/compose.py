@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.channels import ChannelKind
+from service.messages.catalog import Kind
 from service.messages.content import Content
 from service.providers.base import OutboundMessage
 from service.providers.twilio.codes import MESSAGE_ID_QUERY
@@ -22,6 +23,8 @@ PROGRAM_NAME = "Steady"
 # Discreet mode: a lock screen or an inbox list shows only the sender, so it says nothing.
 DISCREET_SENDER_NAME = "Daily notes"
 POSTAL_ADDRESS_UNSET = "(postal address not configured)"
+# How a channel's consent was given when the person texted JOIN from that phone.
+CONSENT_BY_TEXT = "sms_keyword"
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,20 @@ class Recipient:
     address: str
     discreet: bool
     cadence_per_week: int
+
+
+def renders_discreet(kind: str, chosen: bool, consent_method: str | None) -> bool:
+    """Whether a message to a channel is written in discreet wording.
+
+    The person's own choice, and always for a confirmation the phone or inbox did
+    not ask for itself (PRODUCT.md, "Safety"): a web signup's, an import's or the
+    preferences page's confirmation goes to whatever address was typed in, and
+    whoever holds it may not be the person who typed it, so the whole text says
+    nothing of what Steady is about. Only the opt-in request answering a JOIN
+    texted from the phone itself may be plain. The dispatcher, reconciliation
+    (which matches the provider's copy by its body) and the replies all ask here.
+    """
+    return chosen or (kind == Kind.CONFIRM and consent_method != CONSENT_BY_TEXT)
 
 
 def frequency_text(cadence_per_week: int) -> str:

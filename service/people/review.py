@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy import select, update
@@ -34,7 +33,13 @@ from service.messages.content import Content, sms_segments
 from service.messages.lifecycle import PRIORITY_NOW
 from service.messages.safety_lines import country_of
 from service.pacing.rules import PacingPolicy
-from service.pacing.window import earliest_in_window, window_hours
+from service.pacing.window import (
+    NoSharedWindow,
+    earliest_in_window,
+    sending_zones,
+    split_zones,
+    window_hours,
+)
 from service.settings import Settings
 from service.storage.models import (
     Channel,
@@ -309,6 +314,14 @@ def _texted_lately(session: Session, subscriber_id: int, now: datetime) -> bool:
 
 
 def _next_window_opening(subscriber: Subscriber, now: datetime, policy: PacingPolicy) -> datetime:
-    """Now if their sending window is open, else when it next opens (their own hours)."""
+    """Now if their sending window is open, else when it next opens (their own hours).
+
+    Until they name a zone, the window is the one shared by every zone they may be
+    in; if those share no hours, their best-guess zone's window is the fallback.
+    """
     hours = window_hours((subscriber.hour_start, subscriber.hour_end), policy)
-    return earliest_in_window(now, ZoneInfo(subscriber.timezone), *hours)
+    candidates = split_zones(subscriber.timezone_candidates)
+    try:
+        return earliest_in_window(now, sending_zones(subscriber.timezone, candidates), *hours)
+    except NoSharedWindow:
+        return earliest_in_window(now, sending_zones(subscriber.timezone), *hours)

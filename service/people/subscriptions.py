@@ -10,6 +10,13 @@ confirmation; a second channel joins a person only when it was asked for from a
 confirmed channel's preferences page and then confirmed on itself
 (`request_join`, `confirm`). Nobody can read or stop someone else's texts by
 typing their number next to their own email.
+
+After STOP a number comes back only by START, YES or UNSTOP texted from that
+phone (`resume`): never by a web signup, which leaves a stopped number exactly
+as it is and sends it nothing, and never by a confirmation link, which confirms
+pending channels only (`confirm_by_link`). An unsubscribed email address can
+sign up again: that makes it pending, and only the link then sent to that inbox
+confirms it.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ class SignupRequest:
     consent_method: str
     consent_evidence: dict[str, Any]
     cadence_per_week: int = 7
+    timezone_candidates: str | None = None  # stored form; see service.people.zones
 
 
 def is_suppressed(session: Session, address: str, secret: str) -> bool:
@@ -140,10 +148,11 @@ def subscribe(
     """Record a signup and queue the confirmations. Returns the new confirm messages.
 
     Known addresses are handled quietly (the caller answers the same either way):
-    pending ones get a fresh confirmation, stopped ones start a new opt-in, active
-    and suppressed ones get nothing. Each new address becomes a person of its own:
-    a phone and an email given together are two people until one person proves
-    both (`request_join`), and nobody can add an inbox to someone else's plan.
+    pending ones get a fresh confirmation, a stopped email address starts a new
+    opt-in, and stopped numbers, active and suppressed addresses get nothing. Each
+    new address becomes a person of its own: a phone and an email given together
+    are two people until one person proves both (`request_join`), and nobody can
+    add an inbox to someone else's plan.
     """
     confirmations: list[Message] = []
     for kind, address in ((ChannelKind.SMS, request.phone), (ChannelKind.EMAIL, request.email)):
@@ -154,6 +163,10 @@ def subscribe(
             channel = _new_person(session, kind, address, request, secret, now)
         else:
             channel = existing
+            if existing.status == ChannelStatus.STOPPED and kind == ChannelKind.SMS:
+                # Only START from that phone reopens a number (CTIA; PRODUCT.md "Law").
+                log.info("signup_stopped_number")
+                continue
             if existing.status not in (ChannelStatus.PENDING, ChannelStatus.STOPPED):
                 continue
             if existing.status == ChannelStatus.STOPPED:
@@ -184,7 +197,10 @@ def _new_person(
         log.info("signup_suppressed", channel=kind)
         return None
     subscriber = Subscriber(
-        timezone=request.timezone, cadence_per_week=request.cadence_per_week, created_at=now
+        timezone=request.timezone,
+        timezone_candidates=request.timezone_candidates,
+        cadence_per_week=request.cadence_per_week,
+        created_at=now,
     )
     channel = Channel(
         kind=kind,
@@ -304,6 +320,19 @@ def confirm(session: Session, channel: Channel, evidence: dict[str, Any], now: d
     if subscriber.flagged_at is None:
         subscriber.next_plan_at = now
     return True
+
+
+def confirm_by_link(
+    session: Session, channel: Channel, secret: str, evidence: dict[str, Any], now: datetime
+) -> bool:
+    """POST /confirm/{token}: confirm a pending channel. A stopped one stays stopped
+    (an old link is no way back after STOP). Returns True if it changed."""
+    if channel.status != ChannelStatus.PENDING:
+        return False
+    # A pending address may be an unsubscribed inbox that signed up again: the
+    # link was opened from that inbox, which is its consent, so it leaves our list.
+    unsuppress(session, channel.address, secret)
+    return confirm(session, channel, evidence, now)
 
 
 def stop(session: Session, channel: Channel, reason: str, secret: str, now: datetime) -> bool:

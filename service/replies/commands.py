@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session
 from service.messages.catalog import NUDGE_KINDS, Kind
 from service.messages.lifecycle import PRIORITY_NUDGE, WENT_OUT
 from service.pacing.rules import RULES, PacingPolicy, choose_restraint, choose_tip
-from service.people import subscriptions
+from service.pacing.window import window_hours
+from service.people import subscriptions, zones
 from service.replies.grammar import Command, Intent
 from service.storage.models import ActivityLog, ContactLog, Message, Subscriber
 
@@ -81,6 +82,7 @@ class SubscriberCommands:
     """ME, THEM, DONE, UNDO, PAUSE, RESUME, MORE, LESS and WHY for an active subscriber."""
 
     def __init__(self, policy: PacingPolicy) -> None:
+        self.policy = policy
         self.cadence_steps = tuple(
             step
             for step in CADENCE_STEPS
@@ -103,6 +105,7 @@ class SubscriberCommands:
             Command.MORE: self._more,
             Command.LESS: self._less,
             Command.WHY: self._why,
+            Command.ZONE: self._zone,
         }
 
     # --- logging ----------------------------------------------------------------------
@@ -247,6 +250,25 @@ class SubscriberCommands:
         why = RULES.get(rule) if rule is not None else None
         return Reply("reply_why", Kind.REPLY, "why", None, {"why": why})
 
+    # --- time zone --------------------------------------------------------------------
+
+    def _zone(self, turn: Turn) -> Reply:
+        """ZONE <place>: the person names their zone; the reply names it and the hours."""
+        zone = zones.zone_for_place(turn.intent.place or "")
+        if zone is None:
+            return Reply("reply_zone_unknown", Kind.REPLY, "zone_unknown")
+        sub = turn.subscriber
+        zones.set_zone(turn.session, sub, zone, turn.now)
+        start, end = window_hours((sub.hour_start, sub.hour_end), self.policy)
+        hours = f"{_clock_hour(start)} and {_clock_hour(end)}"
+        return Reply(
+            "reply_zone",
+            Kind.REPLY,
+            "zone_set",
+            None,
+            {"zone": zones.zone_label(zone), "hours": hours},
+        )
+
     # --- the reply --------------------------------------------------------------------
 
 
@@ -279,6 +301,15 @@ def _recent_carried(turn: Turn) -> list[str]:
             .order_by(Message.created_at, Message.id)
         )
     )
+
+
+def _clock_hour(hour: int) -> str:
+    """8 -> "8am", 20 -> "8pm", 12 -> "noon", 24 -> "midnight"."""
+    if hour % 24 == 0:
+        return "midnight"
+    if hour == 12:
+        return "noon"
+    return f"{hour % 12}{'am' if hour < 12 else 'pm'}"
 
 
 def _burst_reply(state: BurstState) -> Reply | None:

@@ -68,6 +68,7 @@ class Command(StrEnum):
     MORE = "more"
     LESS = "less"
     WHY = "why"
+    ZONE = "zone"  # ZONE <place>: the subscriber names their time zone
     UNKNOWN = "unknown"
 
 
@@ -82,6 +83,7 @@ class Intent:
     area: str | None = None  # DONE: one of catalog.ACTIVITY_AREAS, inferred from the note
     language: str | None = None  # STOP / HELP asked in "es" or "fr"; None = English
     mutual: bool = False  # ME: "we met", nobody named as starting it (replies.phrases)
+    place: str | None = None  # ZONE: a city, ZIP code or zone name, as normalised words
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,12 @@ GRAMMAR: tuple[Row, ...] = (
         r"why that message|why the message|why did i get (?:this|that)(?: message)?|"
         r"why did you send (?:this|that|me this|me that))",
         Command.WHY,
+    ),
+    # Time zone (INTERFACE.md §3): "ZONE Chicago", "zone 60601", "ZONE America/Denver".
+    _row(
+        r"(?:zone|time ?zone|tz|my (?:time ?)?zone is|set (?:my )?(?:time ?)?zone(?: to)?)"
+        r"(?: (?P<place>.+))?",
+        Command.ZONE,
     ),
     # Natural phrases of contact (replies.phrases): THEM before ME, so "he texted me" is
     # never read as "me", and answering them ("I replied to his text") is THEM.
@@ -424,6 +432,7 @@ def _intent(row: Row, match: re.Match[str]) -> Intent:
         area=infer_area(note),
         language=row.language,
         mutual=row.mutual,
+        place=groups.get("place"),
     )
 
 

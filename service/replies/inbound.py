@@ -39,14 +39,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.addresses import infer_timezone
 from service.channels import ChannelKind
 from service.messages.catalog import CONFIRM_TEMPLATE, Kind
-from service.messages.compose import sms_context, with_carried
+from service.messages.compose import CONSENT_BY_TEXT, renders_discreet, sms_context, with_carried
 from service.messages.content import Content
 from service.messages.safety_lines import LINE_KINDS, SafetyLines, country_of
 from service.pacing.policy import pacing_policy
-from service.people import subscriptions
+from service.people import subscriptions, zones
 from service.people.abuse import (
     SignupGuard,
     guard_from_settings,
@@ -92,7 +91,8 @@ class InboundHandler:
         self.secret = settings.secret_key.get_secret_value()
         self.crisis = CrisisDetector.from_file(settings.crisis_words_file)
         self.safety_lines = SafetyLines.from_file(settings.safety_lines_file, settings.safety_line)
-        self.commands = SubscriberCommands(pacing_policy(settings))
+        self.policy = pacing_policy(settings)
+        self.commands = SubscriberCommands(self.policy)
 
     def handle(self, session: Session, text: InboundText, now: datetime) -> str | None:
         intent = interpret(text.body)
@@ -163,8 +163,10 @@ class InboundHandler:
                 and command == Command.JOIN
             ):
                 subscriptions.unsuppress(session, text.sender, self.secret)
+            zone = zones.guess_for_number(text.sender, self.settings.default_timezone, now)
             subscriber = Subscriber(
-                timezone=infer_timezone(text.sender) or self.settings.default_timezone,
+                timezone=zone.timezone,
+                timezone_candidates=zone.stored_candidates,
                 cadence_per_week=self.settings.default_cadence_per_week,
                 created_at=now,
             )
@@ -172,7 +174,7 @@ class InboundHandler:
                 kind=ChannelKind.SMS,
                 address=text.sender,
                 consent_at=now,
-                consent_method="sms_keyword",
+                consent_method=CONSENT_BY_TEXT,
                 consent_evidence={"keyword": normalise(text.body), "message_sid": text.provider_id},
                 created_at=now,
                 updated_at=now,
@@ -252,7 +254,9 @@ class InboundHandler:
                 if command == Command.JOIN:
                     return Reply(CONFIRM_TEMPLATE, Kind.CONFIRM, "double_opt_in")
                 subscriptions.confirm(session, channel, evidence, now)
-                return Reply("reply_confirmed", Kind.REPLY, "confirmed")
+                # The one message that asks for a zone when the number leaves it uncertain.
+                ask = zones.zone_question(channel.subscriber, now, self.policy)
+                return Reply("reply_confirmed", Kind.REPLY, "confirmed", None, ask)
             if channel.status in (ChannelStatus.STOPPED, ChannelStatus.SUPPRESSED):
                 subscriptions.resume(session, channel, self.secret, evidence, now)
                 return Reply("reply_resumed", Kind.REPLY, "resumed")
@@ -271,9 +275,14 @@ class InboundHandler:
         self, session: Session, channel: Channel | None, sender: str, reply: Reply, now: datetime
     ) -> str:
         subscriber = channel.subscriber if channel is not None else None
+        discreet = renders_discreet(
+            reply.kind,
+            subscriber is not None and subscriber.discreet,
+            channel.consent_method if channel is not None else None,
+        )
         context = sms_context(
             self.settings,
-            discreet=subscriber.discreet if subscriber is not None else False,
+            discreet=discreet,
             cadence_per_week=(
                 subscriber.cadence_per_week
                 if subscriber is not None

@@ -169,15 +169,22 @@ def record_webhook(hook: str, result: str, count: int = 1) -> None:
 class DatabaseCollector(Collector):
     """Figures read from the database at scrape time (one short session per scrape)."""
 
-    def __init__(self, sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        clock: Callable[[], datetime],
+        primary: sessionmaker[Session] | None = None,
+    ) -> None:
         self.sessions = sessions
         self.clock = clock
+        self.primary = primary or sessions
 
     def collect(self) -> Iterable[Metric]:
         try:
-            # Fold the tallies' pending deltas, so they stay as few as one scrape
-            # interval's changes. A replica cannot: its reads stay right without.
-            with self.sessions.begin() as session:
+            # Fold the tallies' pending deltas on the primary, so they stay as few
+            # as one scrape interval's changes; the reads (perhaps on a replica)
+            # are right either way.
+            with self.primary.begin() as session:
                 tallies.fold(session)
         except SQLAlchemyError as exc:
             log.info("metrics_tally_fold_skipped", error=type(exc).__name__)
@@ -258,8 +265,12 @@ class _ProcessCollector(Collector):
         return PROCESS_REGISTRY.collect()
 
 
-def render(sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> tuple[bytes, str]:
-    """The exposition text for one scrape, and its content type."""
+def render(
+    sessions: sessionmaker[Session],
+    clock: Callable[[], datetime],
+    primary: sessionmaker[Session] | None = None,
+) -> tuple[bytes, str]:
+    """The exposition text for one scrape, and its content type (`primary` folds tallies)."""
     registry = CollectorRegistry()
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
@@ -267,5 +278,5 @@ def render(sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> tu
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry.register(_ProcessCollector())
-    registry.register(DatabaseCollector(sessions, clock))
+    registry.register(DatabaseCollector(sessions, clock, primary))
     return generate_latest(registry), CONTENT_TYPE_LATEST

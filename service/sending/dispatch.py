@@ -31,12 +31,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.channels import ChannelKind
 from service.messages.catalog import IMMEDIATE_KINDS, Kind
-from service.messages.compose import Recipient, compose
+from service.messages.compose import Recipient, compose, renders_discreet
 from service.messages.content import Content, TemplateError
 from service.messages.lifecycle import MAX_SEND_ATTEMPTS
 from service.pacing.policy import pacing_policy
 from service.pacing.rules import PacingPolicy
-from service.pacing.window import in_sending_window
+from service.pacing.window import in_sending_window, split_zones
 from service.providers.base import Provider, ProviderError
 from service.reporting.metrics import provider_send_timer, record_released
 from service.sending import crashpoints
@@ -111,6 +111,7 @@ class _Claimed:
     expires_at: datetime | None
     channel_status: str
     timezone: str
+    candidate_zones: tuple[str, ...]
     hours: tuple[int, int]
     paused_until: datetime | None
     flagged: bool
@@ -131,9 +132,11 @@ def _load_claimed(session: Session, ids: list[int]) -> list[_Claimed]:
             Message.expires_at,
             Channel.address,
             Channel.status,
+            Channel.consent_method,
             Subscriber.discreet,
             Subscriber.cadence_per_week,
             Subscriber.timezone,
+            Subscriber.timezone_candidates,
             Subscriber.hour_start,
             Subscriber.hour_end,
             Subscriber.paused_until,
@@ -152,7 +155,7 @@ def _load_claimed(session: Session, ids: list[int]) -> list[_Claimed]:
                 channel_id=row.channel_id,
                 channel=row.channel,
                 address=row.address,
-                discreet=row.discreet,
+                discreet=renders_discreet(row.kind, row.discreet, row.consent_method),
                 cadence_per_week=row.cadence_per_week,
             ),
             subscriber_id=row.subscriber_id,
@@ -163,6 +166,7 @@ def _load_claimed(session: Session, ids: list[int]) -> list[_Claimed]:
             expires_at=row.expires_at,
             channel_status=row.status,
             timezone=row.timezone,
+            candidate_zones=split_zones(row.timezone_candidates),
             hours=(row.hour_start, row.hour_end),
             paused_until=row.paused_until,
             flagged=row.flagged_at is not None,
@@ -188,7 +192,9 @@ def _why_not_send(item: _Claimed, now: datetime, policy: PacingPolicy) -> tuple[
         return MessageStatus.CANCELLED, "paused"
     if item.expires_at is not None and item.expires_at < now:
         return MessageStatus.EXPIRED, "missed_window"
-    if not in_sending_window(now, item.timezone, item.hours, policy):
+    if not in_sending_window(
+        now, item.timezone, item.hours, policy, candidates=item.candidate_zones
+    ):
         return MessageStatus.EXPIRED, "outside_window"
     return None
 

@@ -37,7 +37,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.channels import ChannelKind
-from service.messages.compose import Recipient, compose
+from service.messages.compose import Recipient, compose, renders_discreet
 from service.messages.content import Content, TemplateError
 from service.messages.lifecycle import MAX_SEND_ATTEMPTS, PRIORITY_NUDGE
 from service.providers.base import AcceptanceLookup, AcceptedCopy, Provider, ProviderError
@@ -214,6 +214,7 @@ def _load(session: Session, ids: list[int]) -> list[_Unknown]:
             Message.provider_id,
             Message.sent_at,
             Channel.address,
+            Channel.consent_method,
             Subscriber.discreet,
             Subscriber.cadence_per_week,
         )
@@ -242,7 +243,8 @@ def _unknown(row: Any) -> _Unknown:
         provider_id=row.provider_id,
         sent_at=row.sent_at,
         address=row.address,
-        discreet=bool(row.discreet),
+        # As the dispatcher decided it: the provider's copy is matched by its body.
+        discreet=renders_discreet(row.kind, bool(row.discreet), row.consent_method),
         cadence_per_week=row.cadence_per_week or 7,
     )
 

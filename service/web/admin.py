@@ -109,7 +109,7 @@ def dashboard(request: Request) -> Response:
     if not authorised(request, ctx, token):
         return _login_page(request, ctx, error=None, status=200)
     now = ctx.clock()
-    with ctx.sessions() as session:
+    with ctx.read_sessions() as session:
         figures = stats.dashboard(session, now)
         flagged = _flagged(session, limit=RECENT_LOGS)
     context = dashboard_context(figures, [_summary(s) for s in flagged])
@@ -225,7 +225,7 @@ SubscriberId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 def api_stats(ctx: Admin) -> JSONResponse:
     with ctx.sessions.begin() as session:
         tallies.fold(session)  # pending tally deltas stay few (service/reporting/tallies.py)
-    with ctx.sessions() as session:
+    with ctx.read_sessions() as session:
         return _json(stats.collect(session, ctx.clock()))
 
 
@@ -340,5 +340,5 @@ def api_flagged(ctx: Admin) -> JSONResponse:
 def prometheus_metrics(request: Request) -> Response:
     """Prometheus text exposition: database figures plus this process's counters."""
     ctx = app_context(request)
-    body, content_type = metrics.render(ctx.sessions, ctx.clock)
+    body, content_type = metrics.render(ctx.read_sessions, ctx.clock, ctx.sessions)
     return Response(body, media_type=content_type)

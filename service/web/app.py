@@ -36,9 +36,15 @@ def create_app(
     # The schema of the JSON routes only: pages and webhooks stay out of it.
     app = FastAPI(title="Steady", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     signups = guard_from_settings(settings)
+    sessions = sessions or session_factory(settings.database_url)
     app.state.steady = AppContext(
         settings=settings,
-        sessions=sessions or session_factory(settings.database_url),
+        sessions=sessions,
+        replica=(
+            session_factory(settings.database_replica_url)
+            if settings.database_replica_url
+            else None
+        ),
         content=content,
         waker=waker,
         inbound=InboundHandler(settings, content, signups),

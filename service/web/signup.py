@@ -13,7 +13,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from service.messages.compose import frequency_text
-from service.people import subscriptions
+from service.people import subscriptions, zones
 from service.people.abuse import SignupAttempt
 from service.storage.models import ChannelStatus
 from service.tokens import Purpose
@@ -120,9 +120,7 @@ def subscribe(
     ctx = app_context(request)
     if signup.model is None:
         return _invalid(request, ctx, signup)
-    form, errors = validate_signup(
-        signup.model, ctx.settings.default_timezone, ctx.settings.sms_country_codes
-    )
+    form, errors = validate_signup(signup.model, ctx.settings.sms_country_codes)
     if form is None:
         return _invalid(request, ctx, SignupInput(signup.is_json, signup.values, errors=errors))
     now = ctx.clock()
@@ -153,13 +151,19 @@ def subscribe(
 def record_signup(ctx: AppContext, form: SignupForm, evidence: dict[str, Any], now: Any) -> None:
     """Store the signup and wake the sender (after the response; see `subscribe`)."""
     try:
+        zone = (
+            zones.ZoneGuess(form.timezone)
+            if form.timezone
+            else zones.guess_for_number(form.phone, ctx.settings.default_timezone, now)
+        )
         with ctx.sessions.begin() as session:
             confirmations = subscriptions.subscribe(
                 session,
                 subscriptions.SignupRequest(
                     phone=form.phone,
                     email=form.email,
-                    timezone=form.timezone,
+                    timezone=zone.timezone,
+                    timezone_candidates=zone.stored_candidates,
                     consent_method="web_form",
                     consent_evidence=evidence,
                     cadence_per_week=ctx.settings.default_cadence_per_week,
@@ -209,13 +213,13 @@ def confirm(request: Request, token: str) -> Response:
             "ip": request.client.host if request.client else None,
             "user_agent": request.headers.get("user-agent", "")[:200],
         }
-        if channel.status == ChannelStatus.STOPPED:
-            subscriptions.resume(
-                session, channel, ctx.settings.secret_key.get_secret_value(), evidence, ctx.clock()
-            )
-        else:
-            subscriptions.confirm(session, channel, evidence, ctx.clock())
+        # A stopped channel stays stopped: after STOP only the phone's START brings it back.
+        subscriptions.confirm_by_link(
+            session, channel, ctx.settings.secret_key.get_secret_value(), evidence, ctx.clock()
+        )
         active = channel.status == ChannelStatus.ACTIVE
+    if active:
+        ctx.waker.wake_planner()  # the welcome is planned now, not at the next tick
     paragraphs = (
         ["You're confirmed. Your first message arrives during your sending hours."]
         if active

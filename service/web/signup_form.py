@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from service.addresses import (
     InvalidAddress,
     check_timezone,
-    infer_timezone,
     normalise_email,
     normalise_phone,
 )
@@ -35,7 +34,7 @@ MAX_EMAIL_LENGTH = 320
 class SignupForm:
     phone: str | None
     email: str | None
-    timezone: str
+    timezone: str | None  # None: not given (service.people.zones guesses it)
 
 
 class SignupIn(BaseModel):
@@ -124,7 +123,7 @@ async def signup_input(request: Request) -> SignupInput:
 
 
 def validate_signup(
-    data: SignupIn, default_timezone: str, sms_countries: frozenset[str]
+    data: SignupIn, sms_countries: frozenset[str]
 ) -> tuple[SignupForm | None, dict[str, str]]:
     """Check a signup; returns the normalised form or {field: message}."""
     errors: dict[str, str] = {}
@@ -145,14 +144,12 @@ def validate_signup(
             email = normalise_email(email_raw)
         except InvalidAddress as exc:
             errors["email"] = exc.message
-    timezone = default_timezone
+    timezone = None
     if timezone_raw:
         try:
             timezone = check_timezone(timezone_raw)
         except InvalidAddress as exc:
             errors["timezone"] = exc.message
-    elif phone is not None and "phone" not in errors:
-        timezone = infer_timezone(phone) or default_timezone
     if not data.consent:
         errors["consent"] = "please tick the box to agree to receive messages"
     if errors:

@@ -2,7 +2,7 @@
 sessions, and running tallies of messages and delivery events kept by triggers.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0008
 Create Date: 2026-11-22
 
 Additive, so the previous release keeps running while it is applied: new nullable
@@ -24,7 +24,7 @@ from alembic import op
 from service.addresses import mailbox_key
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
