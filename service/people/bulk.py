@@ -20,6 +20,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from service.addresses import (
+    AddressHasher,
     InvalidAddress,
     check_timezone,
     infer_timezone,
@@ -117,7 +118,7 @@ def import_subscribers(
     sessions: sessionmaker[Session],
     handle: IO[str],
     *,
-    secret: str,
+    hasher: AddressHasher,
     default_timezone: str,
     cadence_per_week: int,
     now: datetime,
@@ -144,7 +145,7 @@ def import_subscribers(
             line = reader.line_num
             report.rows += 1
             error = _import_one(
-                session, raw, line, report, secret, default_timezone, cadence_per_week, now, source
+                session, raw, line, report, hasher, default_timezone, cadence_per_week, now, source
             )
             if error is not None:
                 report.errors.append(error)
@@ -164,7 +165,7 @@ def _import_one(
     raw: dict[str, Any],
     line: int,
     report: ImportReport,
-    secret: str,
+    hasher: AddressHasher,
     default_timezone: str,
     cadence_per_week: int,
     now: datetime,
@@ -184,7 +185,7 @@ def _import_one(
     }
     try:
         with session.begin_nested():
-            phone, email = _new_addresses(session, row, secret)
+            phone, email = _new_addresses(session, row, hasher)
             if phone is None and email is None:
                 created = 0
             elif row.evidence is None:
@@ -198,7 +199,7 @@ def _import_one(
                         consent_evidence=evidence,
                         cadence_per_week=cadence_per_week,
                     ),
-                    secret,
+                    hasher,
                     now,
                 )
                 created = len(confirmations)
@@ -222,7 +223,9 @@ def _import_one(
     return None
 
 
-def _new_addresses(session: Session, row: ValidRow, secret: str) -> tuple[str | None, str | None]:
+def _new_addresses(
+    session: Session, row: ValidRow, hasher: AddressHasher
+) -> tuple[str | None, str | None]:
     """The row's addresses Steady has never seen and is free to contact.
 
     Known addresses are left exactly as they are (a stopped one is not re-asked for
@@ -236,7 +239,7 @@ def _new_addresses(session: Session, row: ValidRow, secret: str) -> tuple[str | 
                 select(Channel.id).where(Channel.kind == kind, Channel.address == address)
             )
             is not None
-            or subscriptions.is_suppressed(session, address, secret)
+            or subscriptions.is_suppressed(session, address, hasher)
         )
         fresh.append(None if known else address)
     return fresh[0], fresh[1]
@@ -311,7 +314,12 @@ class ErasureReport:
 
 
 def erase_person(
-    sessions: sessionmaker[Session], kind: str, address: str, *, secret: str, now: datetime
+    sessions: sessionmaker[Session],
+    kind: str,
+    address: str,
+    *,
+    hasher: AddressHasher,
+    now: datetime,
 ) -> ErasureReport | None:
     """Delete the person owning `address` and all of theirs; keep hashed suppressions.
 
@@ -351,7 +359,7 @@ def erase_person(
             removed[name] = _count_deleted(session, statement)
         for channel_kind, channel_address in channels:
             subscriptions.suppress(
-                session, channel_address, channel_kind, ERASURE_REASON, secret, now
+                session, channel_address, channel_kind, ERASURE_REASON, hasher, now
             )
     return ErasureReport(subscriber_id=subscriber_id, removed=removed, suppressed=len(channels))
 

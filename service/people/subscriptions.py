@@ -15,7 +15,7 @@ import structlog
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from service.addresses import address_hash
+from service.addresses import AddressHasher
 from service.channels import ChannelKind
 from service.messages.catalog import CONFIRM_TEMPLATE, NUDGE_KINDS, Kind
 from service.messages.lifecycle import PRIORITY_NOW
@@ -45,28 +45,31 @@ class SignupRequest:
     cadence_per_week: int = 7
 
 
-def is_suppressed(session: Session, address: str, secret: str) -> bool:
-    digest = address_hash(address, secret)
+def is_suppressed(session: Session, address: str, hasher: AddressHasher) -> bool:
+    digest = hasher(address)
     return (
         session.scalar(select(Suppression.id).where(Suppression.address_hash == digest)) is not None
     )
 
 
 def suppress(
-    session: Session, address: str, channel: ChannelKind, reason: str, secret: str, now: datetime
+    session: Session,
+    address: str,
+    channel: ChannelKind,
+    reason: str,
+    hasher: AddressHasher,
+    now: datetime,
 ) -> None:
     """Add an address to Steady's own do-not-contact list (idempotent)."""
-    digest = address_hash(address, secret)
+    digest = hasher(address)
     if session.scalar(select(Suppression.id).where(Suppression.address_hash == digest)) is None:
         session.add(
             Suppression(address_hash=digest, channel=channel, reason=reason, created_at=now)
         )
 
 
-def unsuppress(session: Session, address: str, secret: str) -> None:
-    session.execute(
-        delete(Suppression).where(Suppression.address_hash == address_hash(address, secret))
-    )
+def unsuppress(session: Session, address: str, hasher: AddressHasher) -> None:
+    session.execute(delete(Suppression).where(Suppression.address_hash == hasher(address)))
 
 
 def queue_confirmation(session: Session, channel: Channel, now: datetime) -> Message | None:
@@ -96,7 +99,7 @@ def queue_confirmation(session: Session, channel: Channel, now: datetime) -> Mes
 
 
 def subscribe(
-    session: Session, request: SignupRequest, secret: str, now: datetime
+    session: Session, request: SignupRequest, hasher: AddressHasher, now: datetime
 ) -> list[Message]:
     """Record a signup and queue the confirmations. Returns the new confirm messages.
 
@@ -129,7 +132,7 @@ def subscribe(
         )
         session.add(subscriber)
         for kind, address in new_addresses:
-            if is_suppressed(session, address, secret):
+            if is_suppressed(session, address, hasher):
                 # On our own do-not-contact list: say nothing, send nothing.
                 log.info("signup_suppressed", channel=kind)
                 continue
@@ -170,7 +173,9 @@ def confirm(session: Session, channel: Channel, evidence: dict[str, Any], now: d
     return True
 
 
-def stop(session: Session, channel: Channel, reason: str, secret: str, now: datetime) -> bool:
+def stop(
+    session: Session, channel: Channel, reason: str, hasher: AddressHasher, now: datetime
+) -> bool:
     """Stop a channel at once: no nudge on it until the person starts it again."""
     changed = channel.status != ChannelStatus.STOPPED
     channel.status = ChannelStatus.STOPPED
@@ -178,15 +183,19 @@ def stop(session: Session, channel: Channel, reason: str, secret: str, now: date
     channel.stopped_at = now
     channel.updated_at = now
     cancel_pending_nudges(session, channel.subscriber_id, now, channel_id=channel.id)
-    suppress(session, channel.address, channel.kind, reason, secret, now)
+    suppress(session, channel.address, channel.kind, reason, hasher, now)
     return changed
 
 
 def resume(
-    session: Session, channel: Channel, secret: str, evidence: dict[str, Any], now: datetime
+    session: Session,
+    channel: Channel,
+    hasher: AddressHasher,
+    evidence: dict[str, Any],
+    now: datetime,
 ) -> bool:
     """START / YES after a stop: take the address off our list and make it active."""
-    unsuppress(session, channel.address, secret)
+    unsuppress(session, channel.address, hasher)
     return confirm(session, channel, evidence, now)
 
 

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.addresses import infer_timezone
+from service.addresses import AddressHasher, infer_timezone
 from service.channels import ChannelKind
 from service.messages.catalog import CONFIRM_TEMPLATE, Kind
 from service.messages.compose import sms_context
@@ -60,7 +60,7 @@ class InboundHandler:
     def __init__(self, settings: Settings, content: Content) -> None:
         self.settings = settings
         self.content = content
-        self.secret = settings.secret_key.get_secret_value()
+        self.hasher = AddressHasher(settings.secret_key)
         self.crisis_words = CrisisWords.from_file(settings.crisis_words_file)
         self.commands = SubscriberCommands(pacing_policy(settings))
 
@@ -105,16 +105,16 @@ class InboundHandler:
             # Someone in danger may share a watched phone: neutral wording for strangers.
             if command == Command.STOP:
                 subscriptions.suppress(
-                    session, text.sender, ChannelKind.SMS, "stop", self.secret, now
+                    session, text.sender, ChannelKind.SMS, "stop", self.hasher, now
                 )
                 return None, Reply("reply_crisis_stopped", Kind.REPLY, "crisis", None, _DISCREET)
             return None, Reply("reply_crisis", Kind.REPLY, "crisis", None, _STRANGER_CRISIS)
         if command in (Command.JOIN, Command.START):
             if (
-                subscriptions.is_suppressed(session, text.sender, self.secret)
+                subscriptions.is_suppressed(session, text.sender, self.hasher)
                 and command == Command.JOIN
             ):
-                subscriptions.unsuppress(session, text.sender, self.secret)
+                subscriptions.unsuppress(session, text.sender, self.hasher)
             subscriber = Subscriber(
                 timezone=infer_timezone(text.sender) or self.settings.default_timezone,
                 cadence_per_week=self.settings.default_cadence_per_week,
@@ -134,7 +134,7 @@ class InboundHandler:
             session.flush()
             return channel, Reply(CONFIRM_TEMPLATE, Kind.CONFIRM, "double_opt_in")
         if command == Command.STOP:
-            subscriptions.suppress(session, text.sender, ChannelKind.SMS, "stop", self.secret, now)
+            subscriptions.suppress(session, text.sender, ChannelKind.SMS, "stop", self.hasher, now)
             return None, Reply("reply_stopped", Kind.REPLY, "stop")
         if command == Command.HELP:
             return None, _help()
@@ -151,7 +151,7 @@ class InboundHandler:
         subscriptions.cancel_pending_nudges(session, subscriber.id, now)
         log.warning("subscriber_flagged", subscriber_id=subscriber.id, reason=CRISIS_FLAG_REASON)
         if command == Command.STOP and channel.status != ChannelStatus.STOPPED:
-            subscriptions.stop(session, channel, "stop", self.secret, now)
+            subscriptions.stop(session, channel, "stop", self.hasher, now)
             return Reply("reply_crisis_stopped", Kind.REPLY, "crisis")
         return Reply("reply_crisis", Kind.REPLY, "crisis")
 
@@ -168,7 +168,7 @@ class InboundHandler:
         evidence = {"keyword": normalise(text.body), "message_sid": text.provider_id}
         if command == Command.STOP:
             already = channel.status == ChannelStatus.STOPPED
-            subscriptions.stop(session, channel, "stop", self.secret, now)
+            subscriptions.stop(session, channel, "stop", self.hasher, now)
             # Exactly one confirmation: a second STOP gets silence.
             return None if already else Reply("reply_stopped", Kind.REPLY, "stop")
         if command in (Command.CONFIRM, Command.START, Command.JOIN):
@@ -178,7 +178,7 @@ class InboundHandler:
                 subscriptions.confirm(session, channel, evidence, now)
                 return Reply("reply_confirmed", Kind.REPLY, "confirmed")
             if channel.status in (ChannelStatus.STOPPED, ChannelStatus.SUPPRESSED):
-                subscriptions.resume(session, channel, self.secret, evidence, now)
+                subscriptions.resume(session, channel, self.hasher, evidence, now)
                 return Reply("reply_resumed", Kind.REPLY, "resumed")
             return Reply("reply_confirmed", Kind.REPLY, "already_active")
         if command == Command.HELP:

@@ -6,17 +6,18 @@ from typing import Any
 
 from sqlalchemy import select
 
+from service.reporting.records import message_record
 from service.settings import Settings
 from service.storage.db import session_factory
 from service.storage.models import Channel, Message
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def message_log(settings: Settings, address: str | None = None) -> list[dict[str, Any]]:
-    """Outbound messages, oldest first, optionally for one address."""
+    """Outbound messages, oldest first, optionally for one address.
+
+    The operator's record of each (`message_record`), plus what the command line
+    may show and the admin API does not: the full address and the provider's id.
+    """
     query = (
         select(Message, Channel.address)
         .outerjoin(Channel, Channel.id == Message.channel_id)
@@ -27,18 +28,10 @@ def message_log(settings: Settings, address: str | None = None) -> list[dict[str
     with session_factory(settings.database_url)() as session:
         return [
             {
-                "id": message.id,
+                **message_record(message),
                 "subscriber_id": message.subscriber_id,
-                "channel": message.channel,
                 "to": to,
-                "kind": message.kind,
-                "template": message.template,
-                "rule": message.rule,
-                "status": message.status,
-                "scheduled_for": _iso(message.scheduled_for),
-                "sent_at": _iso(message.sent_at),
                 "provider_id": message.provider_id,
-                "error_code": message.error_code,
             }
             for message, to in session.execute(query)
         ]

@@ -29,6 +29,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.addresses import AddressHasher
 from service.channels import ChannelKind
 from service.messages.catalog import IMMEDIATE_KINDS, Kind
 from service.messages.compose import Recipient, compose
@@ -251,6 +252,7 @@ class Dispatcher:
             settings.send_lease_seconds / 2,
         )
         self.policy = pacing_policy(settings)
+        self.hasher = AddressHasher(settings.secret_key)
         limits = sender_limits(settings, providers)
         if limits and limiter is None:
             limiter = shared_limiter(settings.redis_url, settings.database_url)
@@ -320,7 +322,7 @@ class Dispatcher:
                     for o in outcomes
                     if o.status == MessageStatus.FAILED and o.cause
                 ],
-                self.settings.secret_key.get_secret_value(),
+                self.hasher,
                 now,
             )
             replan_subscribers(

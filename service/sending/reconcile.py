@@ -36,6 +36,7 @@ import structlog
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.addresses import AddressHasher
 from service.channels import ChannelKind
 from service.messages.compose import Recipient, compose
 from service.messages.content import Content, TemplateError
@@ -113,6 +114,7 @@ def reconcile_unknown(
     """Claim up to `limit` settled-down `unknown` rows, ask their providers, settle each."""
     report = ReconcileReport()
     delay = settle_delay(settings, settle_after)
+    hasher = AddressHasher(settings.secret_key)
     hold_until = now + RECONCILE_HOLD
     with sessions() as session:
         ids = claim_unknown(session, now, limit, delay, hold_until)
@@ -132,7 +134,9 @@ def reconcile_unknown(
                 session.commit()
             report.left_unknown[row.id] = DEFERRED
             continue
-        outcome, settled = _reconcile_one(sessions, providers, settings, content, row, now, delay)
+        outcome, settled = _reconcile_one(
+            sessions, providers, settings, content, row, now, delay, hasher
+        )
         (report.settled if settled else report.left_unknown)[row.id] = outcome
         if outcome == LOOKUP_FAILED:
             down.add(row.channel)
@@ -255,16 +259,16 @@ def _reconcile_one(
     row: _Unknown,
     now: datetime,
     retry_after: timedelta,
+    hasher: AddressHasher,
 ) -> tuple[str, bool]:
     """Settle one claimed row in its own transaction; (outcome, whether it settled)."""
     provider = providers.get(row.channel)
-    secret = settings.secret_key.get_secret_value()
     with sessions() as session:
         if row.provider_id:
             # A slow worker recorded its send after the lease ran out: the
             # provider's id is already here.
             found = AcceptedCopy(row.provider_id, same_content=True, accepted_at=row.sent_at)
-            outcome = _settle_found(session, row, found, now, None, secret)
+            outcome = _settle_found(session, row, found, now, None, hasher)
         elif row.address is None or row.channel_id is None:
             outcome = _settle(
                 session, row, now, MessageStatus.FAILED, NOT_ACCEPTED, "no address to send to"
@@ -272,7 +276,7 @@ def _reconcile_one(
         else:
             reason = _ask(session, provider, settings, content, row, now)
             if isinstance(reason, AcceptedCopy):
-                outcome = _settle_found(session, row, reason, now, provider, secret)
+                outcome = _settle_found(session, row, reason, now, provider, hasher)
             elif reason is None:
                 outcome = _settle_not_found(session, row, now)
             else:
@@ -362,7 +366,7 @@ def _settle_found(
     copy: AcceptedCopy,
     now: datetime,
     provider: Provider | None,
-    secret: str,
+    hasher: AddressHasher,
 ) -> str:
     # `sent`, and the provider's own callbacks and events move it on from there
     # (had they come while it was unknown, they would have settled it already). A
@@ -381,7 +385,7 @@ def _settle_found(
         return RACED
     if status == MessageStatus.FAILED and copy.cause:
         # The same feedback a failed callback gives (STOP, unreachable number, ...).
-        apply_send_errors(session, [(row.id, copy.cause)], secret, now)
+        apply_send_errors(session, [(row.id, copy.cause)], hasher, now)
     _replan(session, row, now)
     return str(status)
 

@@ -170,9 +170,7 @@ async def subscribe(request: Request) -> Response:
 def _record_signup(ctx: AppContext, signup: subscriptions.SignupRequest, now: datetime) -> None:
     """The database side of a signup, and the wake-up; on a worker thread, off the event loop."""
     with ctx.sessions.begin() as session:
-        confirmations = subscriptions.subscribe(
-            session, signup, ctx.settings.secret_key.get_secret_value(), now
-        )
+        confirmations = subscriptions.subscribe(session, signup, ctx.hasher, now)
         ids = [message.id for message in confirmations]
     ctx.waker.wake(ids)
 
@@ -212,9 +210,7 @@ def confirm(request: Request, token: str) -> Response:
             "user_agent": request.headers.get("user-agent", "")[:200],
         }
         if channel.status == ChannelStatus.STOPPED:
-            subscriptions.resume(
-                session, channel, ctx.settings.secret_key.get_secret_value(), evidence, ctx.clock()
-            )
+            subscriptions.resume(session, channel, ctx.hasher, evidence, ctx.clock())
         else:
             subscriptions.confirm(session, channel, evidence, ctx.clock())
         active = channel.status == ChannelStatus.ACTIVE
@@ -259,7 +255,7 @@ def unsubscribe(request: Request, token: str) -> Response:
             session,
             channel,
             "unsubscribe_link",
-            ctx.settings.secret_key.get_secret_value(),
+            ctx.hasher,
             ctx.clock(),
         )
     return ctx.pages.TemplateResponse(

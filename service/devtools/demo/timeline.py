@@ -32,6 +32,7 @@ from rich.text import Text
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service.addresses import AddressHasher
 from service.channels import ChannelKind
 from service.devtools.demo.personas import (
     DAY_ONE_TIME,
@@ -125,6 +126,7 @@ class Simulation:
         }
         self.runtime = Runtime.from_settings(settings, providers=providers)
         self.handler = InboundHandler(settings, self.runtime.content)
+        self.hasher = AddressHasher(settings.secret_key)
         self.result = DemoResult(personas={}, first_day=first_day, days=days)
         self._by_subscriber: dict[int, PersonaResult] = {}
         self._message_sids = itertools.count(1)
@@ -161,7 +163,7 @@ class Simulation:
             consent_evidence={"source": "steady demo"},
         )
         with self.runtime.sessions() as session:
-            confirmations = subscriptions.subscribe(session, request, DEMO_SECRET_KEY, now)
+            confirmations = subscriptions.subscribe(session, request, self.hasher, now)
             session.commit()
         subscriber_id = confirmations[0].subscriber_id
         assert subscriber_id is not None  # a new address always gets a new subscriber
