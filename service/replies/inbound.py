@@ -40,7 +40,7 @@ from service.pacing.policy import pacing_policy
 from service.people import subscriptions
 from service.providers.base import InboundText
 from service.replies.commands import Reply, SubscriberCommands, Turn
-from service.replies.crisis import CrisisWords
+from service.replies.crisis import CrisisDetector
 from service.replies.grammar import Command, Intent, interpret, normalise
 from service.settings import Settings
 from service.storage.models import Channel, ChannelStatus, InboundMessage, Subscriber
@@ -61,7 +61,7 @@ class InboundHandler:
         self.settings = settings
         self.content = content
         self.hasher = AddressHasher(settings.secret_key)
-        self.crisis_words = CrisisWords.from_file(settings.crisis_words_file)
+        self.crisis_words = CrisisDetector.from_file(settings.crisis_words_file)
         self.commands = SubscriberCommands(pacing_policy(settings))
 
     def handle(self, session: Session, text: InboundText, now: datetime) -> str | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from service.messages.catalog import ACTIVITY_AREAS
-from service.replies.crisis import CrisisWords, read_phrases_file
+from service.replies.crisis import CrisisDetector, read_extra_phrases
 from service.replies.grammar import AREA_KEYWORDS, Command, Intent, infer_area, interpret, parse
 
 C = Command
@@ -191,7 +191,7 @@ def test_area_keywords_cover_exactly_the_catalogue_areas() -> None:
     ],
 )
 def test_crisis_words_are_found(text: str) -> None:
-    assert CrisisWords().found_in(text)
+    assert CrisisDetector().found_in(text)
 
 
 @pytest.mark.parametrize(
@@ -207,19 +207,19 @@ def test_crisis_words_are_found(text: str) -> None:
     ],
 )
 def test_everyday_figures_of_speech_are_not_crisis_words(text: str) -> None:
-    assert not CrisisWords().found_in(text)
+    assert not CrisisDetector().found_in(text)
 
 
 def test_crisis_words_file_adds_phrases_ignoring_blanks_and_comments(tmp_path: Path) -> None:
     path = tmp_path / "crisis.txt"
     path.write_text("# operator additions\n\nRed Balloon  # code word\nwalking away\n")
-    assert read_phrases_file(path) == ("red balloon", "walking away")
-    words = CrisisWords.from_file(path)
+    assert read_extra_phrases(path) == ("Red Balloon", "walking away")
+    words = CrisisDetector.from_file(path)
     assert words.found_in("The RED balloon is up")
     assert not words.found_in("balloons, red ones")
     assert words.found_in("I want to die")  # the built-in list still applies
 
 
 def test_unreadable_crisis_words_file_keeps_the_built_in_list(tmp_path: Path) -> None:
-    words = CrisisWords.from_file(tmp_path / "missing.txt")
+    words = CrisisDetector.from_file(tmp_path / "missing.txt")
     assert words.found_in("suicide")
