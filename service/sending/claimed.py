@@ -17,7 +17,7 @@ from service.messages.lifecycle import MAX_SEND_ATTEMPTS
 from service.pacing.rules import PacingPolicy
 from service.pacing.window import in_sending_window
 from service.providers.base import ProviderError
-from service.sending.claims import Outcome
+from service.sending.claims import RECIPIENT_COLUMNS, Outcome, recipient_of
 from service.storage.models import Channel, ChannelStatus, Message, MessageStatus, Subscriber
 
 log = structlog.get_logger(__name__)
@@ -64,19 +64,14 @@ class Claimed:
 def load_claimed(session: Session, ids: list[int]) -> list[Claimed]:
     rows = session.execute(
         select(
-            Message.id,
+            *RECIPIENT_COLUMNS,
             Message.subscriber_id,
-            Message.channel_id,
-            Message.channel,
             Message.kind,
             Message.template,
             Message.rule,
             Message.attempts,
             Message.expires_at,
-            Channel.address,
             Channel.status,
-            Subscriber.discreet,
-            Subscriber.cadence_per_week,
             Subscriber.timezone,
             Subscriber.hour_start,
             Subscriber.hour_end,
@@ -90,14 +85,7 @@ def load_claimed(session: Session, ids: list[int]) -> list[Claimed]:
     ).all()
     return [
         Claimed(
-            recipient=Recipient(
-                message_id=row.id,
-                channel_id=row.channel_id,
-                channel=row.channel,
-                address=row.address,
-                discreet=row.discreet,
-                cadence_per_week=row.cadence_per_week,
-            ),
+            recipient=recipient_of(row),
             subscriber_id=row.subscriber_id,
             kind=row.kind,
             template=row.template,

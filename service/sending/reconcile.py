@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.addresses import AddressHasher
 from service.channels import ChannelKind
-from service.messages.compose import Recipient, compose
+from service.messages.compose import compose
 from service.messages.content import Content, TemplateError
 from service.providers.base import AcceptanceLookup, AcceptedCopy, Provider, ProviderError
 from service.sending.settle import (
@@ -194,7 +194,7 @@ def _reconcile_one(
             # provider's id is already here.
             found = AcceptedCopy(row.provider_id, same_content=True, accepted_at=row.sent_at)
             outcome = settle_found(session, row, found, now, None, hasher)
-        elif row.address is None or row.channel_id is None:
+        elif row.recipient is None:
             outcome = settle_as(
                 session, row, now, MessageStatus.FAILED, NOT_ACCEPTED, "no address to send to"
             )
@@ -227,19 +227,10 @@ def _ask(
     """The provider's copy of this message, None if it has none, or why it cannot tell."""
     if not isinstance(provider, AcceptanceLookup):
         return UNSUPPORTED
-    assert row.address is not None
-    assert row.channel_id is not None
-    recipient = Recipient(
-        message_id=row.id,
-        channel_id=row.channel_id,
-        channel=row.channel,
-        address=row.address,
-        discreet=row.discreet,
-        cadence_per_week=row.cadence_per_week,
-    )
+    assert row.recipient is not None
     try:
         # Rendered exactly as the dispatcher rendered it: Twilio is matched on the body.
-        message = compose(settings, content, recipient, row.template)
+        message = compose(settings, content, row.recipient, row.template)
     except TemplateError:
         return UNRENDERABLE
     try:

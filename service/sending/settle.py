@@ -17,8 +17,10 @@ from sqlalchemy.orm import Session
 
 from service.addresses import AddressHasher
 from service.channels import ChannelKind
+from service.messages.compose import Recipient
 from service.messages.lifecycle import MAX_SEND_ATTEMPTS, PRIORITY_NUDGE
 from service.providers.base import AcceptedCopy, Provider
+from service.sending.claims import RECIPIENT_COLUMNS, recipient_of
 from service.sending.feedback import apply_send_errors
 from service.storage.models import Channel, Message, MessageStatus, Subscriber
 
@@ -35,7 +37,6 @@ class UnknownRow:
 
     id: int
     subscriber_id: int | None
-    channel_id: int | None
     channel: ChannelKind
     kind: str
     template: str
@@ -47,9 +48,7 @@ class UnknownRow:
     lease_until: datetime
     provider_id: str | None
     sent_at: datetime | None
-    address: str | None
-    discreet: bool
-    cadence_per_week: int
+    recipient: Recipient | None
 
     @property
     def is_nudge(self) -> bool:
@@ -60,10 +59,8 @@ class UnknownRow:
 def load_unknown(session: Session, ids: list[int]) -> list[UnknownRow]:
     rows = session.execute(
         select(
-            Message.id,
+            *RECIPIENT_COLUMNS,
             Message.subscriber_id,
-            Message.channel_id,
-            Message.channel,
             Message.kind,
             Message.template,
             Message.priority,
@@ -74,9 +71,6 @@ def load_unknown(session: Session, ids: list[int]) -> list[UnknownRow]:
             Message.lease_until,
             Message.provider_id,
             Message.sent_at,
-            Channel.address,
-            Subscriber.discreet,
-            Subscriber.cadence_per_week,
         )
         .outerjoin(Channel, Channel.id == Message.channel_id)
         .outerjoin(Subscriber, Subscriber.id == Message.subscriber_id)
@@ -90,8 +84,9 @@ def _row(row: Any) -> UnknownRow:
     return UnknownRow(
         id=row.id,
         subscriber_id=row.subscriber_id,
-        channel_id=row.channel_id,
         channel=row.channel,
+        # A message whose channel is gone (erased) has no one to send to.
+        recipient=recipient_of(row) if row.channel_id and row.address else None,
         kind=row.kind,
         template=row.template,
         priority=row.priority,
@@ -102,9 +97,6 @@ def _row(row: Any) -> UnknownRow:
         lease_until=row.lease_until,
         provider_id=row.provider_id,
         sent_at=row.sent_at,
-        address=row.address,
-        discreet=bool(row.discreet),
-        cadence_per_week=row.cadence_per_week or 7,
     )
 
 

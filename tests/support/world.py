@@ -131,3 +131,13 @@ class Harness:
         return self.client.post(
             "/webhooks/twilio/inbound", data=params, headers={"X-Twilio-Signature": signature}
         )
+
+
+def confirmation(harness: Harness, channel: str) -> Message:
+    """The confirmation message that went to the harness's subscriber on `channel`."""
+    with harness.runtime.sessions() as session:
+        message = session.scalar(
+            select(Message).where(Message.kind == "confirm", Message.channel == channel)
+        )
+        assert message is not None
+        return message
