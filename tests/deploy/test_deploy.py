@@ -22,9 +22,10 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from service.cli.main import app
+from service.devtools.servers import free_port, wait_until
 from service.settings import SECRET_FIELDS, Settings
 from tests.conftest import POSTGRES_URL
-from tests.support.processes import STEADY, free_port, steady_process, steady_web, wait_until
+from tests.support.processes import STEADY, steady_process, steady_web
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

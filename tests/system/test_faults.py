@@ -31,6 +31,12 @@ import httpx
 import pytest
 
 from service.devtools.sandbox.server import SandboxServer
+from service.devtools.servers import (
+    PrivatePostgres,
+    PrivateRedis,
+    ServerUnavailable,
+    private_postgres_database,
+)
 from service.storage.models import MessageStatus
 from tests.support.faults import (
     TWILIO_TOKEN,
@@ -48,12 +54,6 @@ from tests.support.faults import (
     service_env,
     skip_backoff,
     twilio_requests,
-)
-from tests.support.processes import (
-    PrivatePostgres,
-    PrivateRedis,
-    ServerUnavailable,
-    private_postgres_database,
 )
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]

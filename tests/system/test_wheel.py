@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import free_port, stop_process_group, wait_until
+from service.devtools.servers import free_port, stop_process_group, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -30,15 +30,9 @@ from typing import Any
 import httpx
 
 from service.devtools.bench import planning, sending, webhooks
-from service.devtools.bench.scratch import (
-    Processes,
-    free_port,
-    scratch_database,
-    scratch_redis,
-    wait_until,
-    workdir,
-)
+from service.devtools.bench.scratch import Processes, scratch_database, scratch_redis, workdir
 from service.devtools.bench.world import BenchWorld, Progress
+from service.devtools.servers import free_port, wait_until
 from service.settings import load_settings
 from service.storage.db import session_factory
 

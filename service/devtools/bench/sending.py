@@ -13,8 +13,9 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from service.devtools.bench.scratch import RssSampler, tree_cpu_seconds, wait_until
+from service.devtools.bench.scratch import RssSampler, tree_cpu_seconds
 from service.devtools.bench.world import SEED_CHUNK, BenchWorld, chunks, percentile, pool_ready
+from service.devtools.servers import wait_until
 from service.storage.models import Message, MessageStatus, Subscriber
 
 

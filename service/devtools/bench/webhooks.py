@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from service.devtools.bench.scratch import tree_cpu_seconds, wait_until
+from service.devtools.bench.scratch import tree_cpu_seconds
 from service.devtools.bench.world import BenchWorld
+from service.devtools.servers import wait_until
 from service.messages.compose import status_callback_url
 from service.storage.models import Channel, DeliveryEvent, Message, MessageStatus
 

@@ -12,7 +12,8 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.devtools.bench.scratch import Processes, RssSampler, children, wait_until
+from service.devtools.bench.scratch import Processes, RssSampler, children
+from service.devtools.servers import wait_until
 from service.settings import Settings
 from service.storage.models import Message, MessageStatus
 
