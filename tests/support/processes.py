@@ -13,12 +13,27 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 
 from service.devtools.servers import stop_process_group, wait_until
 
 STEADY = str(Path(sys.executable).parent / "steady")
+
+
+def _start(
+    args: list[str], env: dict[str, str], log: IO[bytes], cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """`steady ARGS` with `env` on top of ours, in a process group of its own."""
+    return subprocess.Popen(
+        [STEADY, *args],
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=cwd,
+    )
 
 
 def _http_ok(url: str) -> bool:
@@ -34,13 +49,7 @@ def steady_process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run `steady ARGS` with `env` on top of ours; terminate it after the block."""
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [STEADY, *args],
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        process = _start(args, env, log)
         try:
             yield process
         finally:
@@ -74,14 +83,7 @@ def steady_process_group(
     orphan behind, even when the main process was killed or hangs on shutdown.
     """
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [STEADY, *args],
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=cwd,
-        )
+        process = _start(args, env, log, cwd)
         try:
             yield process
         finally:
