@@ -82,7 +82,8 @@ def import_command(
     Rows without consent_evidence get the usual double opt-in (pending, a
     confirmation goes out); rows with it are active at once, the evidence kept.
     """
-    from service.people.bulk import ImportFileError, count_data_lines, import_subscribers
+    from service.people.import_rows import ImportFileError, count_data_lines
+    from service.people.importer import import_subscribers
 
     settings = _settings()
     if not file.is_file():
@@ -116,6 +117,8 @@ def import_command(
         except ImportFileError as exc:
             errors.print(f"{file.name}: {exc}", markup=False)
             raise typer.Exit(EXIT_USAGE) from None
+    if report.imported:
+        _wake_planner(settings)
     console.print(
         f"{report.rows} rows: {report.imported} imported ({report.pending} channels pending "
         f"confirmation, {report.active} active with evidence), {report.skipped} already known "
@@ -125,14 +128,28 @@ def import_command(
         raise typer.Exit(EXIT_PROBLEM)
 
 
+def _wake_planner(settings: Settings) -> None:
+    """Imported people are planned (and their confirmations sent) now, not at the next tick."""
+    if not settings.broker_url:
+        return  # no workers to wake: `steady run` / `steady tick` pick them up
+    from service.sending.wake import CeleryWaker
+
+    try:
+        CeleryWaker(settings.broker_url).wake_planner(then_dispatch=True)
+    except Exception as exc:  # the import stands; the next tick plans them
+        errors.print(f"could not wake the planner ({type(exc).__name__}); beat will", markup=False)
+
+
 @subscribers_app.command("export")
 def export_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array instead of CSV.")] = False,
 ) -> None:
     """Write every subscriber to stdout: CSV (default) or a JSON array."""
     from service.people.bulk import EXPORT_COLUMNS, export_rows
+    from service.storage.db import read_session_factory
 
-    rows = export_rows(_sessions(_settings()))
+    settings = _settings()
+    rows = export_rows(read_session_factory(settings.database_url, settings.database_replica_url))
     out = sys.stdout
     if as_json:
         out.write("[")

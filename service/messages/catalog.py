@@ -21,11 +21,14 @@ class Kind(StrEnum):
     CHECKIN = "checkin"
     REPLY = "reply"
     SYSTEM = "system"
+    OPERATOR = "operator"  # one SMS an operator wrote (INTERFACE.md §2, /admin/review)
 
 
-# Kinds that answer something the person just did: they go at once, at any hour,
-# and never count against cadence, caps or spacing (INTERFACE.md §4).
-IMMEDIATE_KINDS = frozenset({Kind.CONFIRM, Kind.REPLY, Kind.SYSTEM})
+# Kinds that answer something the person just did: they go when due, at any hour,
+# and never count against cadence, caps or spacing (INTERFACE.md §4). An operator's
+# reply is due at once or at the next opening of the person's window (people.review),
+# and goes to flagged people too: they are who operators write to.
+IMMEDIATE_KINDS = frozenset({Kind.CONFIRM, Kind.REPLY, Kind.SYSTEM, Kind.OPERATOR})
 
 # Kinds the planner schedules on its own: the nudges.
 NUDGE_KINDS = frozenset({Kind.WELCOME, Kind.RESTRAINT, Kind.ACTIVITY, Kind.PATIENCE, Kind.CHECKIN})
@@ -49,11 +52,16 @@ ACTIVITY_TEMPLATES: dict[str, tuple[str, ...]] = {
 CONFIRM_TEMPLATE = "confirm"
 WELCOME_TEMPLATE = "welcome"
 CHECKIN_TEMPLATE = "checkin"
+OPERATOR_TEMPLATE = "operator"
 
 # Replies to inbound texts (SMS only). The full grammar grows these.
 REPLY_TEMPLATES: tuple[str, ...] = (
     "reply_help",  # HELP / INFO
     "reply_stopped",  # the one confirmation after STOP
+    "reply_stopped_es",  # ... after a stop asked in Spanish (PARAR, BAJA, ...)
+    "reply_stopped_fr",  # ... after a stop asked in French (ARRET, ...)
+    "reply_help_es",  # AYUDA
+    "reply_help_fr",  # AIDE
     "reply_resumed",  # START / YES / UNSTOP after a stop
     "reply_confirmed",  # YES while pending: welcome aboard
     "reply_guide",  # anything we do not understand
@@ -72,6 +80,8 @@ REPLY_TEMPLATES: tuple[str, ...] = (
     "reply_crisis",  # words of crisis or danger: the safety reply
     "reply_crisis_stopped",  # crisis words and STOP in one text
     "reply_burst",  # the one calm reply to several logs within an hour
+    "reply_zone",  # ZONE <place>: the zone and the local sending hours
+    "reply_zone_unknown",  # ZONE with a place we cannot read: how to write it
 )
 
 # Names that exist as SMS and as email.
@@ -84,7 +94,7 @@ BOTH_CHANNEL_TEMPLATES: tuple[str, ...] = (
     *TIP_TEMPLATES,
     *(name for names in ACTIVITY_TEMPLATES.values() for name in names),
 )
-SMS_ONLY_TEMPLATES: tuple[str, ...] = REPLY_TEMPLATES
+SMS_ONLY_TEMPLATES: tuple[str, ...] = (*REPLY_TEMPLATES, OPERATOR_TEMPLATE)
 
 
 def kind_of(template: str) -> Kind:

@@ -17,6 +17,9 @@ When (``_schedule``; the arithmetic lives in ``service.pacing.window``)
     4. Window: inside the local window ``[max(08, hours[0]), min(20, hours[1]))`` of
        its local date (the strictest US state rules, narrowed by the subscriber's
        own hours), else the next window opening. DST-safe (``pacing_window``).
+       Until the subscriber names a zone, the window must hold in each of their
+       ``candidate_zones`` at once; when those share no hours, ``plan_next`` raises
+       ``NoSharedWindow`` and nothing is planned.
     Steps 2-4 repeat until all hold at once; each only moves the time later.
     ``expires_at = min(scheduled_for + expiry_grace, closing of that window)``.
 
@@ -60,9 +63,12 @@ from service.messages.catalog import (
 )
 from service.pacing.variants import choose_activity, choose_patience, choose_restraint
 from service.pacing.window import (
+    Zones,
     add_window_time,
+    daily_window_time,
     local_wall_time,
     require_aware,
+    sending_zones,
     settle_in_window,
     window_closing_for,
     window_hours,
@@ -141,7 +147,7 @@ class SubscriberState:
     """Everything pacing needs to know about one subscriber."""
 
     subscriber_id: int
-    timezone: str  # IANA
+    timezone: str  # IANA: the named zone, else the best guess (local dates, display)
     channel: ChannelKind  # where the next nudge goes
     cadence_per_week: int  # 3..21, default 7
     hours: tuple[int, int] = (8, 20)  # own hours (start, end): narrows the legal window only
@@ -157,6 +163,9 @@ class SubscriberState:
     # next nudge does not repeat what a reply just said. Never for timing.
     recent_replies: tuple[PastNudge, ...] = ()
     contacts: tuple[ContactEntry, ...] = ()  # contact logs of the last `lookback`
+    # IANA zones the subscriber may be in until they name one: nudges keep the hours
+    # of every one of them. Empty when the zone is known.
+    candidate_zones: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -198,15 +207,18 @@ def effective_cadence(state: SubscriberState, now: datetime, policy: PacingPolic
     return cadence
 
 
+def _zones(state: SubscriberState) -> Zones:
+    return sending_zones(state.timezone, state.candidate_zones)
+
+
 def cadence_gap(state: SubscriberState, now: datetime, policy: PacingPolicy) -> timedelta:
     """Sending-window time between two nudges: a week's window time / effective cadence.
 
     Counted in window time, not calendar time, so that "3 a day" means three in
     the day's window (a 24 h / 3 = 8 h calendar gap would fit only two in 08-20).
     """
-    start_hour, end_hour = window_hours(state.hours, policy)
-    weekly_window_time = 7 * timedelta(hours=end_hour - start_hour)
-    return weekly_window_time / effective_cadence(state, now, policy)
+    daily = daily_window_time(now, _zones(state), *window_hours(state.hours, policy))
+    return 7 * daily / effective_cadence(state, now, policy)
 
 
 def _earliest(state: SubscriberState, now: datetime, policy: PacingPolicy) -> datetime:
@@ -214,10 +226,7 @@ def _earliest(state: SubscriberState, now: datetime, policy: PacingPolicy) -> da
     if state.recent_nudges:
         last = max(n.at for n in state.recent_nudges)
         after_cadence = add_window_time(
-            last,
-            cadence_gap(state, now, policy),
-            ZoneInfo(state.timezone),
-            *window_hours(state.hours, policy),
+            last, cadence_gap(state, now, policy), _zones(state), *window_hours(state.hours, policy)
         )
         earliest = max(earliest, after_cadence, last + policy.min_spacing)
     if state.paused_until is not None:
@@ -229,7 +238,7 @@ def _schedule(state: SubscriberState, now: datetime, policy: PacingPolicy) -> da
     sms_sent = [n.at for n in state.recent_nudges if n.channel == ChannelKind.SMS]
     return settle_in_window(
         _earliest(state, now, policy),
-        ZoneInfo(state.timezone),
+        _zones(state),
         window_hours(state.hours, policy),
         spaced_from=[n.at for n in state.recent_nudges],
         min_spacing=policy.min_spacing,
@@ -350,12 +359,15 @@ def _choose(
 def plan_next(
     state: SubscriberState, now: datetime, policy: PacingPolicy = DEFAULT_POLICY
 ) -> PlannedNudge:
-    """Plan the subscriber's next nudge as of ``now`` (tz-aware)."""
+    """Plan the subscriber's next nudge as of ``now`` (tz-aware).
+
+    Raises ``NoSharedWindow`` when the subscriber's candidate zones share no hours.
+    """
     require_aware(now, "now")
     now = now.astimezone(UTC)
     scheduled_for = _schedule(state, now, policy).astimezone(UTC)
     start_hour, end_hour = window_hours(state.hours, policy)
-    closing = window_closing_for(scheduled_for, ZoneInfo(state.timezone), start_hour, end_hour)
+    closing = window_closing_for(scheduled_for, _zones(state), start_hour, end_hour)
     kind, template, rule = _choose(state, now, scheduled_for, policy)
     return PlannedNudge(
         kind=kind,

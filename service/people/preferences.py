@@ -1,4 +1,4 @@
-"""A person's own choices: cadence, hours, channels, discreet mode, pause.
+"""A person's own choices: cadence, hours, time zone, channels, discreet mode, pause.
 
 The preferences page (`service.web.preferences`) hands over the posted fields;
 the rules of what may change, and how, are here. A field left out is left as it
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from service.addresses import AddressHasher
 from service.channels import ChannelKind
-from service.people import subscriptions
+from service.people import subscriptions, zones
 from service.storage.models import Channel, ChannelStatus, Subscriber
 
 # The cadences a person can pick (PRODUCT.md "Pacing v1": 3 a week to 3 a day).
@@ -40,6 +40,7 @@ class PreferenceChanges:
 
     cadence: int | None = None
     hours: tuple[int, int] | None = None
+    timezone: str | None = None
     discreet: bool | None = None
     pause_days: int | None = None
     channels_on: dict[str, bool] = field(default_factory=dict)
@@ -81,10 +82,16 @@ def _checkbox(fields: Fields, name: str) -> bool | None:
     return any(value.strip().casefold() in TRUE_WORDS for value in values)
 
 
+def _text_field(fields: Fields, name: str) -> str:
+    """The field's value, stripped; a repeated field counts as its last value, as forms
+    read it, and a missing one as blank."""
+    values = fields.get(name) or ("",)
+    return values[-1].strip()
+
+
 def _int_field(fields: Fields, name: str) -> tuple[int | None, bool]:
     """(value, ok): a missing or blank field is (None, True)."""
-    values = fields.get(name) or ("",)
-    raw = values[-1].strip()  # a repeated field counts as its last value, as forms read it
+    raw = _text_field(fields, name)
     if not raw:
         return None, True
     try:
@@ -117,6 +124,11 @@ def read_changes(
             changes.hours = (start, end)
     elif not (start_ok and end_ok):
         errors["hour_start"] = "choose hours from the lists"
+    chosen = _text_field(fields, "timezone_other") or _text_field(fields, "timezone")
+    if chosen:
+        changes.timezone = zones.check_zone_name(chosen)
+        if changes.timezone is None:
+            errors["timezone"] = "not a time zone we know; write it like America/Chicago"
     pause, ok = _int_field(fields, "pause_days")
     if not ok or (pause is not None and not 0 <= pause <= MAX_PAUSE_DAYS):
         errors["pause_days"] = f"choose a pause of up to {MAX_PAUSE_DAYS} days"
@@ -148,6 +160,9 @@ def apply_changes(
     if changes.hours is not None and changes.hours != (subscriber.hour_start, subscriber.hour_end):
         subscriber.hour_start, subscriber.hour_end = changes.hours
         replan = True
+    if changes.timezone is not None:
+        # Naming a zone ends every guess; a changed zone plans the next nudge again.
+        zones.set_zone(session, subscriber, changes.timezone, now)
     if changes.discreet is not None:
         subscriber.discreet = changes.discreet
     if changes.pause_days is not None:

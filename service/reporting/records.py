@@ -8,18 +8,41 @@ enough to recognise a case, not to copy a number out.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from service.addresses import mask
 from service.reporting.stats import SUBSCRIBER_STATUS_ORDER
-from service.storage.models import Message, Subscriber
+from service.storage.models import Subscriber
 
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def message_record(message: Message) -> dict[str, Any]:
+class MessageFields(Protocol):
+    """What a message record reads: a `Message`, or a row selected with these columns."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def template(self) -> str: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def scheduled_for(self) -> datetime: ...
+    @property
+    def sent_at(self) -> datetime | None: ...
+    @property
+    def error_code(self) -> str | None: ...
+
+
+def message_record(message: MessageFields) -> dict[str, Any]:
     """One outbound message: what went (or goes) where and why; never its body."""
     return {
         "id": message.id,

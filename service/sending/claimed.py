@@ -15,7 +15,7 @@ from service.messages.catalog import IMMEDIATE_KINDS, Kind
 from service.messages.compose import Recipient
 from service.messages.lifecycle import MAX_SEND_ATTEMPTS
 from service.pacing.rules import PacingPolicy
-from service.pacing.window import in_sending_window
+from service.pacing.window import in_sending_window, split_zones
 from service.providers.base import ProviderError
 from service.sending.claims import RECIPIENT_COLUMNS, Outcome, recipient_of
 from service.storage.models import Channel, ChannelStatus, Message, MessageStatus, Subscriber
@@ -43,9 +43,11 @@ class Claimed:
     expires_at: datetime | None
     channel_status: str
     timezone: str
+    candidate_zones: tuple[str, ...]
     hours: tuple[int, int]
     paused_until: datetime | None
     flagged: bool
+    body: str | None = None  # rendered when queued (an operator's reply); else rendered here
 
     def outcome(self, status: str, **extra: Any) -> Outcome:
         """What became of this message, for the bulk update."""
@@ -66,17 +68,18 @@ def load_claimed(session: Session, ids: list[int]) -> list[Claimed]:
         select(
             *RECIPIENT_COLUMNS,
             Message.subscriber_id,
-            Message.kind,
             Message.template,
             Message.rule,
             Message.attempts,
             Message.expires_at,
             Channel.status,
             Subscriber.timezone,
+            Subscriber.timezone_candidates,
             Subscriber.hour_start,
             Subscriber.hour_end,
             Subscriber.paused_until,
             Subscriber.flagged_at,
+            Message.body,
         )
         .join(Channel, Channel.id == Message.channel_id)
         .join(Subscriber, Subscriber.id == Message.subscriber_id)
@@ -94,9 +97,11 @@ def load_claimed(session: Session, ids: list[int]) -> list[Claimed]:
             expires_at=row.expires_at,
             channel_status=row.status,
             timezone=row.timezone,
+            candidate_zones=split_zones(row.timezone_candidates),
             hours=(row.hour_start, row.hour_end),
             paused_until=row.paused_until,
             flagged=row.flagged_at is not None,
+            body=row.body,
         )
         for row in rows
     ]
@@ -118,7 +123,9 @@ def why_not_send(item: Claimed, now: datetime, policy: PacingPolicy) -> tuple[st
         return MessageStatus.CANCELLED, "paused"
     if item.expires_at is not None and item.expires_at < now:
         return MessageStatus.EXPIRED, "missed_window"
-    if not in_sending_window(now, item.timezone, item.hours, policy):
+    if not in_sending_window(
+        now, item.timezone, item.hours, policy, candidates=item.candidate_zones
+    ):
         return MessageStatus.EXPIRED, "outside_window"
     return None
 

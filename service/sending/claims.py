@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from service.channels import ChannelKind
 from service.messages.catalog import IMMEDIATE_KINDS
-from service.messages.compose import Recipient
+from service.messages.compose import Recipient, renders_discreet
 from service.providers.base import Cause
 from service.storage.models import Channel, Message, MessageStatus, Subscriber
 
@@ -26,22 +26,28 @@ messages_table = cast(Table, Message.__table__)
 # What a `Recipient` is read from: a message joined to its channel and subscriber.
 RECIPIENT_COLUMNS = (
     Message.id,
+    Message.kind,
     Message.channel_id,
     Message.channel,
     Channel.address,
+    Channel.consent_method,
     Subscriber.discreet,
     Subscriber.cadence_per_week,
 )
 
 
 def recipient_of(row: Any) -> Recipient:
-    """The recipient a row selected with `RECIPIENT_COLUMNS` names."""
+    """The recipient a row selected with `RECIPIENT_COLUMNS` names.
+
+    Discreet as the dispatcher renders it, so reconciliation finds the provider's
+    copy by the very same body.
+    """
     return Recipient(
         message_id=row.id,
         channel_id=row.channel_id,
         channel=row.channel,
         address=row.address,
-        discreet=bool(row.discreet),
+        discreet=renders_discreet(row.kind, bool(row.discreet), row.consent_method),
         cadence_per_week=row.cadence_per_week,
     )
 

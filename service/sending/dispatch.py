@@ -296,7 +296,7 @@ class Dispatcher:
             status, reason = refusal
             return outcome(status, detail=reason)
         try:
-            message = compose(self.settings, self.content, recipient, item.template)
+            message = compose(self.settings, self.content, recipient, item.template, item.body)
         except TemplateError as exc:
             log.error("template_failed", message_id=recipient.message_id, error=str(exc))
             return outcome(MessageStatus.FAILED, error_code="template", detail=str(exc)[:300])

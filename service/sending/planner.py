@@ -6,6 +6,9 @@ function for the next nudge, inserts all the rows in one statement and clears
 `next_plan_at` in another. A person has at most one nudge outstanding; the
 dispatcher sets `next_plan_at` again once it settles (sent, expired, failed),
 and so does reconciliation for a nudge that was `unknown`.
+
+A person whose candidate zones share no sending hours (PRODUCT.md, "Law") gets
+no nudge: they are skipped until they name their zone, which plans them again.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from service.pacing.rules import (
     SubscriberState,
     plan_next,
 )
+from service.pacing.window import NoSharedWindow, split_zones
 from service.storage.models import (
     Channel,
     ChannelStatus,
@@ -117,6 +121,7 @@ def _plan_batch(
         select(
             Subscriber.id,
             Subscriber.timezone,
+            Subscriber.timezone_candidates,
             Subscriber.cadence_per_week,
             Subscriber.hour_start,
             Subscriber.hour_end,
@@ -172,8 +177,13 @@ def _plan_batch(
             recent_nudges=tuple(history.get(sub.id, ())),
             recent_replies=tuple(replies.get(sub.id, ())),
             contacts=tuple(contacts.get(sub.id, ())),
+            candidate_zones=split_zones(sub.timezone_candidates),
         )
-        plan = plan_next(state, now, policy)
+        try:
+            plan = plan_next(state, now, policy)
+        except NoSharedWindow:
+            report.skipped += 1  # no hours fit every zone they may be in: wait for ZONE
+            continue
         report.planned.append((sub.id, plan, channel_kind))
         rows.append(
             {

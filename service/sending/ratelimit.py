@@ -157,11 +157,12 @@ class RedisRateLimiter:
 
     @classmethod
     def from_url(cls, url: str, prefix: str = KEY_PREFIX) -> RedisRateLimiter:
-        import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
-        client = redis.Redis.from_url(
+        from service.storage.redis_url import redis_client
+
+        client = redis_client(
             url,
             socket_timeout=REDIS_TIMEOUT_SECONDS,
             socket_connect_timeout=REDIS_TIMEOUT_SECONDS,

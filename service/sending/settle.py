@@ -61,7 +61,6 @@ def load_unknown(session: Session, ids: list[int]) -> list[UnknownRow]:
         select(
             *RECIPIENT_COLUMNS,
             Message.subscriber_id,
-            Message.kind,
             Message.template,
             Message.priority,
             Message.attempts,

@@ -113,6 +113,9 @@ class Subscriber(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     timezone: Mapped[str] = mapped_column(String(64))
+    # Until the person names their zone: every zone their number may be in, space-
+    # separated IANA names; nudges keep the hours of each (service.people.zones).
+    timezone_candidates: Mapped[str | None] = mapped_column(Text)
     # Preferences (PRODUCT.md "Pacing v1"); each has a product default.
     cadence_per_week: Mapped[int] = mapped_column(Integer, default=7)
     hour_start: Mapped[int] = mapped_column(Integer, default=8)
@@ -261,6 +264,8 @@ class Message(Base):
         Index("ix_messages_subscriber_created", "subscriber_id", "created_at"),
         Index("ix_messages_provider_id", "provider_id"),
         Index("ix_messages_sent_at", "sent_at"),
+        # The log's order (`steady messages --since`) and what `steady archive` takes.
+        Index("ix_messages_created_at", "created_at"),
     )
 
 
@@ -299,8 +304,19 @@ class InboundMessage(Base):
     body: Mapped[str] = mapped_column(Text)
     command: Mapped[str | None] = mapped_column(String(32))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When an operator cleared it from the review list (service/people/review.py).
+    reviewed_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_inbound_messages_subscriber", "subscriber_id", "received_at"),)
+    __table_args__ = (
+        Index("ix_inbound_messages_subscriber", "subscriber_id", "received_at"),
+        # The review list: texts Steady did not understand that nobody has cleared yet.
+        Index(
+            "ix_inbound_messages_unreviewed",
+            "received_at",
+            postgresql_where=text("reviewed_at IS NULL AND command = 'unknown'"),
+            sqlite_where=text("reviewed_at IS NULL AND command = 'unknown'"),
+        ),
+    )
 
 
 class Suppression(Base):
@@ -313,3 +329,59 @@ class Suppression(Base):
     channel: Mapped[ChannelKind] = mapped_column(KindColumn)
     reason: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- archive: rows `steady archive` moved out of the live tables (service/storage/archive.py)
+# The same columns as the live tables (keep them in step: tests/storage/test_archive.py
+# checks), no foreign keys, few indexes, plus when each row was archived.
+
+
+class MessageArchive(Base):
+    __tablename__ = "messages_archive"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    subscriber_id: Mapped[int | None] = mapped_column(BigId)
+    channel_id: Mapped[int | None] = mapped_column(BigId)
+    channel: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(16))
+    template: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str | None] = mapped_column(Text)
+    priority: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    scheduled_for: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer)
+    lease_until: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    provider: Mapped[str | None] = mapped_column(String(16))
+    provider_id: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_detail: Mapped[str | None] = mapped_column(String(300))
+    opened_at: Mapped[datetime | None]
+    clicked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    archived_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_messages_archive_subscriber_created", "subscriber_id", "created_at"),
+        Index("ix_messages_archive_created_at", "created_at"),
+    )
+
+
+class DeliveryEventArchive(Base):
+    __tablename__ = "delivery_events_archive"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    message_id: Mapped[int | None] = mapped_column(BigId)
+    provider: Mapped[str] = mapped_column(String(16))
+    event_key: Mapped[str] = mapped_column(String(128))
+    event_type: Mapped[str] = mapped_column(String(32))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    occurred_at: Mapped[datetime | None]
+    received_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]]
+    archived_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_delivery_events_archive_message_id", "message_id"),)

@@ -37,6 +37,8 @@ class AppContext:
     pages: Jinja2Templates
     # The time source; tests run the service at a chosen time.
     clock: Callable[[], datetime] = field(default=utcnow)
+    # STEADY_DATABASE_REPLICA_URL's sessions, if set (see `read_sessions`).
+    replica: sessionmaker[Session] | None = None
     # Status callbacks, committed in groups (one transaction per batch of
     # concurrent ones; service/web/ingest.py).
     delivery_reports: GroupCommit[DeliveryReport, str] = field(init=False)
@@ -46,6 +48,11 @@ class AppContext:
     def __post_init__(self) -> None:
         self.delivery_reports = GroupCommit(self._apply_reports)
         self.hasher = AddressHasher(self.settings.secret_key)
+
+    @property
+    def read_sessions(self) -> sessionmaker[Session]:
+        """Where reports and /metrics read: the replica if there is one, else the primary."""
+        return self.replica or self.sessions
 
     def _apply_reports(self, reports: Sequence[DeliveryReport]) -> list[str]:
         with self.sessions.begin() as session:

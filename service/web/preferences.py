@@ -1,4 +1,4 @@
-"""The preferences page: cadence, hours, channels, discreet mode, pause.
+"""The preferences page: cadence, hours, time zone, channels, discreet mode, pause.
 
 `GET /preferences/{token}` only shows the form (link scanners fetch GETs);
 `POST` saves it (`service.people.preferences` holds the rules). The token is
@@ -8,6 +8,7 @@ carried the link; the page changes that person.
 
 from __future__ import annotations
 
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
@@ -16,7 +17,8 @@ from starlette.concurrency import run_in_threadpool
 
 from service.addresses import mask
 from service.channels import ChannelKind
-from service.people import preferences
+from service.pacing.window import split_zones
+from service.people import preferences, zones
 from service.people.preferences import Fields
 from service.storage.models import ChannelStatus, Subscriber
 from service.tokens import Purpose
@@ -81,6 +83,7 @@ def _page(
             "end_hours": list(range(preferences.EARLIEST_HOUR + 1, preferences.LATEST_HOUR + 1)),
             "hour_start": subscriber.hour_start,
             "hour_end": subscriber.hour_end,
+            **_zone_fields(subscriber),
             "discreet": subscriber.discreet,
             "pause_choices": preferences.PAUSE_CHOICES,
             "paused_until": paused_until,
@@ -89,6 +92,20 @@ def _page(
         },
         status_code=status_code,
     )
+
+
+def _zone_fields(subscriber: Subscriber) -> dict[str, Any]:
+    """The zone select: the common zones, the person's own if it is another one, and
+    while it is only a guess, a blank choice and the zones their number may be in."""
+    options = dict(zones.COMMON_ZONES)
+    candidates = split_zones(subscriber.timezone_candidates)
+    if not candidates and subscriber.timezone not in options:
+        options = {subscriber.timezone: subscriber.timezone, **options}
+    return {
+        "zone_options": list(options.items()),
+        "timezone": "" if candidates else subscriber.timezone,
+        "zone_candidates": [zones.zone_city(zone) for zone in candidates],
+    }
 
 
 @router.get("/preferences/{token}", response_class=HTMLResponse)

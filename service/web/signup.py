@@ -17,12 +17,11 @@ from starlette.concurrency import run_in_threadpool
 from service.addresses import (
     InvalidAddress,
     check_timezone,
-    infer_timezone,
     normalise_email,
     normalise_phone,
 )
 from service.messages.compose import frequency_text
-from service.people import subscriptions
+from service.people import subscriptions, zones
 from service.storage.models import ChannelStatus
 from service.tokens import Purpose
 from service.web.context import AppContext, app_context, channel_for, invalid_link
@@ -41,7 +40,7 @@ ACCEPTED_TEXT = (
 class SignupForm:
     phone: str | None
     email: str | None
-    timezone: str
+    timezone: str | None  # None: not given (service.people.zones guesses it)
 
 
 def _consent_given(value: Any) -> bool:
@@ -50,9 +49,7 @@ def _consent_given(value: Any) -> bool:
     return isinstance(value, str | int) and str(value).strip().casefold() in TRUE_WORDS
 
 
-def validate_signup(
-    data: dict[str, Any], default_timezone: str
-) -> tuple[SignupForm | None, dict[str, str]]:
+def validate_signup(data: dict[str, Any]) -> tuple[SignupForm | None, dict[str, str]]:
     """Check a signup; returns the normalised form or {field: message}."""
     errors: dict[str, str] = {}
     phone_raw = str(data.get("phone") or "").strip()
@@ -71,14 +68,12 @@ def validate_signup(
             email = normalise_email(email_raw)
         except InvalidAddress as exc:
             errors["email"] = exc.message
-    timezone = default_timezone
+    timezone = None
     if timezone_raw:
         try:
             timezone = check_timezone(timezone_raw)
         except InvalidAddress as exc:
             errors["timezone"] = exc.message
-    elif phone is not None:
-        timezone = infer_timezone(phone) or default_timezone
     if not _consent_given(data.get("consent")):
         errors["consent"] = "please tick the box to agree to receive messages"
     if errors:
@@ -131,7 +126,7 @@ async def subscribe(request: Request) -> Response:
             )
     else:
         data = dict((await request.form()).items())
-    form, errors = validate_signup(data, ctx.settings.default_timezone)
+    form, errors = validate_signup(data)
     if form is None:
         if is_json:
             detail = [
@@ -141,6 +136,11 @@ async def subscribe(request: Request) -> Response:
             return JSONResponse({"detail": detail}, 422)
         return _signup_page(request, ctx, values=data, errors=errors, status_code=422)
     now = ctx.clock()
+    zone = (
+        zones.ZoneGuess(form.timezone)
+        if form.timezone
+        else zones.guess_for_number(form.phone, ctx.settings.default_timezone, now)
+    )
     request_evidence = {
         "source": "web_form" if not is_json else "api",
         "ip": request.client.host if request.client else None,
@@ -150,10 +150,11 @@ async def subscribe(request: Request) -> Response:
     signup = subscriptions.SignupRequest(
         phone=form.phone,
         email=form.email,
-        timezone=form.timezone,
+        timezone=zone.timezone,
         consent_method="web_form",
         consent_evidence=request_evidence,
         cadence_per_week=ctx.settings.default_cadence_per_week,
+        timezone_candidates=zone.stored_candidates,
     )
     await run_in_threadpool(_record_signup, ctx, signup, now)
     # The same answer whether the address was new, known or suppressed: no enumeration.
@@ -209,11 +210,11 @@ def confirm(request: Request, token: str) -> Response:
             "ip": request.client.host if request.client else None,
             "user_agent": request.headers.get("user-agent", "")[:200],
         }
-        if channel.status == ChannelStatus.STOPPED:
-            subscriptions.resume(session, channel, ctx.hasher, evidence, ctx.clock())
-        else:
-            subscriptions.confirm(session, channel, evidence, ctx.clock())
+        # A stopped channel stays stopped: after STOP only the phone's START brings it back.
+        subscriptions.confirm_by_link(session, channel, ctx.hasher, evidence, ctx.clock())
         active = channel.status == ChannelStatus.ACTIVE
+    if active:
+        ctx.waker.wake_planner()  # the welcome is planned now, not at the next tick
     paragraphs = (
         ["You're confirmed. Your first message arrives during your sending hours."]
         if active

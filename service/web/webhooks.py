@@ -15,6 +15,7 @@ from service.providers.base import DeliveryReport, InboundText
 from service.providers.sendgrid import webhooks as sendgrid
 from service.providers.twilio import webhooks as twilio
 from service.providers.twilio.codes import MESSAGE_ID_QUERY
+from service.replies.grammar import Command, interpret
 from service.reporting.metrics import record_webhook
 from service.sending.feedback import apply_reports
 from service.web.context import AppContext, app_context
@@ -49,6 +50,10 @@ async def _twilio_form(request: Request, ctx: AppContext) -> dict[str, str] | No
     return form if twilio.signed(secret, url, form, request.headers) else None
 
 
+# Texts that can make a channel active: the planner is woken after them.
+OPT_IN_COMMANDS = frozenset({Command.CONFIRM, Command.START})
+
+
 @router.post("/twilio/inbound")
 async def twilio_inbound(request: Request) -> Response:
     ctx = app_context(request)
@@ -65,7 +70,10 @@ async def twilio_inbound(request: Request) -> Response:
 def _handle_inbound(ctx: AppContext, text: InboundText) -> str | None:
     """The database side of an inbound text; runs on a worker thread, off the event loop."""
     with ctx.sessions.begin() as session:
-        return ctx.inbound.handle(session, text, ctx.clock())
+        reply = ctx.inbound.handle(session, text, ctx.clock())
+    if reply and interpret(text.body).command in OPT_IN_COMMANDS:
+        ctx.waker.wake_planner()  # YES / START: the welcome goes now, not at the next tick
+    return reply
 
 
 @router.post("/twilio/status")
