@@ -9,6 +9,7 @@ from structlog.testing import capture_logs
 
 from service.replies import crisis
 from service.replies.crisis import LINE_KIND, Assessment, CrisisDetector, Danger
+from service.replies.crisis_table import build_table
 
 SUICIDE = frozenset({Danger.SUICIDE})
 SELF_HARM = frozenset({Danger.SELF_HARM})
@@ -71,11 +72,12 @@ def detector() -> CrisisDetector:
 def test_normalisation_finds_crisis_however_it_is_written(
     detector: CrisisDetector, text: str, expected: frozenset[Danger]
 ) -> None:
-    assert detector.assess(text).dangers == expected
+    assert detector.table_dangers(text) == expected
+    assert detector.assess(text).dangers >= expected
 
 
 def test_numbers_of_pills_count_only_when_many(detector: CrisisDetector) -> None:
-    assert detector.assess("i took 45 of my sleeping pills").dangers == SELF_HARM
+    assert detector.table_dangers("i took 45 of my sleeping pills") == SELF_HARM
     assert not detector.found_in("i took 2 tylenol for my headache")
 
 
@@ -142,23 +144,26 @@ def test_figurative_and_negated_words_do_not_alarm(detector: CrisisDetector, tex
 def test_negations_that_are_themselves_a_crisis_alarm(
     detector: CrisisDetector, text: str, expected: frozenset[Danger]
 ) -> None:
-    assert detector.assess(text).dangers == expected
+    assert detector.table_dangers(text) == expected
+    assert detector.assess(text).dangers >= expected
 
 
 def test_a_guard_hides_only_its_own_words(detector: CrisisDetector) -> None:
-    assert detector.assess("this traffic is killing me and i want to die").dangers == SUICIDE
-    assert detector.assess("i'm not suicidal but i bought a rope").dangers == SELF_HARM
-    assert detector.assess("she hit me up and then he hit me").dangers == VIOLENCE
+    assert detector.table_dangers("this traffic is killing me and i want to die") == SUICIDE
+    assert detector.table_dangers("i'm not suicidal but i bought a rope") == SELF_HARM
+    assert detector.table_dangers("she hit me up and then he hit me") == VIOLENCE
 
 
 def test_a_category_guard_hides_words_from_that_category_only(detector: CrisisDetector) -> None:
     # A partner threatening suicide to control the subscriber is violence, not their own crisis.
-    assert detector.assess("he says he'll kill himself if i leave").dangers == VIOLENCE
+    assert detector.table_dangers("he says he'll kill himself if i leave") == VIOLENCE
 
 
 def test_several_kinds_of_danger_in_one_text(detector: CrisisDetector) -> None:
-    found = detector.assess("he's at my door with a gun and i want to die")
-    assert found.dangers == {Danger.STALKING, Danger.VIOLENCE, Danger.SUICIDE}
+    text = "he's at my door with a gun and i want to die"
+    assert detector.table_dangers(text) == {Danger.STALKING, Danger.VIOLENCE, Danger.SUICIDE}
+    found = detector.assess(text)
+    assert found.dangers >= {Danger.STALKING, Danger.VIOLENCE, Danger.SUICIDE}
     assert found.line_kinds == {"crisis", "violence"}
 
 
@@ -191,7 +196,7 @@ def test_extra_phrases_count_as_suicide_unless_the_file_says_otherwise(tmp_path:
     path.write_text(
         "# phrases our subscribers use\n"
         "\n"
-        "checking out early   # a euphemism\n"
+        "visiting the blue door   # a euphemism\n"
         "[violence]\n"
         "he pulled my hair\n"
         "[stalking, violence]\n"
@@ -199,26 +204,26 @@ def test_extra_phrases_count_as_suicide_unless_the_file_says_otherwise(tmp_path:
         encoding="utf-8",
     )
     detector = CrisisDetector.from_file(path)
-    assert detector.assess("thinking about checking out early").dangers == SUICIDE
-    assert detector.assess("he pulled my hair again").dangers == VIOLENCE
-    assert detector.assess("hes at the gate").dangers == STALKING | VIOLENCE
+    assert detector.table_dangers("thinking about visiting the blue door") == SUICIDE
+    assert detector.table_dangers("he pulled my hair again") == VIOLENCE
+    assert detector.table_dangers("hes at the gate") == STALKING | VIOLENCE
     # Comments are not phrases, and the built-in table still applies.
     assert not detector.found_in("a euphemism")
-    assert detector.assess("i want to die").dangers == SUICIDE
-    assert not CrisisDetector().found_in("thinking about checking out early")
+    assert detector.table_dangers("i want to die") == SUICIDE
+    assert not CrisisDetector().table_dangers("thinking about visiting the blue door")
 
 
 def test_extra_phrases_are_normalised_like_texts() -> None:
     detector = CrisisDetector(["I can’t breathe"])
-    assert detector.assess("i cant breathe").dangers == SUICIDE
-    assert detector.assess("I CAN'T BREATHE!!").dangers == SUICIDE
-    assert not detector.found_in("i can breathe")
+    assert detector.table_dangers("i cant breathe") == SUICIDE
+    assert detector.table_dangers("I CAN'T BREATHE!!") == SUICIDE
+    assert not detector.table_dangers("i can breathe")
 
 
 def test_an_unknown_category_in_the_extra_phrases_logs_and_counts_as_suicide() -> None:
     with capture_logs() as logs:
-        detector = CrisisDetector(["[suicde]", "checking out early"])
-    assert detector.assess("checking out early").dangers == SUICIDE
+        detector = CrisisDetector(["[suicde]", "visiting the blue door"])
+    assert detector.table_dangers("visiting the blue door") == SUICIDE
     assert [e["event"] for e in logs] == ["crisis_words_unknown_category"]
 
 
@@ -266,7 +271,7 @@ def test_the_table_is_compiled_once_and_shared_by_every_detector() -> None:
 )
 def test_a_mistake_in_the_table_is_refused_with_its_row(lines: list[str], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
-        crisis._build(lines)
+        build_table(lines, frozenset(d.value for d in Danger))
 
 
 def test_the_shipped_table_has_rows_for_every_category() -> None:
