@@ -202,8 +202,7 @@ def confirm_by_link(
         return False
     # A pending address may be an unsubscribed inbox that signed up again: the
     # link was opened from that inbox, which is its consent, so it leaves our list.
-    unsuppress(session, channel.address, hasher)
-    return confirm(session, channel, evidence, now)
+    return resume(session, channel, hasher, evidence, now)
 
 
 def stop(
