@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from pydantic import SecretStr
 
 from service.channels import ChannelKind
 
@@ -19,6 +20,10 @@ DEFAULT_PHONE_REGION = "US"
 # Masked numbers keep the country code and area prefix, and the last two digits.
 MASK_KEEP_HEAD = 4
 MASK_KEEP_TAIL = 2
+# Google documents that dots in a Gmail address's name do not matter
+# (first.last@gmail.com and firstlast@gmail.com are one inbox); googlemail.com is
+# the same service. Other providers may treat dots as real, so only these lose them.
+DOTLESS_MAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
 
 class InvalidAddress(ValueError):
@@ -79,6 +84,26 @@ def check_timezone(value: str) -> str:
     return value
 
 
+def mailbox_key(kind: str, address: str) -> str:
+    """The mailbox an address reaches, for limits and lookups (the address is kept as given).
+
+    Phone numbers are already E.164. Email: case-insensitive (no mail provider in
+    use today treats case as meaningful, though RFC 5321 allows it), without a
+    `+tag` (plus addressing: Gmail, Outlook, iCloud, Fastmail, Proton deliver
+    `name+anything@` to `name@`), and for Gmail without dots. A tag-only local
+    part ("+x@") is kept whole.
+    """
+    if kind != "email" or "@" not in address:
+        return address
+    local, _, domain = address.rpartition("@")
+    local, domain = local.casefold(), domain.casefold()
+    untagged = local.split("+", 1)[0]
+    local = untagged or local
+    if domain in DOTLESS_MAIL_DOMAINS:
+        local, domain = local.replace(".", "") or local, "gmail.com"
+    return f"{local}@{domain}"
+
+
 def mask(address: str) -> str:
     """A form safe for logs and terminals: `+121••••••42`, `a•••@example.com`."""
     if "@" in address:
@@ -90,6 +115,21 @@ def mask(address: str) -> str:
     return address[:MASK_KEEP_HEAD] + "•" * hidden + address[-MASK_KEEP_TAIL:]
 
 
-def address_hash(address: str, secret: str) -> str:
-    """A keyed hash of a normalised address, for the suppression list after erasure."""
-    return hashlib.blake2b(address.encode(), key=secret.encode()[:64], digest_size=32).hexdigest()
+class AddressHasher:
+    """Keyed hashes of normalised addresses, for the suppression list (kept after erasure).
+
+    Built once from STEADY_SECRET_KEY and handed to what reads, adds to or clears
+    the list; the key stays inside it (its repr never shows it).
+    """
+
+    __slots__ = ("_key",)
+
+    def __init__(self, secret_key: SecretStr | str) -> None:
+        raw = secret_key.get_secret_value() if isinstance(secret_key, SecretStr) else secret_key
+        self._key = raw.encode()[:64]  # BLAKE2b takes a key of at most 64 bytes
+
+    def __call__(self, address: str) -> str:
+        return hashlib.blake2b(address.encode(), key=self._key, digest_size=32).hexdigest()
+
+    def __repr__(self) -> str:
+        return "AddressHasher(<key>)"

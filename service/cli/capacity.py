@@ -76,7 +76,7 @@ def capacity(
         raise typer.Exit(EXIT_USAGE) from None
     sessions = read_session_factory(settings.database_url, settings.database_replica_url)
     with sessions() as session:
-        report = estimate(settings, session, datetime.now(UTC))
+        report = estimate(settings, session, datetime.now(UTC), replies=True)
     if json_output:
         typer.echo(json.dumps(report, indent=2))
     else:

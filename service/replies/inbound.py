@@ -33,11 +33,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import phonenumbers
 import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from service.addresses import AddressHasher
 from service.channels import ChannelKind
 from service.messages.catalog import CONFIRM_TEMPLATE, Kind
 from service.messages.compose import CONSENT_BY_TEXT, renders_discreet, sms_context, with_carried
@@ -45,11 +47,18 @@ from service.messages.content import Content
 from service.messages.safety_lines import LINE_KINDS, SafetyLines, country_of
 from service.pacing.policy import pacing_policy
 from service.people import subscriptions, zones
+from service.people.abuse import (
+    SignupGuard,
+    guard_from_settings,
+    number_country,
+    sms_number_problem,
+)
 from service.people.review import CRISIS_FLAG_REASON
 from service.providers.base import InboundText
 from service.replies.commands import Reply, SubscriberCommands, Turn
 from service.replies.crisis import Assessment, CrisisDetector
 from service.replies.grammar import Command, Intent, interpret, normalise
+from service.reporting.metrics import record_sms_confirmation_sent
 from service.settings import Settings
 from service.storage.models import Channel, ChannelStatus, InboundMessage, Subscriber
 
@@ -72,10 +81,15 @@ def _stopped(language: str | None = None) -> Reply:
 class InboundHandler:
     """Applies one inbound text to the database and returns the reply text, if any."""
 
-    def __init__(self, settings: Settings, content: Content) -> None:
+    def __init__(
+        self, settings: Settings, content: Content, signups: SignupGuard | None = None
+    ) -> None:
         self.settings = settings
+        # JOIN by text is a signup too: mobile numbers of allowed countries only, and
+        # its confirmation spends the daily budget (service/people/abuse.py).
+        self.signups = signups or guard_from_settings(settings)
         self.content = content
-        self.secret = settings.secret_key.get_secret_value()
+        self.hasher = AddressHasher(settings.secret_key)
         self.crisis = CrisisDetector.from_file(settings.crisis_words_file)
         self.safety_lines = SafetyLines.from_file(settings.safety_lines_file, settings.safety_line)
         self.policy = pacing_policy(settings)
@@ -134,7 +148,7 @@ class InboundHandler:
             lines = self._crisis_lines(text.sender, assessment)
             if command == Command.STOP:
                 subscriptions.suppress(
-                    session, text.sender, ChannelKind.SMS, "stop", self.secret, now
+                    session, text.sender, ChannelKind.SMS, "stop", self.hasher, now
                 )
                 return None, Reply(
                     "reply_crisis_stopped", Kind.REPLY, "crisis", None, {**_DISCREET, **lines}
@@ -143,11 +157,13 @@ class InboundHandler:
                 "reply_crisis", Kind.REPLY, "crisis", None, {**_STRANGER_CRISIS, **lines}
             )
         if command in (Command.JOIN, Command.START):
+            if not self._may_join(text.sender, now):
+                return None, None
             if (
-                subscriptions.is_suppressed(session, text.sender, self.secret)
+                subscriptions.is_suppressed(session, text.sender, self.hasher)
                 and command == Command.JOIN
             ):
-                subscriptions.unsuppress(session, text.sender, self.secret)
+                subscriptions.unsuppress(session, text.sender, self.hasher)
             zone = zones.guess_for_number(text.sender, self.settings.default_timezone, now)
             subscriber = Subscriber(
                 timezone=zone.timezone,
@@ -169,11 +185,26 @@ class InboundHandler:
             session.flush()
             return channel, Reply(CONFIRM_TEMPLATE, Kind.CONFIRM, "double_opt_in")
         if command == Command.STOP:
-            subscriptions.suppress(session, text.sender, ChannelKind.SMS, "stop", self.secret, now)
+            subscriptions.suppress(session, text.sender, ChannelKind.SMS, "stop", self.hasher, now)
             return None, _stopped(intent.language)
         if command == Command.HELP:
             return None, _help(intent.language)
         return None, None
+
+    def _may_join(self, sender: str, now: datetime) -> bool:
+        """A stranger's JOIN gets an answer only from an allowed mobile, within the budget."""
+        try:
+            problem = sms_number_problem(sender, self.settings.sms_country_codes)
+        except phonenumbers.NumberParseException:
+            problem = "unreadable"
+        if problem is not None:
+            log.info("join_refused", reason="number_type")
+            return False
+        if not self.signups.spend_confirmation(now):
+            log.info("join_refused", reason="confirmation_budget")
+            return False
+        record_sms_confirmation_sent(number_country(sender))
+        return True
 
     def _crisis(
         self,
@@ -199,7 +230,7 @@ class InboundHandler:
         )
         lines = self._crisis_lines(channel.address, assessment)
         if command == Command.STOP and channel.status != ChannelStatus.STOPPED:
-            subscriptions.stop(session, channel, "stop", self.secret, now)
+            subscriptions.stop(session, channel, "stop", self.hasher, now)
             return Reply("reply_crisis_stopped", Kind.REPLY, "crisis", None, lines)
         return Reply("reply_crisis", Kind.REPLY, "crisis", None, lines)
 
@@ -216,7 +247,7 @@ class InboundHandler:
         evidence = {"keyword": normalise(text.body), "message_sid": text.provider_id}
         if command == Command.STOP:
             already = channel.status == ChannelStatus.STOPPED
-            subscriptions.stop(session, channel, "stop", self.secret, now)
+            subscriptions.stop(session, channel, "stop", self.hasher, now)
             # Exactly one confirmation: a second STOP gets silence.
             return None if already else _stopped(intent.language)
         if command in (Command.CONFIRM, Command.START, Command.JOIN):
@@ -228,7 +259,7 @@ class InboundHandler:
                 ask = zones.zone_question(channel.subscriber, now, self.policy)
                 return Reply("reply_confirmed", Kind.REPLY, "confirmed", None, ask)
             if channel.status in (ChannelStatus.STOPPED, ChannelStatus.SUPPRESSED):
-                subscriptions.resume(session, channel, self.secret, evidence, now)
+                subscriptions.resume(session, channel, self.hasher, evidence, now)
                 return Reply("reply_resumed", Kind.REPLY, "resumed")
             return Reply("reply_confirmed", Kind.REPLY, "already_active")
         if command == Command.HELP:

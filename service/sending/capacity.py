@@ -7,9 +7,11 @@ An estimate from the database and the settings, cheap enough for every
   `min(cadence / 7, STEADY_MAX_SMS_PER_24H)` times a day (an upper bound: quiet
   people get half their cadence, paused ones none); segments per nudge are the
   mean over the nudge catalogue rendered with this deployment's settings.
-- **Replies a day**: replies and confirmations that went out over the last 7
-  days (or since the first message, if sooner), a day's share, at the mean
-  segments of the reply templates.
+- **Replies a day** (`steady capacity` only): replies and confirmations that
+  went out over the last 7 days (or since the first message, if sooner), a day's
+  share, at the mean segments of the reply templates. `/metrics`, the admin page
+  and `config check` count nudges only: they read nothing that grows with the
+  message history (issue 11), and nudges are most of the plan.
 - **Next week**: the same per person, for today's subscribers plus the SMS
   signups still awaiting YES plus as many new ones as the last 7 days brought.
 - **The day's budget**: `STEADY_SMS_RATE_PER_SECOND` × the sending window's
@@ -144,6 +146,21 @@ def _counts(session: Session, now: datetime) -> dict[str, Any]:
             Channel.confirmed_at >= now - HISTORY,
         )
     )
+    return {
+        "by_cadence": {int(k): int(v) for k, v in by_cadence.items()},
+        "busiest_zone": int(busiest_zone or 0),
+        "pending": int(pending or 0),
+        "new_last_7_days": int(new or 0),
+    }
+
+
+def _replies_per_day(session: Session, now: datetime) -> float:
+    """Replies and confirmations that went out over the last week, a day's share.
+
+    Reads the messages table by time: for `steady capacity` only. `/metrics` and
+    the admin figures read nothing that grows with the message history (issue 11),
+    so theirs count nudges only (`replies_counted` false).
+    """
     first = session.scalar(select(func.min(Message.created_at)))
     replies = session.scalar(
         select(func.count()).where(
@@ -154,23 +171,21 @@ def _counts(session: Session, now: datetime) -> dict[str, Any]:
         )
     )
     days = HISTORY if first is None else min(HISTORY, max(now - first, timedelta(days=1)))
-    return {
-        "by_cadence": {int(k): int(v) for k, v in by_cadence.items()},
-        "busiest_zone": int(busiest_zone or 0),
-        "pending": int(pending or 0),
-        "new_last_7_days": int(new or 0),
-        "replies_per_day": (replies or 0) / (days / timedelta(days=1)),
-    }
+    return (replies or 0) / (days / timedelta(days=1))
 
 
 def _utilisation(planned: float, budget: float | None) -> float | None:
     return None if not budget else round(planned / budget, 3)
 
 
-def estimate(settings: Settings, session: Session, now: datetime) -> dict[str, Any]:
-    """The capacity report (`steady capacity --json`, documented in docs/operators.md)."""
+def estimate(
+    settings: Settings, session: Session, now: datetime, *, replies: bool = False
+) -> dict[str, Any]:
+    """The capacity report (`steady capacity --json`, documented in docs/operators.md);
+    `replies` adds the last week's replies (a read of the message history)."""
     measured = _measured(settings)
     counts = _counts(session, now)
+    counts["replies_per_day"] = _replies_per_day(session, now) if replies else 0.0
     cap = settings.max_sms_per_24h
     active = sum(counts["by_cadence"].values())
     nudges_per_day = sum(n * min(c / 7, cap) for c, n in counts["by_cadence"].items())
@@ -237,13 +252,15 @@ def estimate(settings: Settings, session: Session, now: datetime) -> dict[str, A
         "today": today,
         "next_week": next_week,
         "per_second": per_second,
+        "replies_counted": replies,
         "warn_at": WARN_AT,
         "status": "over" if worst > 1 else "warn" if worst >= WARN_AT else "ok",
     }
 
 
 class BudgetCollector(Collector):
-    """`steady_sms_budget_utilisation` and friends for `/metrics`, from `estimate`."""
+    """`steady_sms_budget_utilisation` and friends for `/metrics`, from `estimate`
+    (nudges only: nothing read grows with the message history)."""
 
     def __init__(
         self, settings: Settings, sessions: sessionmaker[Session], clock: Callable[[], datetime]

@@ -13,7 +13,9 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import StrictUndefined
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.addresses import AddressHasher
 from service.messages.content import Content
+from service.people.abuse import SignupGuard
 from service.providers.base import DeliveryReport
 from service.replies.inbound import InboundHandler
 from service.sending.budget import ReplyCharger
@@ -35,6 +37,8 @@ class AppContext:
     waker: Waker
     inbound: InboundHandler
     pages: Jinja2Templates
+    # Signup limits and the confirmation budget (service/people/abuse.py).
+    signups: SignupGuard
     # The time source; tests run the service at a chosen time.
     clock: Callable[[], datetime] = field(default=utcnow)
     # STEADY_DATABASE_REPLICA_URL's sessions, if set (see `read_sessions`).
@@ -42,11 +46,14 @@ class AppContext:
     # Status callbacks, committed in groups (one transaction per batch of
     # concurrent ones; service/web/ingest.py).
     delivery_reports: GroupCommit[DeliveryReport, str] = field(init=False)
+    # Hashes addresses for the suppression list (the one use of the secret key there).
+    hasher: AddressHasher = field(init=False)
     # TwiML replies are charged to the SMS sender's budget after they went.
     reply_budget: ReplyCharger = field(init=False)
 
     def __post_init__(self) -> None:
         self.delivery_reports = GroupCommit(self._apply_reports)
+        self.hasher = AddressHasher(self.settings.secret_key)
         self.reply_budget = ReplyCharger.from_settings(self.settings)
 
     @property
@@ -56,9 +63,7 @@ class AppContext:
 
     def _apply_reports(self, reports: Sequence[DeliveryReport]) -> list[str]:
         with self.sessions.begin() as session:
-            return apply_reports(
-                session, reports, self.settings.secret_key.get_secret_value(), self.clock()
-            )
+            return apply_reports(session, reports, self.hasher, self.clock())
 
 
 def make_pages() -> Jinja2Templates:

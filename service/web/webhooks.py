@@ -22,7 +22,7 @@ from service.reporting.metrics import record_webhook
 from service.sending.feedback import apply_reports
 from service.web.context import AppContext, app_context
 
-router = APIRouter(prefix="/webhooks")
+router = APIRouter(prefix="/webhooks", include_in_schema=False)
 log = structlog.get_logger(__name__)
 
 
@@ -136,6 +136,4 @@ async def sendgrid_events(request: Request) -> Response:
 def _apply_reports(ctx: AppContext, reports: list[DeliveryReport]) -> list[str]:
     """The database side of an event post; runs on a worker thread, off the event loop."""
     with ctx.sessions.begin() as session:
-        return apply_reports(
-            session, reports, ctx.settings.secret_key.get_secret_value(), ctx.clock()
-        )
+        return apply_reports(session, reports, ctx.hasher, ctx.clock())

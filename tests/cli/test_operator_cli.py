@@ -15,7 +15,7 @@ from click.testing import Result
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from service.addresses import address_hash
+from service.addresses import AddressHasher
 from service.cli.main import app
 from service.devtools.sandbox.server import SandboxServer
 from service.people import subscriptions
@@ -24,6 +24,7 @@ from service.storage.db import session_factory
 from service.storage.models import (
     ActivityLog,
     Channel,
+    ChannelKind,
     ContactLog,
     DeliveryEvent,
     InboundMessage,
@@ -33,6 +34,7 @@ from service.storage.models import (
 )
 
 SECRET = "operator-test-secret-key-0123456789abcdef"
+HASHER = AddressHasher(SECRET)
 HEADER = "phone,email,timezone,consent_evidence\n"
 runner = CliRunner()
 
@@ -82,7 +84,8 @@ def test_import_names_bad_rows_by_line_and_field_and_imports_the_good_ones(
         ",not-an-email,,\n"  # line 5: bad email
         "+12125550143,,Mars/Olympus_Mons,\n"  # line 6: bad timezone
         ",,,\n"  # line 7: empty
-        "+1 212 555 0144,lee@example.org,Europe/London,\n",  # line 8: good, two channels
+        # line 8: good, two channels: two people until one proves both (issue 11)
+        "+1 212 555 0144,lee@example.org,Europe/London,\n",
     )
 
     result = invoke("subscribers", "import", str(path))
@@ -95,7 +98,7 @@ def test_import_names_bad_rows_by_line_and_field_and_imports_the_good_ones(
     assert "line 7: row: empty row" in stderr
     for good_line in ("line 2:", "line 3:", "line 8:"):
         assert good_line not in stderr
-    assert count(db, Subscriber) == 3
+    assert count(db, Subscriber) == 4
     with session_factory(db)() as session:
         channels = {c.address: c for c in session.scalars(select(Channel))}
         confirms = session.scalars(select(Message).where(Message.kind == "confirm")).all()
@@ -154,7 +157,7 @@ def test_a_batch_refused_by_the_database_is_redone_row_by_row_naming_failures(
         planned = real_plan(session, batch, context)
         with session_factory(db).begin() as other:
             request = subscriptions.SignupRequest(None, "raced@example.com", "UTC", "web_form", {})
-            subscriptions.subscribe(other, request, SECRET, datetime.now(UTC))
+            subscriptions.subscribe(other, request, HASHER, datetime.now(UTC))
         return planned
 
     monkeypatch.setattr(subscriptions, "queue_confirmation", failing_queue)
@@ -187,12 +190,12 @@ def test_import_never_recontacts_stopped_or_erased_addresses(db: str, tmp_path: 
         subscriptions.subscribe(
             session,
             subscriptions.SignupRequest("+12125550142", None, "UTC", "web_form", {}),
-            SECRET,
+            HASHER,
             now,
         )
         channel = session.scalars(select(Channel)).one()
-        subscriptions.stop(session, channel, "stop", SECRET, now)
-        subscriptions.suppress(session, "gone@example.com", "email", "erased", SECRET, now)
+        subscriptions.stop(session, channel, "stop", HASHER, now)
+        subscriptions.suppress(session, "gone@example.com", "email", "erased", HASHER, now)
     messages_before = count(db, Message)
     path = write_csv(tmp_path, "+12125550142,,,\n,gone@example.com,,form 3\n")
 
@@ -221,12 +224,12 @@ def test_export_csv_and_json_round_trip(db: str, tmp_path: Path) -> None:
     assert lines[0] == "id,phone,email,timezone,status_sms,status_email,created_at"
     rows = list(csv.DictReader(io.StringIO(exported.stdout)))
     objects = json.loads(as_json.stdout)
-    assert len(rows) == len(objects) == count(db, Subscriber) == 3
+    assert len(rows) == len(objects) == count(db, Subscriber) == 4
     assert [r["id"] for r in rows] == [str(o["id"]) for o in objects]
     by_email = {o["email"]: o for o in objects}
     assert by_email["ann@example.com"]["status_email"] == "active"
     assert by_email["ann@example.com"]["status_sms"] is None
-    assert by_email["bo@example.org"]["phone"] == "+12125550144"
+    assert by_email["bo@example.org"]["phone"] is None, "a phone beside it is another person"
     assert rows[0]["timezone"] == "America/Chicago"
     assert rows[0]["status_sms"] == "pending"
     assert datetime.fromisoformat(objects[0]["created_at"]).tzinfo is not None
@@ -237,11 +240,17 @@ def _person_with_history(url: str, phone: str, email: str) -> int:
     with session_factory(url).begin() as session:
         subscriptions.subscribe(
             session,
-            subscriptions.SignupRequest(phone, email, "America/New_York", "web_form", {}),
-            SECRET,
+            subscriptions.SignupRequest(phone, None, "America/New_York", "web_form", {}),
+            HASHER,
             now,
         )
         channel = session.scalars(select(Channel).where(Channel.address == phone)).one()
+        # The email joins this person: asked for from the phone, confirmed on itself.
+        subscriptions.confirm(session, channel, {}, now)
+        join = subscriptions.SignupRequest(None, email, "America/New_York", "web_form", {})
+        subscriptions.request_join(session, channel, ChannelKind.EMAIL, email, join, SECRET, now)
+        joined = session.scalars(select(Channel).where(Channel.address == email)).one()
+        subscriptions.confirm(session, joined, {}, now)
         inbound = InboundMessage(
             subscriber_id=channel.subscriber_id, channel_id=channel.id, body="ME", provider_id=phone
         )
@@ -281,15 +290,15 @@ def test_erase_removes_the_person_and_keeps_only_suppression_hashes(db: str) -> 
     with session_factory(db)() as session:
         hashes = set(session.scalars(select(Suppression.address_hash)))
         assert hashes == {
-            address_hash("+12125550142", SECRET),
-            address_hash("pat@example.com", SECRET),
+            HASHER("+12125550142"),
+            HASHER("pat@example.com"),
         }
     # Signing up again from an erased address sends nothing: it is on our own list.
     with session_factory(db).begin() as session:
         confirmations = subscriptions.subscribe(
             session,
             subscriptions.SignupRequest("+12125550142", None, "UTC", "web_form", {}),
-            SECRET,
+            HASHER,
             datetime.now(UTC),
         )
         assert confirmations == []

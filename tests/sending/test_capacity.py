@@ -105,8 +105,11 @@ def test_the_estimate_counts_subscribers_by_cadence_and_measures_the_catalogue(
         STEADY_SEND_SPREAD_MINUTES="180",
     )
     with session_factory(database_url)() as session:
-        report = estimate(settings, session, NOW)
+        report = estimate(settings, session, NOW, replies=True)
+        nudges_only = estimate(settings, session, NOW)
 
+    assert nudges_only["today"]["replies_per_day"] == 0
+    assert nudges_only["replies_counted"] is False
     assert report["subscribers"] == {
         "sms_active": 300,
         "sms_pending": 50,
@@ -146,11 +149,11 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) 
     monkeypatch.setenv("STEADY_SMS_RATE_PER_SECOND", "1")
 
 
-def planned(database_url: str) -> tuple[float, float]:
+def planned(database_url: str, *, replies: bool = True) -> tuple[float, float]:
     """Today's and next week's planned segments a day, with no cap set."""
     settings = make_settings(database_url, STEADY_SMS_RATE_PER_SECOND="1")
     with session_factory(database_url)() as session:
-        report = estimate(settings, session, NOW)
+        report = estimate(settings, session, NOW, replies=replies)
     return report["today"]["segments_per_day"], report["next_week"]["segments_per_day"]
 
 
@@ -185,7 +188,7 @@ def test_config_check_warns_from_80_percent(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seed(database_url)
-    cap = int(planned(database_url)[1] / 0.9)
+    cap = int(planned(database_url, replies=False)[1] / 0.9)
     monkeypatch.setenv("STEADY_SMS_SEGMENTS_PER_DAY", str(cap))
     result = runner.invoke(app, ["config", "check"], catch_exceptions=False)
     [line] = [line for line in result.stdout.splitlines() if "sms budget" in line]
@@ -195,7 +198,7 @@ def test_config_check_warns_from_80_percent(
 
 def test_metrics_and_the_admin_page_warn_before_the_budget_runs_out(database_url: str) -> None:
     seed(database_url)
-    cap = int(planned(database_url)[1] / 0.9)
+    cap = int(planned(database_url, replies=False)[1] / 0.9)
     harness = Harness(
         make_settings(
             database_url,
