@@ -19,6 +19,10 @@ DEFAULT_PHONE_REGION = "US"
 # Masked numbers keep the country code and area prefix, and the last two digits.
 MASK_KEEP_HEAD = 4
 MASK_KEEP_TAIL = 2
+# North American numbers are FIXED_LINE_OR_MOBILE: the plan does not tell them apart.
+_MOBILE_KINDS = frozenset(
+    {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+)
 
 
 class InvalidAddress(ValueError):
@@ -47,6 +51,10 @@ def _parse_mobile(raw: str, region: str) -> phonenumbers.PhoneNumber:
         raise InvalidAddress("phone", "not a valid phone number")
     if kind == phonenumbers.PhoneNumberType.FIXED_LINE:
         raise InvalidAddress("phone", "a landline cannot receive text messages")
+    # Toll-free, premium-rate, shared-cost, pager and the like are no one's mobile
+    # (INTERFACE.md §2: a number that is not a mobile is refused).
+    if kind not in _MOBILE_KINDS:
+        raise InvalidAddress("phone", "not a mobile number")
     return number
 
 
@@ -74,7 +82,8 @@ def check_timezone(value: str) -> str:
     """Return `value` if it is an IANA zone, else raise InvalidAddress('timezone')."""
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # OSError: a name too long for the file system (zoneinfo opens it as a path).
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise InvalidAddress("timezone", "not a known IANA time zone") from exc
     return value
 
