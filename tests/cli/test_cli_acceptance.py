@@ -22,3 +22,20 @@ def test_import_of_a_file_that_is_not_utf8_names_it_and_exits_2(
     assert result.exit_code == 2
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "people.csv: not UTF-8 text" in result.output
+
+
+def test_messages_limit_past_a_database_integer_is_a_usage_error(
+    db: str,  # noqa: F811 - the fixture imported above
+) -> None:
+    result = runner.invoke(app, ["messages", "--json", "--limit", str(2**70)])
+    assert result.exit_code == 2
+    assert not isinstance(result.exception, OverflowError)
+
+
+def test_messages_to_takes_any_number_phonenumbers_parses_not_only_mobiles(
+    db: str,  # noqa: F811 - the fixture imported above
+) -> None:
+    # A toll-free number can never have subscribed, so the log for it is empty, not an error.
+    result = runner.invoke(app, ["messages", "--json", "--to", "1 (800) 555-0199"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().replace("\n", "") == "[]"
