@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from service.cli.main import app
+import pytest
+
+from service.cli.main import app, main
 from tests.cli.test_operator_cli import (  # the fixtures too: same CLI environment
     cli_env,  # noqa: F401
     db,  # noqa: F401
@@ -39,3 +42,21 @@ def test_messages_to_takes_any_number_phonenumbers_parses_not_only_mobiles(
     result = runner.invoke(app, ["messages", "--json", "--to", "1 (800) 555-0199"])
     assert result.exit_code == 0, result.output
     assert result.output.strip().replace("\n", "") == "[]"
+
+
+@pytest.mark.parametrize("command", [["tick"], ["stats", "--json"], ["messages"]])
+def test_a_command_on_an_unmigrated_database_says_so_in_one_line(
+    cli_env: pytest.MonkeyPatch,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    cli_env.setenv("STEADY_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    cli_env.setattr(sys, "argv", ["steady", *command])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err
+    assert "no such table" in err
+    assert "steady db upgrade" in err
+    assert "Traceback" not in err
