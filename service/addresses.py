@@ -23,6 +23,10 @@ MASK_KEEP_TAIL = 2
 _MOBILE_KINDS = frozenset(
     {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
 )
+# Google documents that dots in a Gmail address's name do not matter
+# (first.last@gmail.com and firstlast@gmail.com are one inbox); googlemail.com is
+# the same service. Other providers may treat dots as real, so only these lose them.
+DOTLESS_MAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
 
 class InvalidAddress(ValueError):
@@ -95,6 +99,26 @@ def check_timezone(value: str) -> str:
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise InvalidAddress("timezone", "not a known IANA time zone") from exc
     return value
+
+
+def mailbox_key(kind: str, address: str) -> str:
+    """The mailbox an address reaches, for limits and lookups (the address is kept as given).
+
+    Phone numbers are already E.164. Email: case-insensitive (no mail provider in
+    use today treats case as meaningful, though RFC 5321 allows it), without a
+    `+tag` (plus addressing: Gmail, Outlook, iCloud, Fastmail, Proton deliver
+    `name+anything@` to `name@`), and for Gmail without dots. A tag-only local
+    part ("+x@") is kept whole.
+    """
+    if kind != "email" or "@" not in address:
+        return address
+    local, _, domain = address.rpartition("@")
+    local, domain = local.casefold(), domain.casefold()
+    untagged = local.split("+", 1)[0]
+    local = untagged or local
+    if domain in DOTLESS_MAIL_DOMAINS:
+        local, domain = local.replace(".", "") or local, "gmail.com"
+    return f"{local}@{domain}"
 
 
 def mask(address: str) -> str:

@@ -135,6 +135,17 @@ class Settings(BaseSettings):
         0.0, ge=0, validation_alias=_env("STEADY_EMAIL_RATE_PER_SECOND")
     )
 
+    # Abuse defences of the public signup (issue 11, PRODUCT.md "Abuse").
+    sms_countries: str = Field("US,CA", validation_alias=_env("STEADY_SMS_COUNTRIES"))
+    signups_per_client_per_hour: int = Field(
+        10, ge=1, validation_alias=_env("STEADY_SIGNUPS_PER_CLIENT_PER_HOUR")
+    )
+    signups_per_prefix_per_hour: int = Field(
+        20, ge=1, validation_alias=_env("STEADY_SIGNUPS_PER_PREFIX_PER_HOUR")
+    )
+    confirmations_per_day: int = Field(
+        500, ge=0, validation_alias=_env("STEADY_CONFIRMATIONS_PER_DAY")
+    )
     # Operations (issue 13): log level of every process, local state (beat's schedule,
     # readiness files), and how long sent messages stay in the live tables.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
@@ -182,6 +193,15 @@ class Settings(BaseSettings):
                 raise ValueError("not a SQLAlchemy database URL") from exc
         return value
 
+    @field_validator("sms_countries")
+    @classmethod
+    def _country_codes(cls, value: str) -> str:
+        codes = [code.strip().upper() for code in value.split(",") if code.strip()]
+        bad = [code for code in codes if len(code) != 2 or not code.isascii() or not code.isalpha()]
+        if bad:
+            raise ValueError(f"not ISO 3166 alpha-2 country codes: {', '.join(bad)}")
+        return ",".join(codes)
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
@@ -220,6 +240,11 @@ class Settings(BaseSettings):
     def redis_url(self) -> str | None:
         """Redis for locks and rate limits: `STEADY_REDIS_URL`, else the broker."""
         return self.redis_url_setting or self.broker_url
+
+    @property
+    def sms_country_codes(self) -> frozenset[str]:
+        """The countries whose mobile numbers may subscribe by SMS (`STEADY_SMS_COUNTRIES`)."""
+        return frozenset(code for code in self.sms_countries.split(",") if code)
 
     @property
     def twilio_enabled(self) -> bool:

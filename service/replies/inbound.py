@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import phonenumbers
 import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -45,11 +46,18 @@ from service.messages.content import Content
 from service.messages.safety_lines import LINE_KINDS, SafetyLines, country_of
 from service.pacing.policy import pacing_policy
 from service.people import subscriptions, zones
+from service.people.abuse import (
+    SignupGuard,
+    guard_from_settings,
+    number_country,
+    sms_number_problem,
+)
 from service.people.review import CRISIS_FLAG_REASON
 from service.providers.base import InboundText
 from service.replies.commands import Reply, SubscriberCommands, Turn
 from service.replies.crisis import Assessment, CrisisDetector
 from service.replies.grammar import Command, Intent, interpret, normalise
+from service.reporting.metrics import record_sms_confirmation_sent
 from service.settings import Settings
 from service.storage.models import Channel, ChannelStatus, InboundMessage, Subscriber
 
@@ -72,8 +80,13 @@ def _stopped(language: str | None = None) -> Reply:
 class InboundHandler:
     """Applies one inbound text to the database and returns the reply text, if any."""
 
-    def __init__(self, settings: Settings, content: Content) -> None:
+    def __init__(
+        self, settings: Settings, content: Content, signups: SignupGuard | None = None
+    ) -> None:
         self.settings = settings
+        # JOIN by text is a signup too: mobile numbers of allowed countries only, and
+        # its confirmation spends the daily budget (service/people/abuse.py).
+        self.signups = signups or guard_from_settings(settings)
         self.content = content
         self.secret = settings.secret_key.get_secret_value()
         self.crisis = CrisisDetector.from_file(settings.crisis_words_file)
@@ -143,6 +156,8 @@ class InboundHandler:
                 "reply_crisis", Kind.REPLY, "crisis", None, {**_STRANGER_CRISIS, **lines}
             )
         if command in (Command.JOIN, Command.START):
+            if not self._may_join(text.sender, now):
+                return None, None
             if (
                 subscriptions.is_suppressed(session, text.sender, self.secret)
                 and command == Command.JOIN
@@ -174,6 +189,21 @@ class InboundHandler:
         if command == Command.HELP:
             return None, _help(intent.language)
         return None, None
+
+    def _may_join(self, sender: str, now: datetime) -> bool:
+        """A stranger's JOIN gets an answer only from an allowed mobile, within the budget."""
+        try:
+            problem = sms_number_problem(sender, self.settings.sms_country_codes)
+        except phonenumbers.NumberParseException:
+            problem = "unreadable"
+        if problem is not None:
+            log.info("join_refused", reason="number_type")
+            return False
+        if not self.signups.spend_confirmation(now):
+            log.info("join_refused", reason="confirmation_budget")
+            return False
+        record_sms_confirmation_sent(number_country(sender))
+        return True
 
     def _crisis(
         self,

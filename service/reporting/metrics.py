@@ -37,7 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.providers.base import ProviderError
-from service.reporting import stats
+from service.reporting import stats, tallies
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +87,51 @@ WEBHOOKS = Counter(
 )
 
 
+# Abuse defences of the public signup (issue 11). `reason` is a fixed word:
+# client, prefix, address, confirmation_budget; `country` an ISO code of an
+# allowed country (others never get this far), so neither carries personal data.
+SIGNUPS_REFUSED = Counter(
+    "steady_signups_refused",
+    "Signups answered 429 by a signup limit, by reason.",
+    ["reason"],
+    registry=PROCESS_REGISTRY,
+)
+SMS_CONFIRMATIONS_SENT = Counter(
+    "steady_sms_confirmations_sent",
+    "SMS confirmation requests queued (web signup or JOIN), by the number's country.",
+    ["country"],
+    registry=PROCESS_REGISTRY,
+)
+SMS_CONFIRMATIONS_CONFIRMED = Counter(
+    "steady_sms_confirmations_confirmed",
+    "SMS channels confirmed for the first time (YES), by the number's country.",
+    ["country"],
+    registry=PROCESS_REGISTRY,
+)
+ADMIN_AUTH_FAILURES = Counter(
+    "steady_admin_auth_failures",
+    "Failed admin logins and bearer attempts, by how (login or bearer).",
+    ["method"],
+    registry=PROCESS_REGISTRY,
+)
+
+
+def record_signup_refused(reason: str) -> None:
+    SIGNUPS_REFUSED.labels(reason).inc()
+
+
+def record_sms_confirmation_sent(country: str) -> None:
+    SMS_CONFIRMATIONS_SENT.labels(country).inc()
+
+
+def record_sms_confirmation_confirmed(country: str) -> None:
+    SMS_CONFIRMATIONS_CONFIRMED.labels(country).inc()
+
+
+def record_admin_auth_failure(method: str) -> None:
+    ADMIN_AUTH_FAILURES.labels(method).inc()
+
+
 @contextmanager
 def provider_send_timer(provider: str, channel: str) -> Iterator[None]:
     """Time a provider call and count its outcome; exceptions pass through unchanged."""
@@ -124,11 +169,25 @@ def record_webhook(hook: str, result: str, count: int = 1) -> None:
 class DatabaseCollector(Collector):
     """Figures read from the database at scrape time (one short session per scrape)."""
 
-    def __init__(self, sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        clock: Callable[[], datetime],
+        primary: sessionmaker[Session] | None = None,
+    ) -> None:
         self.sessions = sessions
         self.clock = clock
+        self.primary = primary or sessions
 
     def collect(self) -> Iterable[Metric]:
+        try:
+            # Fold the tallies' pending deltas on the primary, so they stay as few
+            # as one scrape interval's changes; the reads (perhaps on a replica)
+            # are right either way.
+            with self.primary.begin() as session:
+                tallies.fold(session)
+        except SQLAlchemyError as exc:
+            log.info("metrics_tally_fold_skipped", error=type(exc).__name__)
         try:
             with self.sessions() as session:
                 families = list(self._families(session, self.clock()))
@@ -206,8 +265,12 @@ class _ProcessCollector(Collector):
         return PROCESS_REGISTRY.collect()
 
 
-def render(sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> tuple[bytes, str]:
-    """The exposition text for one scrape, and its content type."""
+def render(
+    sessions: sessionmaker[Session],
+    clock: Callable[[], datetime],
+    primary: sessionmaker[Session] | None = None,
+) -> tuple[bytes, str]:
+    """The exposition text for one scrape, and its content type (`primary` folds tallies)."""
     registry = CollectorRegistry()
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
@@ -215,5 +278,5 @@ def render(sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> tu
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry.register(_ProcessCollector())
-    registry.register(DatabaseCollector(sessions, clock))
+    registry.register(DatabaseCollector(sessions, clock, primary))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -3,6 +3,8 @@
 Shared by `steady stats`, the admin API and dashboard, and the `/metrics`
 collector. Every query is a GROUP BY whose result size is bounded by the
 number of statuses, channels or time buckets, never by the number of people.
+Message and delivery-event counts come from running tallies
+(`service.reporting.tallies`), so they cost the same at any table size.
 No figure here carries an address or anything a person wrote.
 """
 
@@ -17,10 +19,10 @@ from sqlalchemy import ColumnElement, Select, case, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from service.channels import ChannelKind
+from service.reporting import tallies
 from service.storage.models import (
     Channel,
     ChannelStatus,
-    DeliveryEvent,
     Message,
     MessageStatus,
     Subscriber,
@@ -120,30 +122,20 @@ def channel_counts(session: Session) -> dict[str, dict[str, int]]:
 
 
 def message_counts(session: Session) -> dict[str, int]:
-    """Messages by status (every status listed)."""
+    """Messages by status (every status listed), from the running tallies."""
     counts = {status.value: 0 for status in MessageStatus}
-    counts.update(
-        _counts(session.execute(select(Message.status, func.count()).group_by(Message.status)))
-    )
+    for _kind, _channel, status, count in tallies.message_counts(session):
+        counts[status] = counts.get(status, 0) + count
     return counts
 
 
 def message_counts_by_kind(session: Session) -> list[tuple[str, str, str, int]]:
     """(kind, channel, status, count) for every combination that has messages."""
-    rows = session.execute(
-        select(Message.kind, Message.channel, Message.status, func.count()).group_by(
-            Message.kind, Message.channel, Message.status
-        )
-    )
-    return [(kind, channel, status, int(count)) for kind, channel, status, count in rows]
+    return tallies.message_counts(session)
 
 
 def delivery_event_counts(session: Session) -> dict[str, int]:
-    return _counts(
-        session.execute(
-            select(DeliveryEvent.event_type, func.count()).group_by(DeliveryEvent.event_type)
-        )
-    )
+    return tallies.delivery_event_counts(session)
 
 
 def opt_outs(session: Session) -> list[tuple[str, str, int]]:

@@ -26,9 +26,11 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from service.addresses import mailbox_key
 from service.channels import ChannelKind
 
 # Stable constraint names so Alembic revisions work the same on every database.
@@ -144,6 +146,13 @@ class Subscriber(Base):
     __table_args__ = (Index("ix_subscribers_next_plan_at", "next_plan_at"),)
 
 
+def _address_key_default(context: DefaultExecutionContext) -> str | None:
+    """Every insert gets its mailbox key, whichever code path adds the channel."""
+    values = context.get_current_parameters()  # type: ignore[no-untyped-call]
+    address = values.get("address")
+    return None if address is None else mailbox_key(str(values.get("kind") or ""), str(address))
+
+
 class Channel(Base):
     """One address of a subscriber, with its own state and consent record."""
 
@@ -164,6 +173,15 @@ class Channel(Base):
     confirm_evidence: Mapped[dict[str, Any] | None]
     stopped_at: Mapped[datetime | None]
     status_reason: Mapped[str | None] = mapped_column(String(64))
+    # The mailbox behind the address, for limits and lookups: spellings of one
+    # mailbox (case, +tags, Gmail dots) share it; the address stays as given.
+    address_key: Mapped[str | None] = mapped_column(String(320), default=_address_key_default)
+    # The channel whose preferences page asked this one to join its person. While
+    # pending, this channel waits under a person of its own; confirmed on itself,
+    # it moves over. A link shows only channels proven together this way.
+    joined_from_id: Mapped[int | None] = mapped_column(
+        ForeignKey("channels.id", ondelete="SET NULL")
+    )
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="channels")
 
@@ -171,6 +189,7 @@ class Channel(Base):
         UniqueConstraint("kind", "address", name="uq_channels_kind_address"),
         Index("ix_channels_subscriber_id", "subscriber_id"),
         Index("ix_channels_stopped_at", "stopped_at"),
+        Index("ix_channels_kind_address_key", "kind", "address_key"),
     )
 
 
@@ -329,6 +348,56 @@ class Suppression(Base):
     channel: Mapped[ChannelKind] = mapped_column(KindColumn)
     reason: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AdminSession(Base):
+    """A signed-in operator's session, server-side: logging out deletes it.
+
+    The cookie carries a random id; only its hash is stored. `token_fingerprint`
+    binds the session to the admin token it was opened with, so rotating the
+    token ends every session.
+    """
+
+    __tablename__ = "admin_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_admin_sessions_expires_at", "expires_at"),)
+
+
+class Tally(Base):
+    """Running counts of rows by (kind, channel, status), kept by database triggers.
+
+    `/metrics` and the admin figures read these instead of counting the growing
+    tables (issue 11). Triggers on `messages` and `delivery_events` write every
+    change as a delta row (PostgreSQL: one per statement and key, so concurrent
+    writers never wait on one hot counter row); readers add the deltas to the
+    totals and fold them in now and then (service/reporting/tallies.py).
+    """
+
+    __tablename__ = "tallies"
+
+    topic: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(String(32), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class TallyDelta(Base):
+    """A change to a `Tally`, not yet folded into it."""
+
+    __tablename__ = "tally_deltas"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32))
+    n: Mapped[int] = mapped_column(BigInteger)
 
 
 # --- archive: rows `steady archive` moved out of the live tables (service/storage/archive.py)

@@ -20,24 +20,32 @@ a number out.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from service.addresses import mask
-from service.reporting import metrics, stats
+from service.ids import MAX_ROW_ID
+from service.reporting import metrics, stats, tallies
 from service.reporting.charts import dashboard_context
 from service.storage.models import ActivityLog, ContactLog, Message, Subscriber
+from service.web.admin_auth import (
+    Admin,
+    authorised,
+    close_session,
+    enabled_token,
+    lockout_seconds,
+    open_session,
+    record_failure,
+    token_matches,
+)
 from service.web.context import AppContext, app_context
+from service.web.security import origin_of, started_elsewhere
 
 router = APIRouter(prefix="/admin")
 # `/metrics` is the other operator endpoint; no token (Prometheus scrapes it) and
@@ -45,10 +53,7 @@ router = APIRouter(prefix="/admin")
 metrics_router = APIRouter()
 log = structlog.get_logger(__name__)
 
-SESSION_COOKIE = "steady_admin"
-SESSION_SALT = "steady.admin"
-SESSION_PATH = "/admin"
-SESSION_MAX_AGE = timedelta(hours=12)
+LOCKED_OUT_TEXT = "Too many wrong tokens from here. Try again later."
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 MAX_FLAGGED = 1000
@@ -67,80 +72,13 @@ SECURITY_HEADERS = {
 }
 
 
-# --- access ----------------------------------------------------------------------------
-
-
-def _admin_token(ctx: AppContext) -> str | None:
-    token = ctx.settings.admin_token
-    value = token.get_secret_value() if token is not None else ""
-    return value or None
-
-
-def _enabled_token(ctx: AppContext) -> str:
-    """The admin token, or 404: with no token the admin does not exist."""
-    token = _admin_token(ctx)
-    if token is None:
-        raise HTTPException(status_code=404)
-    return token
-
-
-def _serializer(ctx: AppContext) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(ctx.settings.secret_key.get_secret_value(), salt=SESSION_SALT)
-
-
-def _token_fingerprint(ctx: AppContext, token: str) -> str:
-    """Binds a session to the token it was opened with; readable cookie, so keyed."""
-    key = ctx.settings.secret_key.get_secret_value().encode()
-    return hmac.new(key, b"admin-session:" + token.encode(), hashlib.sha256).hexdigest()
-
-
-def _token_matches(given: str, token: str) -> bool:
-    return hmac.compare_digest(given.encode(), token.encode())
-
-
-def _bearer_ok(request: Request, token: str) -> bool:
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and bool(given) and _token_matches(given.strip(), token)
-
-
-def _session_ok(request: Request, ctx: AppContext, token: str) -> bool:
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie:
-        return False
-    try:
-        payload = _serializer(ctx).loads(cookie, max_age=int(SESSION_MAX_AGE.total_seconds()))
-    except BadSignature:  # includes SignatureExpired
-        return False
-    return isinstance(payload, str) and hmac.compare_digest(payload, _token_fingerprint(ctx, token))
-
-
-def _authorised(request: Request, ctx: AppContext, token: str) -> bool:
-    return _bearer_ok(request, token) or _session_ok(request, ctx, token)
-
-
-def api_context(request: Request) -> AppContext:
-    """The dependency of every API route: 404 when disabled, 401 without the token."""
-    ctx = app_context(request)
-    token = _enabled_token(ctx)
-    if not _authorised(request, ctx, token):
-        raise HTTPException(
-            status_code=401,
-            detail="admin token required",
-            headers={"WWW-Authenticate": 'Bearer realm="steady-admin"'},
-        )
-    return ctx
-
-
-Admin = Annotated[AppContext, Depends(api_context)]
-
-
 def _same_origin(request: Request, ctx: AppContext) -> bool:
-    """False when the browser says the form came from another site."""
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True  # not a browser, or an old one; SameSite=Strict still holds
-    ours = {urlsplit(ctx.settings.public_url).netloc, request.headers.get("host", "")}
-    return urlsplit(origin).netloc in ours
+    """False when the browser says the request came from another site.
+
+    The app's CrossSiteFormGuard already refuses those for every POST under
+    /admin; routes that check again use the same rule (service/web/security.py).
+    """
+    return not started_elsewhere(request.headers, origin_of(ctx.settings.public_url))
 
 
 def _secured(response: Response) -> Response:
@@ -164,11 +102,11 @@ def _login_page(request: Request, ctx: AppContext, *, error: str | None, status:
     return _secured(response)
 
 
-@router.get("", response_class=HTMLResponse)
+@router.get("", response_class=HTMLResponse, include_in_schema=False)
 def dashboard(request: Request) -> Response:
     ctx = app_context(request)
-    token = _enabled_token(ctx)
-    if not _authorised(request, ctx, token):
+    token = enabled_token(ctx)
+    if not authorised(request, ctx, token):
         return _login_page(request, ctx, error=None, status=200)
     now = ctx.clock()
     with ctx.read_sessions() as session:
@@ -178,45 +116,37 @@ def dashboard(request: Request) -> Response:
     return _secured(ctx.pages.TemplateResponse(request, "admin.html", context))
 
 
-@router.post("/login")
-async def login(request: Request) -> Response:
-    ctx = app_context(request)
-    token = _enabled_token(ctx)
-    if not _same_origin(request, ctx):
-        return _secured(Response("cross-site form refused", 403, media_type="text/plain"))
+async def _given_token(request: Request) -> str:
     form = await request.form()
-    given = str(form.get("token") or "").strip()
-    if not given or not _token_matches(given, token):
-        log.warning("admin_login_failed")
+    return str(form.get("token") or "").strip()
+
+
+@router.post("/login", include_in_schema=False)
+def login(request: Request, given: Annotated[str, Depends(_given_token)]) -> Response:
+    """Cross-site posts never get here (service/web/security.py)."""
+    ctx = app_context(request)
+    token = enabled_token(ctx)
+    retry_after = lockout_seconds(request, ctx)
+    if retry_after is not None:
+        response = _login_page(request, ctx, error=LOCKED_OUT_TEXT, status=429)
+        response.headers["Retry-After"] = str(retry_after)
+        return response
+    if not given or not token_matches(given, token):
+        record_failure(request, ctx, "login")
         return _login_page(request, ctx, error="That token is not right.", status=401)
     response = RedirectResponse("/admin", status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        _serializer(ctx).dumps(_token_fingerprint(ctx, token)),
-        max_age=int(SESSION_MAX_AGE.total_seconds()),
-        path=SESSION_PATH,
-        secure=ctx.settings.public_url.startswith("https://"),
-        httponly=True,
-        samesite="strict",
-    )
+    open_session(ctx, token, response)
     log.info("admin_login")
     return _secured(response)
 
 
-@router.post("/logout")
+@router.post("/logout", include_in_schema=False)
 def logout(request: Request) -> Response:
+    """Ends the session server-side: a copy of the cookie stops working too."""
     ctx = app_context(request)
-    _enabled_token(ctx)
-    if not _same_origin(request, ctx):
-        return _secured(Response("cross-site form refused", 403, media_type="text/plain"))
+    enabled_token(ctx)
     response = RedirectResponse("/admin", status_code=303)
-    response.delete_cookie(
-        SESSION_COOKIE,
-        path=SESSION_PATH,
-        secure=ctx.settings.public_url.startswith("https://"),
-        httponly=True,
-        samesite="strict",
-    )
+    close_session(request, ctx, response)
     return _secured(response)
 
 
@@ -284,11 +214,17 @@ def _subscriber_or_404(session: Session, subscriber_id: int) -> Subscriber:
 
 
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
-After = Annotated[int | None, Query(ge=0, description="Return ids greater than this one.")]
+After = Annotated[
+    int | None, Query(ge=0, le=MAX_ROW_ID, description="Return ids greater than this one.")
+]
+# Ids are 64-bit: a bigger number is a 422, never a database overflow.
+SubscriberId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 @router.get("/api/stats")
 def api_stats(ctx: Admin) -> JSONResponse:
+    with ctx.sessions.begin() as session:
+        tallies.fold(session)  # pending tally deltas stay few (service/reporting/tallies.py)
     with ctx.read_sessions() as session:
         return _json(stats.collect(session, ctx.clock()))
 
@@ -320,7 +256,7 @@ def api_subscribers(
 
 
 @router.get("/api/subscribers/{subscriber_id}")
-def api_subscriber(ctx: Admin, subscriber_id: int) -> JSONResponse:
+def api_subscriber(ctx: Admin, subscriber_id: SubscriberId) -> JSONResponse:
     with ctx.sessions() as session:
         detail = _summary(_subscriber_or_404(session, subscriber_id))
         detail["contact_logs"] = {
@@ -367,7 +303,7 @@ def api_subscriber(ctx: Admin, subscriber_id: int) -> JSONResponse:
 
 @router.get("/api/subscribers/{subscriber_id}/messages")
 def api_subscriber_messages(
-    ctx: Admin, subscriber_id: int, limit: PageSize = MAX_PAGE_SIZE, after: After = None
+    ctx: Admin, subscriber_id: SubscriberId, limit: PageSize = MAX_PAGE_SIZE, after: After = None
 ) -> JSONResponse:
     """Their messages, oldest first; no bodies (replies keep theirs in the database)."""
     query = select(Message).where(Message.subscriber_id == subscriber_id)
@@ -404,5 +340,5 @@ def api_flagged(ctx: Admin) -> JSONResponse:
 def prometheus_metrics(request: Request) -> Response:
     """Prometheus text exposition: database figures plus this process's counters."""
     ctx = app_context(request)
-    body, content_type = metrics.render(ctx.read_sessions, ctx.clock)
+    body, content_type = metrics.render(ctx.read_sessions, ctx.clock, ctx.sessions)
     return Response(body, media_type=content_type)

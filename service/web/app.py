@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.messages.content import Content
+from service.people.abuse import guard_from_settings
 from service.replies.inbound import InboundHandler
 from service.sending.wake import CeleryWaker, NullWaker, Waker
 from service.settings import Settings, get_settings
@@ -17,6 +18,7 @@ from service.storage.models import utcnow
 from service.web import admin, health, preferences, review, signup, webhooks
 from service.web.context import AppContext, make_pages
 from service.web.middleware import RequestIdMiddleware
+from service.web.security import CrossSiteFormGuard, SecurityHeaders
 
 
 def create_app(
@@ -31,7 +33,9 @@ def create_app(
     content = Content()
     if waker is None:
         waker = CeleryWaker(settings.broker_url) if settings.broker_url else NullWaker()
-    app = FastAPI(title="Steady", docs_url=None, redoc_url=None, openapi_url=None)
+    # The schema of the JSON routes only: pages and webhooks stay out of it.
+    app = FastAPI(title="Steady", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
+    signups = guard_from_settings(settings)
     sessions = sessions or session_factory(settings.database_url)
     app.state.steady = AppContext(
         settings=settings,
@@ -43,8 +47,9 @@ def create_app(
         ),
         content=content,
         waker=waker,
-        inbound=InboundHandler(settings, content),
+        inbound=InboundHandler(settings, content, signups),
         pages=make_pages(),
+        signups=signups,
         clock=clock,
     )
     app.include_router(signup.router)
@@ -54,5 +59,7 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(review.router)
     app.include_router(admin.metrics_router)
+    app.add_middleware(CrossSiteFormGuard, public_url=settings.public_url)
+    app.add_middleware(SecurityHeaders, production=settings.env == "production")
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -14,6 +14,7 @@ from jinja2 import StrictUndefined
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.messages.content import Content
+from service.people.abuse import SignupGuard
 from service.providers.base import DeliveryReport
 from service.replies.inbound import InboundHandler
 from service.sending.feedback import apply_reports
@@ -34,6 +35,8 @@ class AppContext:
     waker: Waker
     inbound: InboundHandler
     pages: Jinja2Templates
+    # Signup limits and the confirmation budget (service/people/abuse.py).
+    signups: SignupGuard
     # The time source; tests run the service at a chosen time.
     clock: Callable[[], datetime] = field(default=utcnow)
     # STEADY_DATABASE_REPLICA_URL's sessions, if set (see `read_sessions`).

@@ -22,15 +22,16 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from service.addresses import mask
+from service.addresses import InvalidAddress, mask, normalise_email, normalise_phone
 from service.channels import ChannelKind
 from service.pacing.window import split_zones
 from service.people import subscriptions, zones
+from service.people.abuse import SignupAttempt, check_sms_number
 from service.storage.models import Channel, ChannelStatus, Subscriber
 from service.tokens import Purpose
 from service.web.context import AppContext, app_context, channel_for, invalid_link
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)
 
 # The cadences a person can pick (PRODUCT.md "Pacing v1": 3 a week to 3 a day).
 CADENCE_CHOICES: tuple[int, ...] = (3, 5, 7, 10, 14, 21)
@@ -43,6 +44,11 @@ MAX_PAUSE_DAYS = max(PAUSE_CHOICES)
 CHANNEL_LABELS = {ChannelKind.SMS: "Text messages", ChannelKind.EMAIL: "Email"}
 SAVED_TEXT = "Your preferences are saved."
 NEWEST_MESSAGE = "The newest message from Steady has a fresh one."
+ADD_FIELDS = {ChannelKind.SMS: "new_phone", ChannelKind.EMAIL: "new_email"}
+ADDED_TEXT = (
+    "If that address can receive our messages, a confirmation is on its way. "
+    "Once you confirm it from there, it joins these settings."
+)
 
 
 @dataclass
@@ -55,6 +61,8 @@ class PreferenceChanges:
     discreet: bool | None = None
     pause_days: int | None = None
     channels_on: dict[str, bool] = field(default_factory=dict)
+    # Another channel to ask to join this person: (kind, normalised address).
+    new_channel: tuple[ChannelKind, str] | None = None
 
 
 def _cadence_label(per_week: int) -> str:
@@ -82,8 +90,35 @@ def _int_field(form: FormData, name: str) -> tuple[int | None, bool]:
         return None, False
 
 
+def _missing_kind(subscriber: Subscriber) -> ChannelKind | None:
+    """The kind of channel this person could add (they have one of each at most)."""
+    kinds = {channel.kind for channel in subscriber.channels}
+    return next((kind for kind in ChannelKind if kind not in kinds), None)
+
+
+def _new_channel(
+    form: FormData, subscriber: Subscriber, sms_countries: frozenset[str]
+) -> tuple[tuple[ChannelKind, str] | None, dict[str, str]]:
+    kind = _missing_kind(subscriber)
+    if kind is None:
+        return None, {}
+    name = ADD_FIELDS[kind]
+    raw = str(form.get(name) or "").strip()
+    if not raw:
+        return None, {}
+    try:
+        if kind == ChannelKind.SMS:
+            address = normalise_phone(raw)
+            check_sms_number(address, sms_countries)
+        else:
+            address = normalise_email(raw)
+    except InvalidAddress as exc:
+        return None, {name: exc.message}
+    return (kind, address), {}
+
+
 def validate_preferences(
-    form: FormData, subscriber: Subscriber
+    form: FormData, subscriber: Subscriber, sms_countries: frozenset[str] = frozenset()
 ) -> tuple[PreferenceChanges, dict[str, str]]:
     """Read the POST; returns the changes and {field: message} for anything wrong."""
     changes = PreferenceChanges()
@@ -121,6 +156,8 @@ def validate_preferences(
         wanted = _checkbox(form, f"channel_{kind}")
         if wanted is not None:
             changes.channels_on[kind] = wanted
+    changes.new_channel, new_errors = _new_channel(form, subscriber, sms_countries)
+    errors.update(new_errors)
     return changes, errors
 
 
@@ -153,7 +190,7 @@ def apply_preferences(
             now + timedelta(days=changes.pause_days) if changes.pause_days > 0 else None
         )
         replan = True
-    for channel in _confirmed_channels(subscriber):
+    for channel in _confirmed_channels(subscriber, own_channel):
         wanted = changes.channels_on.get(channel.kind)
         if wanted is None:
             continue
@@ -175,10 +212,11 @@ def apply_preferences(
     return notes
 
 
-def _confirmed_channels(subscriber: Subscriber) -> list[Channel]:
+def _confirmed_channels(subscriber: Subscriber, via: Channel) -> list[Channel]:
+    """Confirmed channels this link may show: its own and those proven with it."""
     return [
         channel
-        for channel in subscriber.channels
+        for channel in subscriptions.proven_channels(subscriber, via)
         if channel.confirmed_at is not None
         and channel.status in (ChannelStatus.ACTIVE, ChannelStatus.STOPPED)
     ]
@@ -188,13 +226,14 @@ def _page(
     request: Request,
     ctx: AppContext,
     token: str,
-    subscriber: Subscriber,
+    via: Channel,
     *,
     errors: dict[str, str],
     notes: list[str],
     saved: bool,
     status_code: int = 200,
 ) -> Response:
+    subscriber = via.subscriber
     cadences = sorted({*CADENCE_CHOICES, subscriber.cadence_per_week})
     paused_until = None
     if subscriber.paused_until is not None and subscriber.paused_until > ctx.clock():
@@ -207,13 +246,15 @@ def _page(
             "address": mask(channel.address),
             "on": channel.status == ChannelStatus.ACTIVE,
         }
-        for channel in _confirmed_channels(subscriber)
+        for channel in _confirmed_channels(subscriber, via)
     ]
     unreachable = [
         {"label": CHANNEL_LABELS[c.kind], "address": mask(c.address)}
-        for c in subscriber.channels
+        for c in subscriptions.proven_channels(subscriber, via)
         if c.status == ChannelStatus.SUPPRESSED
     ]
+    missing = _missing_kind(subscriber)
+    add_field = ADD_FIELDS[missing] if missing is not None and via.confirmed_at else None
     return ctx.pages.TemplateResponse(
         request,
         "preferences.html",
@@ -235,6 +276,7 @@ def _page(
             "paused_until": paused_until,
             "channels": channels,
             "unreachable": unreachable,
+            "add_field": add_field,
         },
         status_code=status_code,
     )
@@ -262,7 +304,7 @@ def preferences_page(request: Request, token: str) -> Response:
         channel = channel_for(session, ctx, Purpose.PREFERENCES, token)
         if channel is None:
             return invalid_link(request, ctx, NEWEST_MESSAGE)
-        return _page(request, ctx, token, channel.subscriber, errors={}, notes=[], saved=False)
+        return _page(request, ctx, token, channel, errors={}, notes=[], saved=False)
 
 
 @router.post("/preferences/{token}", response_class=HTMLResponse)
@@ -274,18 +316,19 @@ async def save_preferences(request: Request, token: str) -> Response:
 def _save_preferences(request: Request, token: str, form: FormData) -> Response:
     """The database side of a save; runs on a worker thread, off the event loop."""
     ctx = app_context(request)
+    woken: list[int] = []
     with ctx.sessions.begin() as session:
         channel = channel_for(session, ctx, Purpose.PREFERENCES, token)
         if channel is None:
             return invalid_link(request, ctx, NEWEST_MESSAGE)
         subscriber = channel.subscriber
-        changes, errors = validate_preferences(form, subscriber)
+        changes, errors = validate_preferences(form, subscriber, ctx.settings.sms_country_codes)
         if errors:
             return _page(
                 request,
                 ctx,
                 token,
-                subscriber,
+                channel,
                 errors=errors,
                 notes=[],
                 saved=False,
@@ -305,5 +348,43 @@ def _save_preferences(request: Request, token: str, form: FormData) -> Response:
             evidence=evidence,
             now=ctx.clock(),
         )
+        if changes.new_channel is not None:
+            notes.append(_add_channel(request, ctx, session, channel, changes.new_channel, woken))
         session.flush()
-        return _page(request, ctx, token, subscriber, errors={}, notes=notes, saved=True)
+        response = _page(request, ctx, token, channel, errors={}, notes=notes, saved=True)
+    ctx.waker.wake(woken)
+    return response
+
+
+def _add_channel(
+    request: Request,
+    ctx: AppContext,
+    session: Session,
+    channel: Channel,
+    new_channel: tuple[ChannelKind, str],
+    woken: list[int],
+) -> str:
+    """Ask the new address to join; the note is the same whatever became of it."""
+    kind, address = new_channel
+    attempt = SignupAttempt(
+        request.client.host if request.client else "unknown",
+        address if kind == ChannelKind.SMS else None,
+        address if kind == ChannelKind.EMAIL else None,
+    )
+    now = ctx.clock()
+    if ctx.signups.admit(attempt, now) is not None:
+        return "Too many signups lately for that address; please try again later."
+    join = subscriptions.SignupRequest(
+        phone=attempt.phone,
+        email=attempt.email,
+        timezone=channel.subscriber.timezone,
+        consent_method="preferences_page",
+        consent_evidence={"source": "preferences_page", "via_channel": channel.id},
+        cadence_per_week=channel.subscriber.cadence_per_week,
+    )
+    secret = ctx.settings.secret_key.get_secret_value()
+    message = subscriptions.request_join(session, channel, kind, address, join, secret, now)
+    if message is not None:
+        session.flush()
+        woken.append(message.id)
+    return ADDED_TEXT

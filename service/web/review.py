@@ -33,7 +33,7 @@ from service.people.review import (
     review_items,
     send_operator_reply,
 )
-from service.web import admin
+from service.web import admin, admin_auth
 from service.web.context import AppContext
 
 router = APIRouter(prefix="/admin")
@@ -45,7 +45,7 @@ NOTICES = {
     "cleared": "Flag cleared. Their nudges will be planned again.",
 }
 
-Admin = Annotated[AppContext, Depends(admin.api_context)]
+Admin = Annotated[AppContext, Depends(admin_auth.api_context)]
 
 
 class OperatorReplyIn(BaseModel):
@@ -95,7 +95,7 @@ def api_review(ctx: Admin) -> JSONResponse:
 
 @router.post("/api/subscribers/{subscriber_id}/reply")
 def api_reply(
-    request: Request, ctx: Admin, subscriber_id: int, reply: OperatorReplyIn
+    request: Request, ctx: Admin, subscriber_id: admin.SubscriberId, reply: OperatorReplyIn
 ) -> JSONResponse:
     if not admin._same_origin(request, ctx):
         raise HTTPException(status_code=403, detail="cross-site request refused")
@@ -112,7 +112,7 @@ def api_reply(
 
 
 @router.post("/api/subscribers/{subscriber_id}/clear-flag")
-def api_clear_flag(request: Request, ctx: Admin, subscriber_id: int) -> JSONResponse:
+def api_clear_flag(request: Request, ctx: Admin, subscriber_id: admin.SubscriberId) -> JSONResponse:
     if not admin._same_origin(request, ctx):
         raise HTTPException(status_code=403, detail="cross-site request refused")
     _clear(ctx, subscriber_id)
@@ -155,7 +155,7 @@ def _clear(ctx: AppContext, subscriber_id: int) -> None:
 def _page_context(request: Request) -> AppContext | Response:
     """The admin context, or where to go instead: the sign-in page (404 when disabled)."""
     try:
-        return admin.api_context(request)
+        return admin_auth.api_context(request)
     except HTTPException as exc:
         if exc.status_code == 401:
             return admin._secured(RedirectResponse("/admin", status_code=303))
@@ -220,7 +220,7 @@ def _form_refusal(request: Request, ctx: AppContext) -> Response | None:
 # The form routes are async to read the form; their database work runs in the thread
 # pool (ARCHITECTURE.md: no synchronous database call on the event loop).
 @router.post("/review/{subscriber_id}/reply")
-async def review_reply(request: Request, subscriber_id: int) -> Response:
+async def review_reply(request: Request, subscriber_id: admin.SubscriberId) -> Response:
     ctx = _page_context(request)
     if isinstance(ctx, Response):
         return ctx
@@ -246,7 +246,7 @@ def _page_with_error(request: Request, ctx: AppContext, error: str, status: int)
 
 
 @router.post("/review/{subscriber_id}/clear-flag")
-async def review_clear_flag(request: Request, subscriber_id: int) -> Response:
+async def review_clear_flag(request: Request, subscriber_id: admin.SubscriberId) -> Response:
     ctx = _page_context(request)
     if isinstance(ctx, Response):
         return ctx

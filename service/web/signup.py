@@ -6,82 +6,42 @@ own, so every change is a POST (PRODUCT.md; RFC 8058 for one-click unsubscribe).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+import structlog
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
-from service.addresses import (
-    InvalidAddress,
-    check_timezone,
-    normalise_email,
-    normalise_phone,
-)
 from service.messages.compose import frequency_text
 from service.people import subscriptions, zones
+from service.people.abuse import SignupAttempt
 from service.storage.models import ChannelStatus
 from service.tokens import Purpose
 from service.web.context import AppContext, app_context, channel_for, invalid_link
+from service.web.signup_form import (
+    SUBSCRIBE_BODY,
+    Accepted,
+    SignupForm,
+    SignupInput,
+    signup_input,
+    validate_signup,
+)
 
 router = APIRouter()
+log = structlog.get_logger(__name__)
 
 SIGN_UP_AGAIN = "You can sign up again from the home page."
-TRUE_WORDS = frozenset({"true", "on", "yes", "1"})
+TOO_MANY_TEXT = (
+    "Too many signups have come from here or for this number or address lately. "
+    "Please try again later."
+)
 ACCEPTED_TEXT = (
     "Thanks. If that number or address can receive messages from us, a confirmation is on its "
     "way: reply YES to the text, or press the link in the email. Nothing else comes until you do."
 )
 
 
-@dataclass(frozen=True)
-class SignupForm:
-    phone: str | None
-    email: str | None
-    timezone: str | None  # None: not given (service.people.zones guesses it)
-
-
-def _consent_given(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    return isinstance(value, str | int) and str(value).strip().casefold() in TRUE_WORDS
-
-
-def validate_signup(data: dict[str, Any]) -> tuple[SignupForm | None, dict[str, str]]:
-    """Check a signup; returns the normalised form or {field: message}."""
-    errors: dict[str, str] = {}
-    phone_raw = str(data.get("phone") or "").strip()
-    email_raw = str(data.get("email") or "").strip()
-    timezone_raw = str(data.get("timezone") or "").strip()
-    phone = email = None
-    if not phone_raw and not email_raw:
-        errors["phone"] = "give a mobile number or an email address"
-    if phone_raw:
-        try:
-            phone = normalise_phone(phone_raw)
-        except InvalidAddress as exc:
-            errors["phone"] = exc.message
-    if email_raw:
-        try:
-            email = normalise_email(email_raw)
-        except InvalidAddress as exc:
-            errors["email"] = exc.message
-    timezone = None
-    if timezone_raw:
-        try:
-            timezone = check_timezone(timezone_raw)
-        except InvalidAddress as exc:
-            errors["timezone"] = exc.message
-    if not _consent_given(data.get("consent")):
-        errors["consent"] = "please tick the box to agree to receive messages"
-    if errors:
-        return None, errors
-    return SignupForm(phone=phone, email=email, timezone=timezone), {}
-
-
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def signup_page(request: Request) -> Response:
     ctx = app_context(request)
     return _signup_page(request, ctx, values={}, errors={}, status_code=200)
@@ -95,7 +55,7 @@ def _signup_page(
     errors: dict[str, str],
     status_code: int,
 ) -> Response:
-    shown = {key: values.get(key) or "" for key in ("phone", "email", "timezone", "consent")}
+    shown = {key: str(values.get(key) or "") for key in ("phone", "email", "timezone", "consent")}
     return ctx.pages.TemplateResponse(
         request,
         "signup.html",
@@ -109,56 +69,76 @@ def _signup_page(
     )
 
 
-@router.post("/subscribe")
-async def subscribe(request: Request) -> Response:
-    ctx = app_context(request)
-    is_json = request.headers.get("content-type", "").startswith("application/json")
-    if is_json:
-        try:
-            data = await request.json()
-        except ValueError:
-            return JSONResponse(
-                {"detail": [{"loc": ["body"], "msg": "body is not valid JSON"}]}, 422
-            )
-        if not isinstance(data, dict):
-            return JSONResponse(
-                {"detail": [{"loc": ["body"], "msg": "expected a JSON object"}]}, 422
-            )
-    else:
-        data = dict((await request.form()).items())
-    form, errors = validate_signup(data)
-    if form is None:
-        if is_json:
-            detail = [
-                {"loc": ["body", field], "msg": message, "field": field}
-                for field, message in errors.items()
-            ]
-            return JSONResponse({"detail": detail}, 422)
-        return _signup_page(request, ctx, values=data, errors=errors, status_code=422)
-    now = ctx.clock()
-    zone = (
-        zones.ZoneGuess(form.timezone)
-        if form.timezone
-        else zones.guess_for_number(form.phone, ctx.settings.default_timezone, now)
+def _invalid(request: Request, ctx: AppContext, signup: SignupInput) -> Response:
+    if signup.is_json:
+        detail = [
+            {"loc": ["body", field], "msg": message, "field": field}
+            for field, message in signup.errors.items()
+        ]
+        return JSONResponse({"detail": detail}, 422)
+    return _signup_page(request, ctx, values=signup.values, errors=signup.errors, status_code=422)
+
+
+def _too_many(request: Request, ctx: AppContext, signup: SignupInput, retry_after: int) -> Response:
+    headers = {"Retry-After": str(retry_after)}
+    if signup.is_json:
+        return JSONResponse({"detail": TOO_MANY_TEXT}, 429, headers=headers)
+    return ctx.pages.TemplateResponse(
+        request,
+        "notice.html",
+        {"title": "Please try again later", "paragraphs": [TOO_MANY_TEXT]},
+        status_code=429,
+        headers=headers,
     )
-    request_evidence = {
-        "source": "web_form" if not is_json else "api",
+
+
+@router.post(
+    "/subscribe",
+    status_code=202,
+    response_model=Accepted,
+    openapi_extra=SUBSCRIBE_BODY,
+    responses={
+        403: {"description": "a form post from another site"},
+        413: {"description": "body too large"},
+        415: {"description": "neither JSON nor a form"},
+        422: {"description": "a field is wrong (named in `detail`)"},
+        429: {"description": "over a signup limit; see Retry-After"},
+    },
+)
+def subscribe(
+    request: Request,
+    background: BackgroundTasks,
+    signup: Annotated[SignupInput, Depends(signup_input)],
+) -> Response:
+    """Sign up by phone and/or email; 202 whether or not the address is known.
+
+    Known and unknown addresses take the same path up to the answer: the checks
+    and the limits below never look at the database, and the signup itself is
+    recorded after the response has gone (a background task), so the answer's
+    timing says nothing about who is already subscribed.
+    """
+    ctx = app_context(request)
+    if signup.model is None:
+        return _invalid(request, ctx, signup)
+    form, errors = validate_signup(signup.model, ctx.settings.sms_country_codes)
+    if form is None:
+        return _invalid(request, ctx, SignupInput(signup.is_json, signup.values, errors=errors))
+    now = ctx.clock()
+    # The client as uvicorn resolved it: a forwarded address only from
+    # FORWARDED_ALLOW_IPS (`steady web`), never a header read here.
+    client = request.client.host if request.client else "unknown"
+    refusal = ctx.signups.admit(SignupAttempt(client, form.phone, form.email), now)
+    if refusal is not None:
+        return _too_many(request, ctx, signup, refusal.retry_after)
+    evidence = {
+        "source": "api" if signup.is_json else "web_form",
         "ip": request.client.host if request.client else None,
         "user_agent": request.headers.get("user-agent", "")[:200],
         "consent_text_version": 1,
     }
-    signup = subscriptions.SignupRequest(
-        phone=form.phone,
-        email=form.email,
-        timezone=zone.timezone,
-        consent_method="web_form",
-        consent_evidence=request_evidence,
-        cadence_per_week=ctx.settings.default_cadence_per_week,
-        timezone_candidates=zone.stored_candidates,
-    )
-    await run_in_threadpool(_record_signup, ctx, signup, now)
+    background.add_task(record_signup, ctx, form, evidence, now)
     # The same answer whether the address was new, known or suppressed: no enumeration.
-    if is_json:
+    if signup.is_json:
         return JSONResponse({"status": "accepted", "detail": ACCEPTED_TEXT}, 202)
     return ctx.pages.TemplateResponse(
         request,
@@ -168,17 +148,38 @@ async def subscribe(request: Request) -> Response:
     )
 
 
-def _record_signup(ctx: AppContext, signup: subscriptions.SignupRequest, now: datetime) -> None:
-    """The database side of a signup, and the wake-up; on a worker thread, off the event loop."""
-    with ctx.sessions.begin() as session:
-        confirmations = subscriptions.subscribe(
-            session, signup, ctx.settings.secret_key.get_secret_value(), now
+def record_signup(ctx: AppContext, form: SignupForm, evidence: dict[str, Any], now: Any) -> None:
+    """Store the signup and wake the sender (after the response; see `subscribe`)."""
+    try:
+        zone = (
+            zones.ZoneGuess(form.timezone)
+            if form.timezone
+            else zones.guess_for_number(form.phone, ctx.settings.default_timezone, now)
         )
-        ids = [message.id for message in confirmations]
+        with ctx.sessions.begin() as session:
+            confirmations = subscriptions.subscribe(
+                session,
+                subscriptions.SignupRequest(
+                    phone=form.phone,
+                    email=form.email,
+                    timezone=zone.timezone,
+                    timezone_candidates=zone.stored_candidates,
+                    consent_method="web_form",
+                    consent_evidence=evidence,
+                    cadence_per_week=ctx.settings.default_cadence_per_week,
+                ),
+                ctx.settings.secret_key.get_secret_value(),
+                now,
+            )
+            ids = [message.id for message in confirmations]
+    except Exception as exc:
+        # The 202 has gone; the person can sign up again. Logged for operators.
+        log.error("signup_failed", error=type(exc).__name__)
+        return
     ctx.waker.wake(ids)
 
 
-@router.get("/confirm/{token}", response_class=HTMLResponse)
+@router.get("/confirm/{token}", response_class=HTMLResponse, include_in_schema=False)
 def confirm_page(request: Request, token: str) -> Response:
     ctx = app_context(request)
     with ctx.sessions() as session:
@@ -200,7 +201,7 @@ def confirm_page(request: Request, token: str) -> Response:
     )
 
 
-@router.post("/confirm/{token}", response_class=HTMLResponse)
+@router.post("/confirm/{token}", response_class=HTMLResponse, include_in_schema=False)
 def confirm(request: Request, token: str) -> Response:
     ctx = app_context(request)
     with ctx.sessions.begin() as session:
@@ -229,7 +230,7 @@ def confirm(request: Request, token: str) -> Response:
     )
 
 
-@router.get("/u/{token}", response_class=HTMLResponse)
+@router.get("/u/{token}", response_class=HTMLResponse, include_in_schema=False)
 def unsubscribe_page(request: Request, token: str) -> Response:
     ctx = app_context(request)
     with ctx.sessions() as session:
@@ -248,7 +249,7 @@ def unsubscribe_page(request: Request, token: str) -> Response:
     )
 
 
-@router.post("/u/{token}", response_class=HTMLResponse)
+@router.post("/u/{token}", response_class=HTMLResponse, include_in_schema=False)
 def unsubscribe(request: Request, token: str) -> Response:
     """RFC 8058 one-click: 200, no redirect, no cookie; the body is ignored."""
     ctx = app_context(request)

@@ -20,7 +20,7 @@ from service.reporting.metrics import record_webhook
 from service.sending.feedback import apply_reports
 from service.web.context import AppContext, app_context
 
-router = APIRouter(prefix="/webhooks")
+router = APIRouter(prefix="/webhooks", include_in_schema=False)
 log = structlog.get_logger(__name__)
 
 

@@ -47,6 +47,8 @@ def harness_with_lines(database_url: str, lines_file: Path, **overrides: Any) ->
             database_url,
             STEADY_SAFETY_LINES_FILE=str(lines_file),
             STEADY_SAFETY_LINE=FALLBACK,
+            # People abroad may join by text only where the operator allows it (issue 11).
+            STEADY_SMS_COUNTRIES="US,CA,GB,AU,FR",
             **overrides,
         )
     )

@@ -29,7 +29,7 @@ from service.providers.sendgrid.email import SendGridEmailProvider
 from service.providers.twilio.sms import TwilioSmsProvider
 from service.storage.models import Channel, DeliveryEvent, Message, Subscriber, Suppression
 from service.tokens import Purpose, make_token
-from tests.support.world import TEST_TWILIO_TOKEN, Harness, make_settings
+from tests.support.world import TEST_TWILIO_TOKEN, Harness, enrol_one_person, make_settings
 
 PHONE = "+12125550142"
 EMAIL = "sam@example.com"
@@ -170,12 +170,7 @@ def edge(database_url: str, sandbox: SandboxServer, receiver: WebhookReceiver) -
 
 
 def enrol_both(harness: Harness, sandbox: SandboxServer, receiver: WebhookReceiver) -> None:
-    response = harness.client.post(
-        "/subscribe", json={"phone": PHONE, "email": EMAIL, "consent": True}
-    )
-    assert response.status_code == 202
-    harness.tick()  # both confirmations go out through the SDKs
-    confirm_every_channel(harness)
+    enrol_one_person(harness, PHONE, EMAIL)  # both confirmations go out through the SDKs
     receiver.wait_for(lambda r: r.path.startswith(STATUS_PATH), 2)
     receiver.wait_for(lambda r: r.path.startswith(EVENTS_PATH), 2)
     receiver.clear()
@@ -311,9 +306,7 @@ def plain(database_url: str) -> Harness:
     """Steady with outbox providers; the person has confirmed SMS and email."""
     settings = make_settings(database_url, SENDGRID_WEBHOOK_PUBLIC_KEY=PLAIN_KEY.public_key_b64)
     harness = Harness(settings)
-    harness.client.post("/subscribe", json={"phone": PHONE, "email": EMAIL, "consent": True})
-    harness.tick()
-    confirm_every_channel(harness)
+    enrol_one_person(harness, PHONE, EMAIL)
     harness.tick()  # the welcome goes by SMS
     harness.tick()  # and the next nudge is planned
     return harness

@@ -131,3 +131,35 @@ class Harness:
         return self.client.post(
             "/webhooks/twilio/inbound", data=params, headers={"X-Twilio-Signature": signature}
         )
+
+
+def enrol_one_person(harness: Harness, phone: str, email: str) -> None:
+    """One person with a confirmed email and phone, proven together (issue 11).
+
+    A phone and an email signed up together are two people; one person's two
+    channels come from adding the second on the first one's preferences page and
+    confirming it on itself. Each confirmation is sent (dispatch only, nothing
+    planned) and confirmed by its link; the caller's next tick plans the welcome.
+    """
+    from service.tokens import Purpose, make_token
+
+    response = harness.client.post("/subscribe", json={"email": email, "consent": True})
+    assert response.status_code == 202
+    secret = harness.settings.secret_key.get_secret_value()
+
+    def confirm(kind: str) -> int:
+        harness.runtime.dispatch(harness.now)  # the confirmation goes out
+        with harness.runtime.sessions() as session:
+            found = session.scalar(select(Channel.id).where(Channel.kind == kind))
+        assert found is not None
+        link = f"/confirm/{make_token(secret, Purpose.CONFIRM, found)}"
+        assert harness.client.post(link).status_code == 200
+        return int(found)
+
+    email_id = confirm("email")
+    prefs = f"/preferences/{make_token(secret, Purpose.PREFERENCES, email_id)}"
+    assert harness.client.post(prefs, data={"new_phone": phone}).status_code == 200
+    confirm("sms")
+    with harness.runtime.sessions() as session:
+        owners = set(session.scalars(select(Channel.subscriber_id)))
+    assert len(owners) == 1, "the phone joined the email's person"

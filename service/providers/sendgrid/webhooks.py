@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from sendgrid.helpers.eventwebhook import EventWebhook
 
 from service.channels import ChannelKind
+from service.ids import parse_row_id
 from service.providers.base import DeliveryReport
 from service.providers.sendgrid.codes import ENGAGEMENT, MESSAGE_ID_ARG, STATUSES, cause_of
 
@@ -54,7 +55,7 @@ def signature_problem(public_key_b64: str, headers: Mapping[str, str], body: byt
     timestamp = headers.get(TIMESTAMP_HEADER)
     if not signature or not timestamp:
         return "missing_signature"
-    if not timestamp.isdigit():
+    if not (timestamp.isascii() and timestamp.isdigit()):
         return "bad_timestamp"
     try:
         key = _public_key(public_key_b64)
@@ -90,14 +91,13 @@ def parse_events(body: bytes) -> list[DeliveryReport] | None:
 def event_report(event: dict[str, Any]) -> DeliveryReport:
     """One event as a report. Our id comes from `custom_args` (copied onto the event)."""
     kind = str(event.get("event") or "")
-    our_id = str(event.get(MESSAGE_ID_ARG) or "")
     bounce_type = str(event.get("type") or "") or None
     return DeliveryReport(
         provider=PROVIDER,
         channel=ChannelKind.EMAIL,
         event_key=event_key(event),
         event=kind or "unknown",
-        message_id=int(our_id) if our_id.isdigit() else None,
+        message_id=parse_row_id(event.get(MESSAGE_ID_ARG)),
         provider_id=_x_message_id(event),
         status=STATUSES.get(kind),
         cause=cause_of(kind, bounce_type),

@@ -12,6 +12,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from service.channels import ChannelKind
+from service.ids import parse_row_id
 from service.providers.base import DeliveryReport, InboundText
 from service.providers.twilio.codes import FAILURE_STATUSES, STATUSES, cause_of
 
@@ -53,7 +54,7 @@ def status_report(params: Mapping[str, str], message_id: str | None) -> Delivery
         # sandbox's repeats share it, so the unique index drops them.
         event_key=f"twilio:{sid}:{status}:{error_code or ''}"[:EVENT_KEY_LENGTH],
         event=status,
-        message_id=int(message_id) if message_id and message_id.isdigit() else None,
+        message_id=parse_row_id(message_id),
         provider_id=sid,
         status=STATUSES.get(status),
         # Only a failure's ErrorCode says why it did not arrive; one on a
