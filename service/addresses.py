@@ -19,10 +19,6 @@ DEFAULT_PHONE_REGION = "US"
 # Masked numbers keep the country code and area prefix, and the last two digits.
 MASK_KEEP_HEAD = 4
 MASK_KEEP_TAIL = 2
-# North American numbers are FIXED_LINE_OR_MOBILE: the plan does not tell them apart.
-_MOBILE_KINDS = frozenset(
-    {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
-)
 # Google documents that dots in a Gmail address's name do not matter
 # (first.last@gmail.com and firstlast@gmail.com are one inbox); googlemail.com is
 # the same service. Other providers may treat dots as real, so only these lose them.
@@ -55,10 +51,6 @@ def _parse_mobile(raw: str, region: str) -> phonenumbers.PhoneNumber:
         raise InvalidAddress("phone", "not a valid phone number")
     if kind == phonenumbers.PhoneNumberType.FIXED_LINE:
         raise InvalidAddress("phone", "a landline cannot receive text messages")
-    # Toll-free, premium-rate, shared-cost, pager and the like are no one's mobile
-    # (INTERFACE.md §2: a number that is not a mobile is refused).
-    if kind not in _MOBILE_KINDS:
-        raise InvalidAddress("phone", "not a mobile number")
     return number
 
 
