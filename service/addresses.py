@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from pydantic import SecretStr
 
 from service.channels import ChannelKind
 
@@ -124,6 +125,21 @@ def mask(address: str) -> str:
     return address[:MASK_KEEP_HEAD] + "•" * hidden + address[-MASK_KEEP_TAIL:]
 
 
-def address_hash(address: str, secret: str) -> str:
-    """A keyed hash of a normalised address, for the suppression list after erasure."""
-    return hashlib.blake2b(address.encode(), key=secret.encode()[:64], digest_size=32).hexdigest()
+class AddressHasher:
+    """Keyed hashes of normalised addresses, for the suppression list (kept after erasure).
+
+    Built once from STEADY_SECRET_KEY and handed to what reads, adds to or clears
+    the list; the key stays inside it (its repr never shows it).
+    """
+
+    __slots__ = ("_key",)
+
+    def __init__(self, secret_key: SecretStr | str) -> None:
+        raw = secret_key.get_secret_value() if isinstance(secret_key, SecretStr) else secret_key
+        self._key = raw.encode()[:64]  # BLAKE2b takes a key of at most 64 bytes
+
+    def __call__(self, address: str) -> str:
+        return hashlib.blake2b(address.encode(), key=self._key, digest_size=32).hexdigest()
+
+    def __repr__(self) -> str:
+        return "AddressHasher(<key>)"

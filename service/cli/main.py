@@ -321,7 +321,7 @@ def sandbox(
 @app.command()
 def demo() -> None:
     """A simulated fortnight for three personas, printed as a timeline."""
-    from service.devtools.demo.timeline import run_demo
+    from service.devtools.demo.show import run_demo
 
     run_demo(console)
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from service.addresses import InvalidAddress, mask, normalise_email, normalise_phone
+from service.addresses import AddressHasher, InvalidAddress, mask, normalise_email, normalise_phone
 from service.channels import ChannelKind
 from service.pacing.window import split_zones
 from service.people import subscriptions, zones
@@ -167,7 +167,7 @@ def apply_preferences(
     own_channel: Channel,
     changes: PreferenceChanges,
     *,
-    secret: str,
+    hasher: AddressHasher,
     evidence: dict[str, Any],
     now: datetime,
 ) -> list[str]:
@@ -195,11 +195,11 @@ def apply_preferences(
         if wanted is None:
             continue
         if not wanted and channel.status == ChannelStatus.ACTIVE:
-            subscriptions.stop(session, channel, "preferences_page", secret, now)
+            subscriptions.stop(session, channel, "preferences_page", hasher, now)
         elif wanted and channel.status == ChannelStatus.STOPPED:
             if channel.id == own_channel.id:
                 # The link reached them at this very address: that is their consent again.
-                subscriptions.resume(session, channel, secret, evidence, now)
+                subscriptions.resume(session, channel, hasher, evidence, now)
             elif channel.kind == ChannelKind.SMS:
                 # After STOP only the phone itself can start texts again (carriers
                 # block us until START comes from that number).
@@ -344,7 +344,7 @@ def _save_preferences(request: Request, token: str, form: FormData) -> Response:
             subscriber,
             channel,
             changes,
-            secret=ctx.settings.secret_key.get_secret_value(),
+            hasher=ctx.hasher,
             evidence=evidence,
             now=ctx.clock(),
         )
@@ -382,8 +382,7 @@ def _add_channel(
         consent_evidence={"source": "preferences_page", "via_channel": channel.id},
         cadence_per_week=channel.subscriber.cadence_per_week,
     )
-    secret = ctx.settings.secret_key.get_secret_value()
-    message = subscriptions.request_join(session, channel, kind, address, join, secret, now)
+    message = subscriptions.request_join(session, channel, kind, address, join, ctx.hasher, now)
     if message is not None:
         session.flush()
         woken.append(message.id)
