@@ -69,17 +69,27 @@ def normalise_email(raw: str, *, check_deliverability: bool = False) -> str:
 
 
 def parse_address(raw: str) -> tuple[ChannelKind, str]:
-    """Return (channel kind, normalised address) for a phone number or an email."""
+    """Return (channel kind, normalised address) for a phone number or an email.
+
+    For looking an address up (`steady messages --to`, `erase`): any number
+    `phonenumbers` parses is read, mobile or not (INTERFACE.md §4); whether it may
+    subscribe is `normalise_phone`'s question, not this one's.
+    """
     if "@" in raw:
         return ChannelKind.EMAIL, normalise_email(raw)
-    return ChannelKind.SMS, normalise_phone(raw)
+    try:
+        number = phonenumbers.parse(raw, DEFAULT_PHONE_REGION)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidAddress("phone", "not a phone number we can read") from exc
+    return ChannelKind.SMS, _format(number)
 
 
 def check_timezone(value: str) -> str:
     """Return `value` if it is an IANA zone, else raise InvalidAddress('timezone')."""
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # OSError: a name too long for the file system (zoneinfo opens it as a path).
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise InvalidAddress("timezone", "not a known IANA time zone") from exc
     return value
 

@@ -117,6 +117,9 @@ def import_command(
         except ImportFileError as exc:
             errors.print(f"{file.name}: {exc}", markup=False)
             raise typer.Exit(EXIT_USAGE) from None
+        except UnicodeDecodeError as exc:
+            errors.print(f"{file.name}: not UTF-8 text (byte {exc.start})", markup=False)
+            raise typer.Exit(EXIT_USAGE) from None
     if report.imported:
         _wake_planner(settings)
     console.print(

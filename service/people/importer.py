@@ -216,17 +216,21 @@ def _add_person(
 ) -> None:
     now = context.now
     active = row.evidence is not None
-    planned.subscribers.append(
-        {
-            "timezone": row.zone.timezone,
-            "timezone_candidates": row.zone.stored_candidates,
-            "cadence_per_week": context.cadence_per_week,
-            "created_at": now,
-            "next_plan_at": now if active else None,
-        }
-    )
+    person = {
+        "timezone": row.zone.timezone,
+        "timezone_candidates": row.zone.stored_candidates,
+        "cadence_per_week": context.cadence_per_week,
+        "created_at": now,
+        "next_plan_at": now if active else None,
+    }
+    planned.subscribers.append(dict(person))
     index = len(planned.subscribers) - 1
-    for kind, address in fresh:
+    for number, (kind, address) in enumerate(fresh):
+        if number and not active:
+            # A phone and an email on one row are two people until one of them proves
+            # both (issue 11); consent evidence on the row is the operator's proof.
+            planned.subscribers.append(dict(person))
+            index = len(planned.subscribers) - 1
         channel: dict[str, Any] = {
             "kind": kind.value,
             "address": address,

@@ -1,9 +1,11 @@
 """A person's own choices: cadence, hours, time zone, channels, discreet mode, pause.
 
 The preferences page (`service.web.preferences`) hands over the posted fields;
-the rules of what may change, and how, are here. A field left out is left as it
-is. Checkboxes come with a hidden "off" field of the same name, so an unticked
-box still says "off" while a client that never showed the box changes nothing.
+the rules of what may change, and how, are here: `save` checks and applies a
+post, and the other public functions say what the page may offer. A field left
+out is left as it is. Checkboxes come with a hidden "off" field of the same
+name, so an unticked box still says "off" while a client that never showed the
+box changes nothing.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service.addresses import AddressHasher
+from service.addresses import AddressHasher, InvalidAddress, normalise_email, normalise_phone
 from service.channels import ChannelKind
+from service.pacing.window import split_zones
 from service.people import subscriptions, zones
+from service.people.abuse import SignupAttempt, SignupGuard, check_sms_number
 from service.storage.models import Channel, ChannelStatus, Subscriber
 
 # The cadences a person can pick (PRODUCT.md "Pacing v1": 3 a week to 3 a day).
@@ -29,6 +33,14 @@ LATEST_HOUR = 20
 PAUSE_CHOICES: tuple[int, ...] = (1, 3, 7, 14, 30)
 MAX_PAUSE_DAYS = max(PAUSE_CHOICES)
 TRUE_WORDS = frozenset({"on", "true", "yes", "1"})
+# The field that asks another channel of each kind to join.
+ADD_FIELDS = {ChannelKind.SMS: "new_phone", ChannelKind.EMAIL: "new_email"}
+ADDED_TEXT = (
+    "If that address can receive our messages, a confirmation is on its way. "
+    "Once you confirm it from there, it joins these settings."
+)
+TOO_MANY_SIGNUPS = "Too many signups lately for that address; please try again later."
+SOURCE = "preferences_page"
 
 # Each posted field's values, in the order they came.
 Fields = Mapping[str, Sequence[str]]
@@ -44,14 +56,28 @@ class PreferenceChanges:
     discreet: bool | None = None
     pause_days: int | None = None
     channels_on: dict[str, bool] = field(default_factory=dict)
+    # Another channel to ask to join this person: (kind, normalised address).
+    new_channel: tuple[ChannelKind, str] | None = None
 
 
 @dataclass(frozen=True)
 class Saved:
-    """What a save did: {field: message} when nothing was saved, else notes for the person."""
+    """What a save did: {field: message} when nothing was saved, else notes for the
+    person and the messages to send once the transaction commits."""
 
     errors: dict[str, str]
     notes: list[str]
+    woken: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ZoneChoices:
+    """The zone select: (value, label) options, the one selected ("" while the zone is
+    only a guess) and the cities of the zones their number may be in."""
+
+    options: list[tuple[str, str]]
+    selected: str
+    candidates: list[str]
 
 
 def save(
@@ -59,20 +85,40 @@ def save(
     own_channel: Channel,
     fields: Fields,
     *,
+    client: str | None,
+    user_agent: str,
+    signups: SignupGuard,
+    sms_countries: frozenset[str],
     hasher: AddressHasher,
-    evidence: dict[str, Any],
     now: datetime,
 ) -> Saved:
     """Check the posted fields and, if they are all right, apply them to the person
-    whose `own_channel` the link named."""
+    whose `own_channel` the link named. `client` is the poster's address as the
+    server resolved it (None if unknown)."""
     subscriber = own_channel.subscriber
-    changes, errors = read_changes(fields, subscriber)
+    changes, errors = read_changes(fields, subscriber, sms_countries)
     if errors:
         return Saved(errors=errors, notes=[])
+    evidence = {"source": SOURCE, "ip": client, "user_agent": user_agent[:200]}
     notes = apply_changes(
         session, subscriber, own_channel, changes, hasher=hasher, evidence=evidence, now=now
     )
-    return Saved(errors={}, notes=notes)
+    woken: list[int] = []
+    if changes.new_channel is not None:
+        note, message_id = add_channel(
+            session,
+            own_channel,
+            changes.new_channel,
+            client=client or "unknown",
+            signups=signups,
+            hasher=hasher,
+            now=now,
+        )
+        notes.append(note)
+        if message_id is not None:
+            woken.append(message_id)
+    session.flush()
+    return Saved(errors={}, notes=notes, woken=woken)
 
 
 def _checkbox(fields: Fields, name: str) -> bool | None:
@@ -100,8 +146,40 @@ def _int_field(fields: Fields, name: str) -> tuple[int | None, bool]:
         return None, False
 
 
+def missing_kind(subscriber: Subscriber) -> ChannelKind | None:
+    """The kind of channel this person could add (they have one of each at most)."""
+    kinds = {channel.kind for channel in subscriber.channels}
+    return next((kind for kind in ChannelKind if kind not in kinds), None)
+
+
+def addable_kind(via: Channel) -> ChannelKind | None:
+    """The kind a link of `via` may offer to add: only a confirmed channel asks."""
+    return missing_kind(via.subscriber) if via.confirmed_at is not None else None
+
+
+def _new_channel(
+    fields: Fields, subscriber: Subscriber, sms_countries: frozenset[str]
+) -> tuple[tuple[ChannelKind, str] | None, dict[str, str]]:
+    kind = missing_kind(subscriber)
+    if kind is None:
+        return None, {}
+    name = ADD_FIELDS[kind]
+    raw = _text_field(fields, name)
+    if not raw:
+        return None, {}
+    try:
+        if kind == ChannelKind.SMS:
+            address = normalise_phone(raw)
+            check_sms_number(address, sms_countries)
+        else:
+            address = normalise_email(raw)
+    except InvalidAddress as exc:
+        return None, {name: exc.message}
+    return (kind, address), {}
+
+
 def read_changes(
-    fields: Fields, subscriber: Subscriber
+    fields: Fields, subscriber: Subscriber, sms_countries: frozenset[str] = frozenset()
 ) -> tuple[PreferenceChanges, dict[str, str]]:
     """Read the post; returns the changes and {field: message} for anything wrong."""
     changes = PreferenceChanges()
@@ -138,6 +216,8 @@ def read_changes(
         wanted = _checkbox(fields, f"channel_{kind}")
         if wanted is not None:
             changes.channels_on[kind] = wanted
+    changes.new_channel, new_errors = _new_channel(fields, subscriber, sms_countries)
+    errors.update(new_errors)
     return changes, errors
 
 
@@ -151,7 +231,8 @@ def apply_changes(
     evidence: dict[str, Any],
     now: datetime,
 ) -> list[str]:
-    """Save the changes; returns notes for the person (what could not be done)."""
+    """Save the changes (all but a new channel); returns notes for the person (what
+    could not be done)."""
     notes: list[str] = []
     replan = False
     if changes.cadence is not None and changes.cadence != subscriber.cadence_per_week:
@@ -170,12 +251,12 @@ def apply_changes(
             now + timedelta(days=changes.pause_days) if changes.pause_days > 0 else None
         )
         replan = True
-    for channel in confirmed_channels(subscriber):
+    for channel in confirmed_channels(subscriber, own_channel):
         wanted = changes.channels_on.get(channel.kind)
         if wanted is None:
             continue
         if not wanted and channel.status == ChannelStatus.ACTIVE:
-            subscriptions.stop(session, channel, "preferences_page", hasher, now)
+            subscriptions.stop(session, channel, SOURCE, hasher, now)
         elif wanted and channel.status == ChannelStatus.STOPPED:
             if channel.id == own_channel.id:
                 # The link reached them at this very address: that is their consent again.
@@ -192,11 +273,76 @@ def apply_changes(
     return notes
 
 
-def confirmed_channels(subscriber: Subscriber) -> list[Channel]:
-    """The channels a person can turn on and off themselves."""
+def add_channel(
+    session: Session,
+    channel: Channel,
+    new_channel: tuple[ChannelKind, str],
+    *,
+    client: str,
+    signups: SignupGuard,
+    hasher: AddressHasher,
+    now: datetime,
+) -> tuple[str, int | None]:
+    """Ask the new address to join, within the signup limits. Returns the note for the
+    person (the same whatever became of the address) and the id of the confirmation
+    to send, if one was made."""
+    kind, address = new_channel
+    attempt = SignupAttempt(
+        client,
+        address if kind == ChannelKind.SMS else None,
+        address if kind == ChannelKind.EMAIL else None,
+    )
+    if signups.admit(attempt, now) is not None:
+        return TOO_MANY_SIGNUPS, None
+    join = subscriptions.SignupRequest(
+        phone=attempt.phone,
+        email=attempt.email,
+        timezone=channel.subscriber.timezone,
+        consent_method=SOURCE,
+        consent_evidence={"source": SOURCE, "via_channel": channel.id},
+        cadence_per_week=channel.subscriber.cadence_per_week,
+    )
+    message = subscriptions.request_join(session, channel, kind, address, join, hasher, now)
+    if message is None:
+        return ADDED_TEXT, None
+    session.flush()
+    return ADDED_TEXT, message.id
+
+
+def confirmed_channels(subscriber: Subscriber, via: Channel) -> list[Channel]:
+    """Confirmed channels a link of `via` may turn on and off: its own and those
+    proven with it."""
     return [
         channel
-        for channel in subscriber.channels
+        for channel in subscriptions.proven_channels(subscriber, via)
         if channel.confirmed_at is not None
         and channel.status in (ChannelStatus.ACTIVE, ChannelStatus.STOPPED)
     ]
+
+
+def unreachable_channels(subscriber: Subscriber, via: Channel) -> list[Channel]:
+    """Channels a link of `via` may show that we can no longer reach (suppressed)."""
+    return [
+        channel
+        for channel in subscriptions.proven_channels(subscriber, via)
+        if channel.status == ChannelStatus.SUPPRESSED
+    ]
+
+
+def cadence_choices(subscriber: Subscriber) -> list[int]:
+    """The cadences offered: the usual ones, and theirs if it is another one."""
+    return sorted({*CADENCE_CHOICES, subscriber.cadence_per_week})
+
+
+def zone_choices(subscriber: Subscriber) -> ZoneChoices:
+    """The common zones, the person's own if it is another one, and while it is only a
+    guess, no zone selected and the zones their number may be in."""
+    options = dict(zones.COMMON_ZONES)
+    candidates = split_zones(subscriber.timezone_candidates)
+    if not candidates and subscriber.timezone not in options:
+        options = {subscriber.timezone: subscriber.timezone, **options}
+    return ZoneChoices(
+        options=list(options.items()),
+        selected="" if candidates else subscriber.timezone,
+        candidates=[zones.zone_city(zone) for zone in candidates],
+    )

@@ -248,7 +248,7 @@ def _person_with_history(url: str, phone: str, email: str) -> int:
         # The email joins this person: asked for from the phone, confirmed on itself.
         subscriptions.confirm(session, channel, {}, now)
         join = subscriptions.SignupRequest(None, email, "America/New_York", "web_form", {})
-        subscriptions.request_join(session, channel, ChannelKind.EMAIL, email, join, SECRET, now)
+        subscriptions.request_join(session, channel, ChannelKind.EMAIL, email, join, HASHER, now)
         joined = session.scalars(select(Channel).where(Channel.address == email)).one()
         subscriptions.confirm(session, joined, {}, now)
         inbound = InboundMessage(
