@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     expiry_grace_minutes: int = Field(
         120, ge=1, validation_alias=_env("STEADY_EXPIRY_GRACE_MINUTES")
     )
+    # Learning what helps (PRODUCT.md): micro-randomised nudges on a grid of decision
+    # points, and the optional daily question that measures the outcome for everyone.
+    experiment: Literal["off", "on"] = Field("off", validation_alias=_env("STEADY_EXPERIMENT"))
+    daily_survey: Literal["off", "on"] = Field("off", validation_alias=_env("STEADY_DAILY_SURVEY"))
 
     # Work sizes and timings.
     planner_batch_size: int = Field(1000, ge=1, validation_alias=_env("STEADY_PLANNER_BATCH_SIZE"))

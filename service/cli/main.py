@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from service.cli.learning import decisions_command, evaluate_command
 from service.cli.ops import config_app, send_test, subscribers_app
 from service.settings import ConfigurationError, Settings, load_settings
 
@@ -26,6 +27,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(config_app, name="config")
 app.command("send-test")(send_test)
+# Learning what helps (service/cli/learning.py).
+app.command("decisions")(decisions_command)
+app.command("evaluate")(evaluate_command)
 console = Console()
 errors = Console(stderr=True)
 

@@ -50,6 +50,8 @@ def sms_context(settings: Settings, *, discreet: bool, cadence_per_week: int) ->
         "support_contact": settings.support_contact,
         "safety_line": settings.safety_line,
         "frequency": frequency_text(cadence_per_week),
+        # The opt-in and HELP say that Steady varies its messages (PRODUCT.md).
+        "experiment": settings.experiment == "on",
     }
 
 

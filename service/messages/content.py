@@ -175,6 +175,7 @@ def sample_context(*, discreet: bool = False, channel: str = "sms") -> dict[str,
         "support_contact": "help@steady.example",
         "safety_line": "National Domestic Violence Hotline 1-800-799-7233",
         "frequency": "up to 1 msg/day",
+        "experiment": True,
     }
     if channel == "email":
         context |= {

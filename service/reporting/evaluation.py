@@ -1,0 +1,114 @@
+"""`steady evaluate` and `/admin/evaluation`: what the decision log says about each nudge.
+
+The effects (``service.learning.evaluate``) of each option against none, on both scales,
+overall and by days since signup, from the database (``evaluate_database``) or from an
+exported log (``evaluate_rows``); and, for a candidate policy named in ``POLICIES``, the
+outcome it would have had (``service.learning.offpolicy``: IPW and doubly robust), to
+check a new pacing policy on the logged data before it is switched on.
+
+A candidate changes only what the experiment randomised: at a decision that was not
+randomised (v1's own rules, an opted-out person, a probability of 1) it chooses what was
+logged, since it would not apply there either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.learning.decision_log import DecisionLogError, parse_rows
+from service.learning.evaluate import evaluate_log
+from service.learning.offpolicy import PolicyError, policy_value
+from service.reporting.decision_log import load_rows
+
+Target = Callable[[Mapping[str, Any]], dict[str, float]]
+NONE = "none"
+RESTRAINT = "restraint"
+RISKY_HOUR = "restraint_risky_hour"
+LOW, HIGH = 0.2, 0.8
+
+__all__ = ["POLICIES", "DecisionLogError", "PolicyError", "evaluate", "evaluate_database"]
+
+
+def _logged(row: Mapping[str, Any]) -> dict[str, float]:
+    probabilities = row["probabilities"]
+    if isinstance(probabilities, Mapping):
+        return {str(k): float(v) for k, v in probabilities.items()}
+    return {str(o): float(p) for o, p in zip(row["options"], probabilities, strict=True)}
+
+
+def _randomised(logged: Mapping[str, float]) -> bool:
+    return sum(1 for p in logged.values() if p > 0) > 1
+
+
+def _candidate(change: Callable[[dict[str, float]], dict[str, float]]) -> Target:
+    def target(row: Mapping[str, Any]) -> dict[str, float]:
+        logged = _logged(row)
+        return change(logged) if _randomised(logged) else logged
+
+    return target
+
+
+def _move(source: str, to: str) -> Callable[[dict[str, float]], dict[str, float]]:
+    def change(p: dict[str, float]) -> dict[str, float]:
+        if source not in p or to not in p:
+            return p
+        return {**p, to: p[to] + p[source], source: 0.0}
+
+    return change
+
+
+def _nudge_rate(rate: float) -> Callable[[dict[str, float]], dict[str, float]]:
+    def change(p: dict[str, float]) -> dict[str, float]:
+        kinds = [o for o in p if o != NONE]
+        return {NONE: 1 - rate, **{o: rate / len(kinds) for o in kinds}}
+
+    return change
+
+
+def _no_nudges(p: dict[str, float]) -> dict[str, float]:
+    return {o: 1.0 if o == NONE else 0.0 for o in p}
+
+
+# Candidate policies by name (`steady evaluate --policy NAME`).
+POLICIES: dict[str, Target] = {
+    "risky_hour_timing": _candidate(_move(RESTRAINT, RISKY_HOUR)),
+    "v1_timing": _candidate(_move(RISKY_HOUR, RESTRAINT)),
+    "more_nudges": _candidate(_nudge_rate(HIGH)),
+    "fewer_nudges": _candidate(_nudge_rate(LOW)),
+    "no_nudges": _candidate(_no_nudges),
+}
+
+
+def evaluate(rows: Sequence[Mapping[str, Any]], policies: Sequence[str] = ()) -> dict[str, Any]:
+    """The effects (as `steady evaluate --json` prints them) and each named policy's value.
+
+    Raises ``DecisionLogError`` naming the row for a malformed log, ``KeyError`` for an
+    unknown policy name.
+    """
+    for name in policies:
+        if name not in POLICIES:
+            raise KeyError(name)
+    log = parse_rows(rows)
+    result = evaluate_log(log).to_dict()
+    if policies:
+        values: dict[str, Any] = {}
+        for name in policies:
+            try:
+                values[name] = policy_value(log, POLICIES[name]).to_dict()
+            except PolicyError as error:
+                values[name] = {"error": str(error)}
+        result["policies"] = values
+    return result
+
+
+def evaluate_database(
+    sessions: sessionmaker[Session], now: datetime, policies: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Evaluate the decision log in the database (pass the replica's sessions, if any)."""
+    with sessions() as session:
+        rows = load_rows(session, now)
+    return evaluate(rows, policies)
