@@ -32,12 +32,6 @@ def _settings() -> Settings:
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
-def read_url(settings: Settings) -> str:
-    """The replica for reports when one is set (issue 13's setting), else the primary."""
-    replica = getattr(settings, "database_replica_url", None)
-    return str(replica) if replica else settings.database_url
-
-
 def _since(value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -56,6 +50,7 @@ def decisions_command(
 ) -> None:
     """The decision log, one row per decision point per subscriber, oldest first."""
     from service.reporting.decision_log import EXTRA_FIELDS, FIELDS, iter_rows
+    from service.reporting.evaluation import read_url
     from service.storage.db import session_factory
 
     start = _since(since)
@@ -108,7 +103,7 @@ def evaluate_command(
 ) -> None:
     """Each option's effect against no nudge, with 95% intervals; candidate policies' values."""
     from service.reporting.decision_log import load_rows
-    from service.reporting.evaluation import POLICIES, DecisionLogError, evaluate
+    from service.reporting.evaluation import POLICIES, DecisionLogError, evaluate, read_url
     from service.storage.db import session_factory
 
     names = policy or []
@@ -168,3 +163,21 @@ def print_evaluation(result: dict[str, Any]) -> None:
                 f"[{v['ci_low']:.3f}, {v['ci_high']:.3f}]",
                 highlight=False,
             )
+
+
+def simulate_command(
+    subscribers: Annotated[int, typer.Option(min=4, help="Simulated people.")] = 200,
+    days: Annotated[int, typer.Option(min=3, help="Simulated days.")] = 28,
+    seed: Annotated[int, typer.Option(help="Seed of the people, their texts and the draws.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Simulated people with known effects through the real planner; truth beside estimate."""
+    from service.devtools.simulate.report import render, summarise
+    from service.devtools.simulate.run import SimulationOptions, simulate
+
+    run = simulate(SimulationOptions(subscribers=subscribers, days=days, seed=seed))
+    summary = summarise(run)
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return
+    render(summary, console)

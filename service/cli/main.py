@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from service.cli.learning import decisions_command, evaluate_command
+from service.cli.learning import decisions_command, evaluate_command, simulate_command
 from service.cli.ops import config_app, send_test, subscribers_app
 from service.settings import ConfigurationError, Settings, load_settings
 
@@ -30,6 +30,7 @@ app.command("send-test")(send_test)
 # Learning what helps (service/cli/learning.py).
 app.command("decisions")(decisions_command)
 app.command("evaluate")(evaluate_command)
+app.command("simulate")(simulate_command)
 console = Console()
 errors = Console(stderr=True)
 

@@ -54,7 +54,7 @@ def stats(turn: Turn) -> Reply:
                 select(ContactLog.initiator, func.count())
                 .where(ContactLog.subscriber_id == sub.id, ContactLog.occurred_at > since)
                 .group_by(ContactLog.initiator)
-            ).tuples()
+            ).all()
         )
     )
     activities = session.scalar(

@@ -23,6 +23,8 @@ from service.learning.decision_log import DecisionLogError, parse_rows
 from service.learning.evaluate import evaluate_log
 from service.learning.offpolicy import PolicyError, policy_value
 from service.reporting.decision_log import load_rows
+from service.settings import Settings
+from service.storage.db import session_factory
 
 Target = Callable[[Mapping[str, Any]], dict[str, float]]
 NONE = "none"
@@ -30,7 +32,30 @@ RESTRAINT = "restraint"
 RISKY_HOUR = "restraint_risky_hour"
 LOW, HIGH = 0.2, 0.8
 
-__all__ = ["POLICIES", "DecisionLogError", "PolicyError", "evaluate", "evaluate_database"]
+__all__ = [
+    "POLICIES",
+    "DecisionLogError",
+    "PolicyError",
+    "evaluate",
+    "evaluate_database",
+    "read_url",
+    "report_sessions",
+]
+
+
+def read_url(settings: Settings) -> str:
+    """The replica for reports when one is set (STEADY_DATABASE_REPLICA_URL), else the primary.
+
+    Read by attribute, so this works before and after that setting lands (issue 13).
+    """
+    replica = getattr(settings, "database_replica_url", None)
+    return str(replica) if replica else settings.database_url
+
+
+def report_sessions(settings: Settings, primary: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions on the replica when one is set, else ``primary``."""
+    url = read_url(settings)
+    return primary if url == settings.database_url else session_factory(url)
 
 
 def _logged(row: Mapping[str, Any]) -> dict[str, float]:

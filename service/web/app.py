@@ -14,7 +14,7 @@ from service.sending.wake import CeleryWaker, NullWaker, Waker
 from service.settings import Settings, get_settings
 from service.storage.db import session_factory
 from service.storage.models import utcnow
-from service.web import admin, health, preferences, signup, webhooks
+from service.web import admin, evaluation, health, preferences, signup, webhooks
 from service.web.context import AppContext, make_pages
 from service.web.middleware import RequestIdMiddleware
 
@@ -47,5 +47,6 @@ def create_app(
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(admin.metrics_router)
+    app.include_router(evaluation.router)
     app.add_middleware(RequestIdMiddleware)
     return app

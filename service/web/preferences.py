@@ -51,6 +51,7 @@ class PreferenceChanges:
     discreet: bool | None = None
     pause_days: int | None = None
     channels_on: dict[str, bool] = field(default_factory=dict)
+    learning: bool | None = None  # take part in the randomisation (PRODUCT.md, learning)
 
 
 def _cadence_label(per_week: int) -> str:
@@ -107,6 +108,7 @@ def validate_preferences(
         errors["pause_days"] = f"choose a pause of up to {MAX_PAUSE_DAYS} days"
     changes.pause_days = pause
     changes.discreet = _checkbox(form, "discreet")
+    changes.learning = _checkbox(form, "learning")
     for kind in (ChannelKind.SMS, ChannelKind.EMAIL):
         wanted = _checkbox(form, f"channel_{kind}")
         if wanted is not None:
@@ -135,6 +137,8 @@ def apply_preferences(
         replan = True
     if changes.discreet is not None:
         subscriber.discreet = changes.discreet
+    if changes.learning is not None:
+        subscriber.experiment_opt_out = not changes.learning
     if changes.pause_days is not None:
         subscriber.paused_until = (
             now + timedelta(days=changes.pause_days) if changes.pause_days > 0 else None
@@ -217,6 +221,8 @@ def _page(
             "hour_start": subscriber.hour_start,
             "hour_end": subscriber.hour_end,
             "discreet": subscriber.discreet,
+            "experiment": ctx.settings.experiment == "on",
+            "learning": not subscriber.experiment_opt_out,
             "pause_choices": PAUSE_CHOICES,
             "paused_until": paused_until,
             "channels": channels,
