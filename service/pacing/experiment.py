@@ -28,10 +28,16 @@ A decision (``decide``); the first group that applies wins
        drawn uniformly from the kinds that can go: restraint, restraint at the risky hour,
        activity (when an idea is free), patience. "Whether" and "which" each have every
        probability in [0.2, 0.8]. The draw is the planner's seeded uniform number.
+       Restraint at the risky hour is offered only at the point whose span (up to the
+       next point) holds the person's riskiest hour of the coming day: at the others
+       there is nothing to time it against.
 
 Risky-hour timing (``risky_send_time``; SigmaScheduling, Gazi et al. 2025,
-arXiv:2507.10798): over the span from the point to the next one, the person's predicted
-pattern (``service.learning.risky_hours``) gives a density of when they would reach out;
+arXiv:2507.10798): over the span from the point to the next one (at most until four
+hours after the window closes: a reminder works on the hours just after it, not on the
+small hours), the person's predicted pattern (``service.learning.risky_hours``, their
+posterior predictive: everyone's pattern while their own log is thin) gives a density of
+when they would reach out;
 the reminder goes one standard deviation before its mean, so earlier when the prediction
 is spread out, never before the point, and always inside the window and early enough
 that the next point keeps its spacing.
@@ -68,6 +74,7 @@ CADENCE_PERIOD = timedelta(days=7)
 ROLLING_SMS_PERIOD = timedelta(hours=24)
 RISKY_MARGIN = timedelta(minutes=15)  # the reminder is out this long before the window shuts
 RISKY_STEP = timedelta(minutes=15)  # resolution of the predicted-time density
+RISKY_HORIZON_AFTER_CLOSING = timedelta(hours=4)  # how far past the window a reminder works
 
 POLICY_V1 = "v1"  # STEADY_EXPERIMENT off: the planner's own moments, v1's choice
 POLICY_V1_GRID = "v1-grid"  # experiment on, this person opted out: v1 at the points
@@ -264,7 +271,14 @@ def nudge_probability(state: SubscriberState, at: datetime, policy: PacingPolicy
 def _randomised(state: SubscriberState, s: Situation, policy: PacingPolicy) -> Decision:
     at = max(s.at, s.now)
     activity = _activity_template(state, at, policy)
-    kinds = [o for o in RANDOMISED if o != Option.ACTIVITY or activity is not None]
+    risky = s.pattern is not None and riskiest_hour_ahead(
+        s.pattern, at, s.following, ZoneInfo(state.timezone)
+    )
+    kinds = [
+        o
+        for o in RANDOMISED
+        if (o != Option.ACTIVITY or activity is not None) and (o != Option.RISKY_HOUR or risky)
+    ]
     p = nudge_probability(state, at, policy)
     options = (Option.NONE, *kinds)
     probabilities = (1 - p, *(p / len(kinds) for _ in kinds))
@@ -337,6 +351,19 @@ def _nudge(
     )
 
 
+def riskiest_hour_ahead(
+    pattern: Sequence[float], at: datetime, following: datetime, zone: ZoneInfo
+) -> bool:
+    """Whether the person's riskiest hour of the next 24 h falls before the next point:
+    the point whose span holds it is the one where the reminder's timing can matter."""
+    rates = [
+        hourly_rate(pattern, local_wall_time(at + timedelta(hours=h, minutes=30), zone))
+        for h in range(24)
+    ]
+    peak = max(range(24), key=rates.__getitem__)
+    return at + timedelta(hours=peak) < following
+
+
 def risky_send_time(
     pattern: Sequence[float],
     start: datetime,
@@ -352,7 +379,9 @@ def risky_send_time(
     latest = min(closing - RISKY_MARGIN, following - policy.min_spacing)
     if latest <= start:
         return start
-    mean, sd = predicted_time(pattern, start, following, zone)
+    # Tonight, not the small hours: a reminder can only work on the next few hours.
+    horizon = min(following, closing + RISKY_HORIZON_AFTER_CLOSING)
+    mean, sd = predicted_time(pattern, start, horizon, zone)
     return min(max(start + mean - sd, start), latest)
 
 

@@ -47,8 +47,10 @@ class Command(StrEnum):
     WHY = "why"
     URGE = "urge"  # about to get in touch: an immediate restraint message
     STATS = "stats"  # the person's own summary
-    SURVEY_YES = "survey_yes"  # Y to the daily question (also a plain YES while it is open)
-    SURVEY_NO = "survey_no"  # N to the daily question
+    # Y / N: answers to the daily question only while one is open (service.replies.learning
+    # then records the text as storage.models.SURVEY_YES / SURVEY_NO).
+    SURVEY_YES = "answer_yes"
+    SURVEY_NO = "answer_no"
     UNKNOWN = "unknown"
 
 

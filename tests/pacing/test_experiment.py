@@ -169,7 +169,10 @@ def test_the_daily_question_keeps_one_sms_of_the_cap() -> None:
 
 @pytest.mark.parametrize("cadence", [3, 7, 14, 21])
 def test_whether_and_which_each_have_probabilities_in_the_bounds(cadence: int) -> None:
-    decision = decide(state(cadence_per_week=cadence), situation(local(6, 14)), DEFAULT_POLICY)
+    at = local(6, 18)
+    decision = decide(
+        state(cadence_per_week=cadence), situation(at, pattern=_evening(1.0)), DEFAULT_POLICY
+    )
     assert decision.available
     assert decision.policy == POLICY_EXPERIMENT
     p = decision.probability_map()
@@ -182,6 +185,16 @@ def test_whether_and_which_each_have_probabilities_in_the_bounds(cadence: int) -
     assert set(kinds) == {str(o) for o in Option if o != Option.NONE}
     for kind in kinds:
         assert low - 1e-12 <= p[kind] / nudging <= high + 1e-12
+
+
+def test_risky_hour_timing_is_offered_only_before_the_riskiest_hour() -> None:
+    for hour, offered in ((10, False), (14, False), (18, True)):
+        decision = decide(state(), situation(local(6, hour), pattern=_evening(1.0)), DEFAULT_POLICY)
+        assert ("restraint_risky_hour" in decision.options) is offered
+    assert (
+        "restraint_risky_hour"
+        not in decide(state(), situation(local(6, 18)), DEFAULT_POLICY).options
+    )
 
 
 def test_the_draw_picks_the_option_whose_slice_holds_it() -> None:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 RISKY_SPAN = 3.0  # hours
-PROTECTION = 4.0  # hours, cut at the next decision point
+PROTECTION = 2.5  # hours, cut at the next decision point
 HALF_LIFE_DAYS = 60.0
 DONE_EVERY_DAYS = 5.0
 HOUR = 3600.0
@@ -42,9 +42,9 @@ HOUR = 3600.0
 def default_effects() -> dict[str, float]:
     """γ_k by the option names of ``service.pacing.experiment`` (and v1's fixed kinds)."""
     return {
-        "restraint": 0.9,
-        "restraint_risky_hour": 0.9,
-        "activity": 0.4,
+        "restraint": 1.5,
+        "restraint_risky_hour": 1.5,
+        "activity": 0.7,
         "patience": 0.0,
     }
 

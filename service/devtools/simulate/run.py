@@ -9,8 +9,8 @@ never change whether a later point in its 24 hours is available, which is what m
 truth exact (``service.devtools.simulate.model``). The secret key comes from the seed, so
 each seed randomises afresh.
 
-The clock jumps from event to event: every decision point, every scheduled send, every
-text. People sign up through `subscriptions.subscribe` and answer YES through the inbound
+The clock jumps from event to event: the planner and dispatcher run at every decision
+point and every scheduled send; texts in between go to the handler at their own times. People sign up through `subscriptions.subscribe` and answer YES through the inbound
 handler; their contacts (ME) and activities (DONE walk) go through the same handler as
 texts, so they are logged, answered and cancel what they cancel. After each pass the new
 decision rows are read: each fixes the person's contacts until the next point (drawn
@@ -132,12 +132,15 @@ class Simulation:
         self._plan_done_texts(START, end)
         now = START + timedelta(minutes=2)
         while now < end:
-            while self.events and self.events[0][0] <= _hours(now):
-                at, _, person, body = heapq.heappop(self.events)
-                self._text_in(person, body, _time(at))
             self.runtime.tick(now)
             self._read_decisions(now, end)
-            now = max(self._next_event(now, end), now + timedelta(seconds=1))
+            due = max(self._next_due(end), now + timedelta(seconds=1))
+            # Texts until then go straight to the handler; the planner waits for its
+            # next point or send (what a text asks it to re-plan is picked up then).
+            while self.events and self.events[0][0] < _hours(due):
+                at, _, person, body = heapq.heappop(self.events)
+                self._text_in(person, body, _time(at))
+            now = due
         with self.runtime.sessions() as session:
             rows = load_rows(session, end)
             ids = list(session.scalars(select(Decision.id).order_by(Decision.id)))
@@ -189,21 +192,18 @@ class Simulation:
         if body == "ME":
             self.contacts += 1
 
-    def _next_event(self, now: datetime, end: datetime) -> datetime:
+    def _next_due(self, end: datetime) -> datetime:
+        """The next decision point or scheduled send of anyone (or the end)."""
         with self.runtime.sessions() as session:
             marks = [
                 session.scalar(select(func.min(Subscriber.next_decision_at))),
-                session.scalar(select(func.min(Subscriber.next_plan_at))),
                 session.scalar(
                     select(func.min(Message.scheduled_for)).where(
                         Message.status == MessageStatus.SCHEDULED
                     )
                 ),
             ]
-        if self.events:
-            marks.append(_time(self.events[0][0]))
-        upcoming = [m for m in marks if m is not None]
-        return min([*upcoming, end])
+        return min([*(m for m in marks if m is not None), end])
 
     # -- after each pass: the new decisions ------------------------------------------
 
