@@ -327,11 +327,19 @@ def sandbox(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    decisions: Annotated[
+        Path | None,
+        typer.Option(help="Also write the decision log, with outcomes, to this JSON file."),
+    ] = None,
+    experiment: Annotated[
+        bool, typer.Option("--experiment", help="Run with STEADY_EXPERIMENT=on.")
+    ] = False,
+) -> None:
     """A simulated fortnight for three personas, printed as a timeline."""
     from service.devtools.demo.timeline import run_demo
 
-    run_demo(console)
+    run_demo(console, decisions=decisions, experiment=experiment)
 
 
 @app.command()

@@ -18,7 +18,8 @@ from markupsafe import Markup, escape
 from service.reporting.charts import EMPTY_TEXT, PALETTE, WIDTH, _fmt, _open
 
 ROW = 30
-LABEL = 150
+LABEL = 170
+LABEL_FONT = 12
 AXIS = 24
 RIGHT = 16
 SCALE_WORDS = {
@@ -36,8 +37,10 @@ def _ticks(low: float, high: float) -> list[float]:
         if span / (step * factor) <= 5:
             step *= factor
             break
-    first = math.floor(low / step) * step
-    return [first + i * step for i in range(int((high - first) / step) + 2)]
+    ticks = [math.floor(low / step) * step]
+    while ticks[-1] < high - 1e-12:
+        ticks.append(ticks[-1] + step)
+    return ticks
 
 
 def interval_chart(title: str, desc: str, rows: Sequence[Interval]) -> Markup:
@@ -72,8 +75,8 @@ def interval_chart(title: str, desc: str, rows: Sequence[Interval]) -> Markup:
         parts.append(
             f"<g><title>{escape(label)}: {estimate:+.3f}, 95% interval "
             f"{ci_low:+.3f} to {ci_high:+.3f}</title>"
-            f'<text x="{LABEL - 8}" y="{_fmt(y + 5)}" text-anchor="end" fill="#1d2733">'
-            f"{escape(label)}</text>"
+            f'<text x="{LABEL - 8}" y="{_fmt(y + 4)}" text-anchor="end" fill="#1d2733" '
+            f'font-size="{LABEL_FONT}">{escape(label.replace("_", " "))}</text>'
             f'<line x1="{_fmt(x(ci_low))}" x2="{_fmt(x(ci_high))}" y1="{_fmt(y)}" y2="{_fmt(y)}" '
             f'stroke="{color}" stroke-width="3" stroke-linecap="round"/>'
             f'<circle cx="{_fmt(x(estimate))}" cy="{_fmt(y)}" r="5" fill="{color}"/></g>'

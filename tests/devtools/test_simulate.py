@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from statistics import mean, stdev
 
 import pytest
 
 from service.devtools.simulate.report import summarise
 from service.devtools.simulate.run import SimulationOptions, simulate
+from service.reporting.evaluation import evaluate
 
 SEEDS = range(101, 141)
 COVERAGE_FLOOR = 0.88  # 95 % nominal; 40 seeds x several effects, a binomial band
@@ -78,3 +80,17 @@ def test_intervals_cover_the_true_effects_through_the_real_planner() -> None:
         centre = mean(z) / (stdev(z) / math.sqrt(len(z)))
         print(f"{name} {scale}: n={len(z)} mean z {mean(z):+.3f} (t {centre:+.2f})")
         assert abs(centre) < 3.5, (name, scale)
+
+
+def test_the_demo_exports_its_decision_log_for_evaluate(tmp_path: Path) -> None:
+    from service.devtools.demo.timeline import simulate as demo
+
+    path = tmp_path / "decisions.json"
+    demo(days=3, experiment=True, decisions=path)
+    rows = json.loads(path.read_text())
+    assert {row["policy"] for row in rows} == {"mrt-1"}
+    assert any(row["available"] for row in rows)
+    assert any(row["outcome"] is not None for row in rows)
+    result = evaluate(rows)  # three people: nothing estimable, and says why
+    assert result["people"] == 3
+    assert result["notes"]

@@ -10,7 +10,8 @@ truth exact (``service.devtools.simulate.model``). The secret key comes from the
 each seed randomises afresh.
 
 The clock jumps from event to event: the planner and dispatcher run at every decision
-point and every scheduled send; texts in between go to the handler at their own times. People sign up through `subscriptions.subscribe` and answer YES through the inbound
+point and every scheduled send; texts in between go to the handler at their own times.
+People sign up through `subscriptions.subscribe` and answer YES through the inbound
 handler; their contacts (ME) and activities (DONE walk) go through the same handler as
 texts, so they are logged, answered and cancel what they cancel. After each pass the new
 decision rows are read: each fixes the person's contacts until the next point (drawn
