@@ -102,8 +102,13 @@ def evaluate_command(
     ] = None,
 ) -> None:
     """Each option's effect against no nudge, with 95% intervals; candidate policies' values."""
-    from service.reporting.decision_log import load_rows
-    from service.reporting.evaluation import POLICIES, DecisionLogError, evaluate, read_url
+    from service.reporting.evaluation import (
+        POLICIES,
+        DecisionLogError,
+        evaluate,
+        evaluate_database,
+        read_url,
+    )
     from service.storage.db import session_factory
 
     names = policy or []
@@ -113,16 +118,15 @@ def evaluate_command(
             f"[red]--policy: unknown {', '.join(unknown)}; one of {', '.join(POLICIES)}[/red]"
         )
         raise typer.Exit(EXIT_BAD_INPUT)
-    if input_file is not None:
-        rows = _read_log(input_file)
+    if input_file is None:
+        sessions = session_factory(read_url(_settings()))
+        result = evaluate_database(sessions, datetime.now(UTC), names)
     else:
-        with session_factory(read_url(_settings()))() as session:
-            rows = load_rows(session, datetime.now(UTC))
-    try:
-        result = evaluate(rows, names)
-    except DecisionLogError as exc:
-        errors.print(f"[red]--input: {exc}[/red]" if input_file else f"[red]{exc}[/red]")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        try:
+            result = evaluate(_read_log(input_file), names)
+        except DecisionLogError as exc:
+            errors.print(f"[red]--input: {exc}[/red]")
+            raise typer.Exit(EXIT_BAD_INPUT) from None
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
         return

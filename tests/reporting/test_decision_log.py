@@ -284,3 +284,24 @@ def test_evaluate_reads_the_database_and_says_why_nothing_is_estimated(
     assert out["decisions"] == 5
     assert out["available_decisions"] == 4
     assert any("too few" in note["reason"] for note in out["notes"])
+
+
+def test_the_database_path_estimates_exactly_what_the_exported_file_does(
+    database_url: str,
+) -> None:
+    from service.reporting.decision_log import load_rows
+    from service.reporting.evaluation import evaluate, evaluate_database
+    from tests.reporting.test_evaluation_scale import START, _fill
+
+    _fill(database_url, people=40, days=10)
+    now = START + timedelta(days=12)
+    sessions = session_factory(database_url)
+    with sessions() as session:
+        exported = load_rows(session, now)
+    from_file = evaluate(json.loads(json.dumps(exported)), ["no_nudges"])
+    from_database = evaluate_database(sessions, now, ["no_nudges"])
+    assert from_file["effects"]
+    # The same numbers, up to the order people are summed in (ids as text in a file).
+    assert json.loads(json.dumps(from_database), parse_float=lambda v: round(float(v), 9)) == (
+        json.loads(json.dumps(from_file), parse_float=lambda v: round(float(v), 9))
+    )
