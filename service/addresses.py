@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from phonenumbers import timezone as phone_timezone
+
+from service.channels import ChannelKind
 
 # Numbers typed without a country code are read as this region (the US-first product).
 DEFAULT_PHONE_REGION = "US"
@@ -31,14 +32,25 @@ class InvalidAddress(ValueError):
 
 def normalise_phone(raw: str, *, region: str = DEFAULT_PHONE_REGION) -> str:
     """Return the number in E.164, or raise InvalidAddress."""
+    return _format(_parse_mobile(raw, region))
+
+
+def _parse_mobile(raw: str, region: str) -> phonenumbers.PhoneNumber:
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
         raise InvalidAddress("phone", "not a phone number we can read") from exc
-    if not phonenumbers.is_valid_number(number):
+    # One type lookup answers both questions: UNKNOWN is what an invalid number gets
+    # (is_valid_number is the same lookup, and it is most of a number's parsing cost).
+    kind = phonenumbers.number_type(number)
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN or not phonenumbers.is_possible_number(number):
         raise InvalidAddress("phone", "not a valid phone number")
-    if phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.FIXED_LINE:
+    if kind == phonenumbers.PhoneNumberType.FIXED_LINE:
         raise InvalidAddress("phone", "a landline cannot receive text messages")
+    return number
+
+
+def _format(number: phonenumbers.PhoneNumber) -> str:
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
@@ -51,18 +63,11 @@ def normalise_email(raw: str, *, check_deliverability: bool = False) -> str:
     return str(result.normalized)
 
 
-def parse_address(raw: str) -> tuple[str, str]:
+def parse_address(raw: str) -> tuple[ChannelKind, str]:
     """Return (channel kind, normalised address) for a phone number or an email."""
     if "@" in raw:
-        return "email", normalise_email(raw)
-    return "sms", normalise_phone(raw)
-
-
-def infer_timezone(e164: str) -> str | None:
-    """The IANA zone of a number when the numbering plan pins it to exactly one."""
-    number = phonenumbers.parse(e164, None)
-    zones = [z for z in phone_timezone.time_zones_for_number(number) if z != "Etc/Unknown"]
-    return zones[0] if len(zones) == 1 else None
+        return ChannelKind.EMAIL, normalise_email(raw)
+    return ChannelKind.SMS, normalise_phone(raw)
 
 
 def check_timezone(value: str) -> str:

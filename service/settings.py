@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     )
 
     database_url: str = Field("sqlite:///./steady.db", validation_alias=_env("STEADY_DATABASE_URL"))
+    # Reports, /metrics, exports and evaluation read here (storage.db.read_sessions).
+    database_replica_url: str | None = Field(
+        None, validation_alias=_env("STEADY_DATABASE_REPLICA_URL")
+    )
     broker_url: str | None = Field(None, validation_alias=_env("STEADY_BROKER_URL"))
     redis_url_setting: str | None = Field(None, validation_alias=_env("STEADY_REDIS_URL"))
     public_url: str = Field("http://127.0.0.1:8000", validation_alias=_env("STEADY_PUBLIC_URL"))
@@ -88,6 +92,7 @@ class Settings(BaseSettings):
     support_contact: str | None = Field(None, validation_alias=_env("STEADY_SUPPORT_CONTACT"))
     safety_line: str | None = Field(None, validation_alias=_env("STEADY_SAFETY_LINE"))
     crisis_words_file: Path | None = Field(None, validation_alias=_env("STEADY_CRISIS_WORDS_FILE"))
+    safety_lines_file: Path | None = Field(None, validation_alias=_env("STEADY_SAFETY_LINES_FILE"))
 
     # Pacing v1 defaults (PRODUCT.md); each is a setting.
     default_cadence_per_week: int = Field(
@@ -132,6 +137,14 @@ class Settings(BaseSettings):
         0.0, ge=0, validation_alias=_env("STEADY_EMAIL_RATE_PER_SECOND")
     )
 
+    # Operations (issue 13): log level of every process, local state (beat's schedule,
+    # readiness files), and how long sent messages stay in the live tables.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", validation_alias=_env("STEADY_LOG_LEVEL")
+    )
+    state_dir: Path = Field(Path("var"), validation_alias=_env("STEADY_STATE_DIR"))
+    retention_days: int = Field(180, ge=1, validation_alias=_env("STEADY_RETENTION_DAYS"))
+
     @model_validator(mode="before")
     @classmethod
     def _read_secret_files(cls, data: Any) -> Any:
@@ -158,6 +171,11 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown IANA time zone {value!r}") from exc
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("public_url")
     @classmethod

@@ -12,11 +12,14 @@ from celery import Celery
 
 from service.sending.wake import DISPATCH_TASK, PLAN_TASK
 from service.settings import Settings, get_settings
+from service.storage.redis_url import celery_broker
+from workers import health
 
 
 def make_celery(settings: Settings) -> Celery:
     broker = settings.broker_url
-    app = Celery("steady", broker=broker or "memory://", include=["workers.tasks"])
+    url, sentinel_options = celery_broker(broker) if broker else ("memory://", {})
+    app = Celery("steady", broker=url, include=["workers.tasks"])
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -33,16 +36,25 @@ def make_celery(settings: Settings) -> Celery:
         # the commit of it: the task finishes, its ack is lost, the redelivered copy
         # finds nothing left to claim (tests/test_faults.py restarts and flushes Redis).
         worker_cancel_long_running_tasks_on_connection_loss=False,
-        broker_transport_options={"visibility_timeout": 600},
+        broker_transport_options={"visibility_timeout": 600, **sentinel_options},
         # No broker: run tasks in the caller (tests, all-in-one).
         task_always_eager=broker is None,
         task_eager_propagates=True,
         timezone="UTC",
+        # Logging is Steady's (workers.lifecycle): one JSON format for every line.
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        # Beat's loop wakes at least this often, so its heartbeat stays fresh.
+        beat_scheduler="workers.lifecycle:SteadyScheduler",
+        beat_max_loop_interval=health.HEARTBEAT_SECONDS,
         beat_schedule={
             "plan": {"task": PLAN_TASK, "schedule": settings.tick_seconds * 2},
             "dispatch": {"task": DISPATCH_TASK, "schedule": settings.tick_seconds},
         },
     )
+    from workers.lifecycle import Heartbeat
+
+    app.steps["consumer"].add(Heartbeat)
     return app
 
 

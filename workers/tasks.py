@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 import structlog
+from celery import signals
 
 from service.sending.runtime import Runtime
 from service.sending.wake import DISPATCH_TASK, PLAN_TASK, SEND_MESSAGES_TASK
@@ -25,10 +26,23 @@ def runtime() -> Runtime:
     return Runtime.from_settings(get_settings())
 
 
+@signals.worker_process_init.connect
+def _warm_up(**_kwargs: object) -> None:
+    """Build the runtime and open a connection in each pool child as it starts, so the
+    first task after a start sends at once instead of paying for both."""
+    try:
+        with runtime().sessions() as session:
+            session.connection()
+    except Exception as exc:  # the first task tries again and reports it
+        log.warning("warm_up_failed", error=type(exc).__name__)
+
+
 @celery_app.task(name=PLAN_TASK)
-def plan() -> int:
+def plan(then_dispatch: bool = False) -> int:
+    """Plan what is due; dispatch after if anything was planned (or when asked to: an
+    import made confirmations, beat has just started)."""
     report = runtime().plan(utcnow())
-    if report.count:
+    if report.count or then_dispatch:
         dispatch.delay()
     return report.count
 

@@ -70,6 +70,8 @@ def _check_database(settings: Settings) -> list[Check]:
 def _check_redis(settings: Settings) -> list[Check]:
     import redis
 
+    from service.storage.redis_url import redis_client
+
     if not settings.broker_url and not settings.redis_url:
         return [Check("broker", SKIP, "unset: work runs in-process (steady run / steady tick)")]
     checks = []
@@ -77,7 +79,7 @@ def _check_redis(settings: Settings) -> list[Check]:
     for name, url in urls.items():
         if not url:
             continue
-        client = redis.Redis.from_url(
+        client = redis_client(
             url, socket_timeout=CHECK_TIMEOUT_SECONDS, socket_connect_timeout=CHECK_TIMEOUT_SECONDS
         )
         try:
@@ -203,6 +205,20 @@ def _check_crisis_words(settings: Settings) -> list[Check]:
     return [Check("crisis words", OK, f"{len(phrases)} extra phrases from {path}")]
 
 
+def _check_safety_lines(settings: Settings) -> list[Check]:
+    from service.messages.safety_lines import SafetyLinesError, read_lines_file
+
+    path = settings.safety_lines_file
+    if path is None:
+        fallback = "the fallback line only" if settings.safety_line else "none set"
+        return [Check("safety lines", SKIP, f"STEADY_SAFETY_LINES_FILE unset: {fallback}")]
+    try:
+        countries = read_lines_file(path)
+    except SafetyLinesError as exc:
+        return [Check("safety lines", FAIL, str(exc))]
+    return [Check("safety lines", OK, f"{', '.join(sorted(countries)) or 'no'} countries")]
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
@@ -240,4 +256,5 @@ ALL_CHECKS: tuple[Callable[[Settings], list[Check]], ...] = (
     _check_sendgrid,
     _check_templates,
     _check_crisis_words,
+    _check_safety_lines,
 )

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from service.cli.learning import decisions_command, evaluate_command, simulate_command
+from service.cli.operations import archive, health, messages
 from service.cli.ops import config_app, send_test, subscribers_app
 from service.settings import ConfigurationError, Settings, load_settings
 
@@ -31,6 +32,10 @@ app.command("send-test")(send_test)
 app.command("decisions")(decisions_command)
 app.command("evaluate")(evaluate_command)
 app.command("simulate")(simulate_command)
+# Operations (service/cli/operations.py): the message log, archive, health.
+app.command("messages")(messages)
+app.command("archive")(archive)
+app.command("health")(health)
 console = Console()
 errors = Console(stderr=True)
 
@@ -128,53 +133,16 @@ def reconcile(
 
 
 @app.command()
-def messages(
-    to: Annotated[
-        str | None, typer.Option("--to", help="A phone number (any format) or an email.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False,
-) -> None:
-    """The outbound message log, oldest first."""
-    from service.addresses import InvalidAddress, parse_address
-    from service.reporting.message_log import message_log
-
-    settings = settings_or_exit()
-    address = None
-    if to is not None:
-        try:
-            _, address = parse_address(to)
-        except InvalidAddress as exc:
-            errors.print(f"[red]--to: {exc.message}[/red]")
-            raise typer.Exit(2) from None
-    rows = message_log(settings, address)
-    if as_json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
-        return
-    table = Table("id", "to", "kind", "template", "rule", "status", "scheduled", "sent")
-    for row in rows:
-        table.add_row(
-            str(row["id"]),
-            row["to"] or "",
-            row["kind"],
-            row["template"],
-            row["rule"],
-            row["status"],
-            (row["scheduled_for"] or "")[:16],
-            (row["sent_at"] or "")[:16],
-        )
-    console.print(table)
-
-
-@app.command()
 def stats(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Delivery and engagement figures from the database."""
     from service.reporting import stats as figures
-    from service.storage.db import session_factory
+    from service.storage.db import read_session_factory
 
     settings = settings_or_exit()
-    with session_factory(settings.database_url)() as session:
+    sessions = read_session_factory(settings.database_url, settings.database_replica_url)
+    with sessions() as session:
         result = figures.collect(session, datetime.now(UTC))
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
@@ -211,8 +179,8 @@ def web(
 
     from service.logs import configure_logging
 
-    settings_or_exit()
-    configure_logging(json=True)
+    settings = settings_or_exit()
+    configure_logging(json=True, level=settings.log_level)
     uvicorn.run(
         "service.web.asgi:app",
         host=host,
@@ -220,32 +188,48 @@ def web(
         workers=workers,
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
-        log_level="info",
+        # uvicorn's own lines (startup, access log) go through Steady's JSON handler.
+        log_config=None,
+        log_level=settings.log_level.lower(),
     )
+
+
+def _celery_ready(settings: Settings) -> None:
+    if not settings.broker_url:
+        errors.print("[red]STEADY_BROKER_URL is not set: `steady run` needs no broker.[/red]")
+        raise typer.Exit(2)
 
 
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(help="Worker processes (prefork).")] = 2,
-    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    loglevel: Annotated[
+        str | None, typer.Option(help="Log level (default: STEADY_LOG_LEVEL).")
+    ] = None,
+    hostname: Annotated[
+        str | None, typer.Option(help="Node name (default: celery@<host name>).")
+    ] = None,
 ) -> None:
-    """A Celery worker (needs STEADY_BROKER_URL)."""
+    """A Celery worker (needs STEADY_BROKER_URL); readiness in STEADY_STATE_DIR/worker.ready."""
     settings = settings_or_exit()
-    if not settings.broker_url:
-        errors.print("[red]STEADY_BROKER_URL is not set: `steady run` needs no broker.[/red]")
-        raise typer.Exit(2)
+    _celery_ready(settings)
     from service.logs import configure_logging
     from workers.app import celery_app
+    from workers.health import ensure_state_dir
 
-    configure_logging(json=True)
+    level = (loglevel or settings.log_level).upper()
+    configure_logging(json=True, level=level)
+    ensure_state_dir(settings.state_dir)
     celery_app.worker_main(
         [
+            "--quiet",  # no banner: every line is JSON
             "worker",
-            f"--loglevel={loglevel}",
+            f"--loglevel={level}",
             f"--concurrency={concurrency}",
             "--pool=prefork",
             "--without-gossip",
             "--without-mingle",
+            *([f"--hostname={hostname}"] if hostname else []),
         ]
     )
 
@@ -253,17 +237,30 @@ def worker(
 @app.command()
 def beat(
     schedule: Annotated[
-        str, typer.Option(help="Beat's schedule state file.")
-    ] = "/tmp/steady-beat-schedule",  # noqa: S108 - state file, no secrets
+        Path | None,
+        typer.Option(help="Beat's schedule file (default: STEADY_STATE_DIR/beat-schedule)."),
+    ] = None,
 ) -> None:
-    """Celery beat: wakes the planner and the dispatcher (needs STEADY_BROKER_URL)."""
+    """Celery beat: plans and dispatches at start, then wakes the planner and the dispatcher
+    every tick (needs STEADY_BROKER_URL); readiness in STEADY_STATE_DIR/beat.ready."""
     settings = settings_or_exit()
-    if not settings.broker_url:
-        errors.print("[red]STEADY_BROKER_URL is not set.[/red]")
-        raise typer.Exit(2)
+    _celery_ready(settings)
+    from service.logs import configure_logging
     from workers.app import celery_app
+    from workers.health import ensure_state_dir
 
-    celery_app.start(["beat", "--loglevel=INFO", f"--schedule={schedule}"])
+    configure_logging(json=True, level=settings.log_level)
+    # Beat sends tasks by name: it need not import them (and the whole service with
+    # them), which keeps its start, and so the first send, fast.
+    celery_app.conf.include = []
+    state_dir = ensure_state_dir(settings.state_dir)
+    if schedule is None:
+        schedule = state_dir / "beat-schedule"
+    else:
+        schedule.parent.mkdir(parents=True, exist_ok=True)
+    celery_app.start(
+        ["--quiet", "beat", f"--loglevel={settings.log_level}", f"--schedule={schedule}"]
+    )
 
 
 @app.command()
@@ -280,8 +277,8 @@ def run(
     from service.storage.db import upgrade
     from service.web.app import create_app
 
-    configure_logging(json=False)
     settings = settings_or_exit()
+    configure_logging(json=False, level=settings.log_level)
     if "public_url" not in settings.model_fields_set:
         # Links in messages should reach this very process unless told otherwise.
         settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})

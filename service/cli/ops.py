@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from service.channels import ChannelKind
 from service.cli.config_check import (
     ALL_CHECKS,
     FAIL,
@@ -58,7 +59,7 @@ def _sessions(settings: Settings) -> Any:
     return session_factory(settings.database_url)
 
 
-def _parse_address_or_exit(raw: str) -> tuple[str, str]:
+def _parse_address_or_exit(raw: str) -> tuple[ChannelKind, str]:
     from service.addresses import InvalidAddress, parse_address
 
     try:
@@ -114,6 +115,8 @@ def import_command(
         except ImportFileError as exc:
             errors.print(f"{file.name}: {exc}", markup=False)
             raise typer.Exit(EXIT_USAGE) from None
+    if report.imported:
+        _wake_planner(settings)
     console.print(
         f"{report.rows} rows: {report.imported} imported ({report.pending} channels pending "
         f"confirmation, {report.active} active with evidence), {report.skipped} already known "
@@ -123,14 +126,28 @@ def import_command(
         raise typer.Exit(EXIT_PROBLEM)
 
 
+def _wake_planner(settings: Settings) -> None:
+    """Imported people are planned (and their confirmations sent) now, not at the next tick."""
+    if not settings.broker_url:
+        return  # no workers to wake: `steady run` / `steady tick` pick them up
+    from service.sending.wake import CeleryWaker
+
+    try:
+        CeleryWaker(settings.broker_url).wake_planner(then_dispatch=True)
+    except Exception as exc:  # the import stands; the next tick plans them
+        errors.print(f"could not wake the planner ({type(exc).__name__}); beat will", markup=False)
+
+
 @subscribers_app.command("export")
 def export_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array instead of CSV.")] = False,
 ) -> None:
     """Write every subscriber to stdout: CSV (default) or a JSON array."""
     from service.people.bulk import EXPORT_COLUMNS, export_rows
+    from service.storage.db import read_session_factory
 
-    rows = export_rows(_sessions(_settings()))
+    settings = _settings()
+    rows = export_rows(read_session_factory(settings.database_url, settings.database_replica_url))
     out = sys.stdout
     if as_json:
         out.write("[")
@@ -179,12 +196,11 @@ def send_test(
     """Send one sample nudge through the configured provider; print its provider id."""
     from service.messages.compose import POSTAL_ADDRESS_UNSET, PROGRAM_NAME, sms_context
     from service.messages.content import Content, TemplateError, sample_context
-    from service.providers.base import Channel, OutboundMessage, ProviderError
+    from service.providers.base import OutboundMessage, ProviderError
     from service.providers.registry import build_providers
 
     settings = _settings()
-    kind, normalised = _parse_address_or_exit(address)
-    channel: Channel = "sms" if kind == "sms" else "email"
+    channel, normalised = _parse_address_or_exit(address)
     context = {
         **sample_context(channel=channel),
         **sms_context(settings, discreet=False, cadence_per_week=settings.default_cadence_per_week),
@@ -192,15 +208,15 @@ def send_test(
     }
     content = Content()
     try:
-        if channel == "sms":
+        if channel == ChannelKind.SMS:
             message = OutboundMessage(
-                message_id=0, channel="sms", to=normalised, body=content.sms(template, context)
+                message_id=0, channel=channel, to=normalised, body=content.sms(template, context)
             )
         else:
             email = content.email(template, context)
             message = OutboundMessage(
                 message_id=0,
-                channel="email",
+                channel=channel,
                 to=normalised,
                 body=email.text,
                 subject=email.subject,

@@ -22,11 +22,14 @@ class Kind(StrEnum):
     REPLY = "reply"
     SYSTEM = "system"
     SURVEY = "survey"  # the optional daily question (service.sending.decisions)
+    OPERATOR = "operator"  # one SMS an operator wrote (INTERFACE.md §2, /admin/review)
 
 
-# Kinds that answer something the person just did: they go at once, at any hour,
-# and never count against cadence, caps or spacing (INTERFACE.md §4).
-IMMEDIATE_KINDS = frozenset({Kind.CONFIRM, Kind.REPLY, Kind.SYSTEM})
+# Kinds that answer something the person just did: they go when due, at any hour,
+# and never count against cadence, caps or spacing (INTERFACE.md §4). An operator's
+# reply is due at once or at the next opening of the person's window (people.review),
+# and goes to flagged people too: they are who operators write to.
+IMMEDIATE_KINDS = frozenset({Kind.CONFIRM, Kind.REPLY, Kind.SYSTEM, Kind.OPERATOR})
 
 # Kinds the planner schedules on its own: the nudges.
 NUDGE_KINDS = frozenset({Kind.WELCOME, Kind.RESTRAINT, Kind.ACTIVITY, Kind.PATIENCE, Kind.CHECKIN})
@@ -51,11 +54,16 @@ CONFIRM_TEMPLATE = "confirm"
 WELCOME_TEMPLATE = "welcome"
 CHECKIN_TEMPLATE = "checkin"
 SURVEY_TEMPLATE = "survey"
+OPERATOR_TEMPLATE = "operator"
 
 # Replies to inbound texts (SMS only). The full grammar grows these.
 REPLY_TEMPLATES: tuple[str, ...] = (
     "reply_help",  # HELP / INFO
     "reply_stopped",  # the one confirmation after STOP
+    "reply_stopped_es",  # ... after a stop asked in Spanish (PARAR, BAJA, ...)
+    "reply_stopped_fr",  # ... after a stop asked in French (ARRET, ...)
+    "reply_help_es",  # AYUDA
+    "reply_help_fr",  # AIDE
     "reply_resumed",  # START / YES / UNSTOP after a stop
     "reply_confirmed",  # YES while pending: welcome aboard
     "reply_guide",  # anything we do not understand
@@ -79,6 +87,8 @@ REPLY_TEMPLATES: tuple[str, ...] = (
     "reply_stats",  # STATS: the person's own summary
     "reply_survey_yes",  # Y to the daily question: noted; a restraint follows it
     "reply_survey_no",  # N to the daily question
+    "reply_zone",  # ZONE <place>: the zone and the local sending hours
+    "reply_zone_unknown",  # ZONE with a place we cannot read: how to write it
 )
 
 # Names that exist as SMS and as email.
@@ -91,7 +101,7 @@ BOTH_CHANNEL_TEMPLATES: tuple[str, ...] = (
     *TIP_TEMPLATES,
     *(name for names in ACTIVITY_TEMPLATES.values() for name in names),
 )
-SMS_ONLY_TEMPLATES: tuple[str, ...] = (*REPLY_TEMPLATES, SURVEY_TEMPLATE)
+SMS_ONLY_TEMPLATES: tuple[str, ...] = (*REPLY_TEMPLATES, SURVEY_TEMPLATE, OPERATOR_TEMPLATE)
 
 
 def kind_of(template: str) -> Kind:

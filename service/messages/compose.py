@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from service.channels import ChannelKind
+from service.messages.catalog import Kind
 from service.messages.content import Content
-from service.providers.base import Channel, OutboundMessage
+from service.providers.base import OutboundMessage
+from service.providers.twilio.codes import MESSAGE_ID_QUERY
 from service.settings import Settings
 from service.tokens import Purpose, make_token
 
@@ -20,6 +23,8 @@ PROGRAM_NAME = "Steady"
 # Discreet mode: a lock screen or an inbox list shows only the sender, so it says nothing.
 DISCREET_SENDER_NAME = "Daily notes"
 POSTAL_ADDRESS_UNSET = "(postal address not configured)"
+# How a channel's consent was given when the person texted JOIN from that phone.
+CONSENT_BY_TEXT = "sms_keyword"
 
 
 @dataclass(frozen=True)
@@ -28,10 +33,24 @@ class Recipient:
 
     message_id: int
     channel_id: int
-    channel: Channel
+    channel: ChannelKind
     address: str
     discreet: bool
     cadence_per_week: int
+
+
+def renders_discreet(kind: str, chosen: bool, consent_method: str | None) -> bool:
+    """Whether a message to a channel is written in discreet wording.
+
+    The person's own choice, and always for a confirmation the phone or inbox did
+    not ask for itself (PRODUCT.md, "Safety"): a web signup's, an import's or the
+    preferences page's confirmation goes to whatever address was typed in, and
+    whoever holds it may not be the person who typed it, so the whole text says
+    nothing of what Steady is about. Only the opt-in request answering a JOIN
+    texted from the phone itself may be plain. The dispatcher, reconciliation
+    (which matches the provider's copy by its body) and the replies all ask here.
+    """
+    return chosen or (kind == Kind.CONFIRM and consent_method != CONSENT_BY_TEXT)
 
 
 def frequency_text(cadence_per_week: int) -> str:
@@ -48,11 +67,28 @@ def sms_context(settings: Settings, *, discreet: bool, cadence_per_week: int) ->
         "program": PROGRAM_NAME,
         "discreet": discreet,
         "support_contact": settings.support_contact,
-        "safety_line": settings.safety_line,
+        # The fallback line; replies put the person's own country's lines here.
+        "safety_lines": [settings.safety_line] if settings.safety_line else [],
         "frequency": frequency_text(cadence_per_week),
         # The opt-in and HELP say that Steady varies its messages (PRODUCT.md).
         "experiment": settings.experiment == "on",
     }
+
+
+# A restraint or tip carried on a confirmation loses its own opening: the confirmation
+# already names the sender and says it was noted.
+_CARRIED_OPENINGS = ("{program}: ", "Noted. ")
+
+
+def with_carried(confirmation: str, carried: str, program: str = PROGRAM_NAME) -> str:
+    """One SMS: a log's confirmation, then the restraint or tip it carries."""
+    for opening in _CARRIED_OPENINGS:
+        prefix = opening.format(program=program)
+        if carried.startswith(prefix):
+            rest = carried[len(prefix) :]
+            carried = rest[:1].upper() + rest[1:]
+            break
+    return f"{confirmation} {carried}"
 
 
 def template_context(settings: Settings, recipient: Recipient) -> dict[str, Any]:
@@ -80,29 +116,37 @@ def unsubscribe_url(settings: Settings, channel_id: int) -> str:
 def status_callback_url(settings: Settings, message_id: int) -> str:
     # Our id rides along, so a callback that beats our own commit of the provider
     # id still finds its message.
-    return f"{settings.public_url}/webhooks/twilio/status?m={message_id}"
+    return f"{settings.public_url}/webhooks/twilio/status?{MESSAGE_ID_QUERY}={message_id}"
 
 
 def compose(
-    settings: Settings, content: Content, recipient: Recipient, template: str
+    settings: Settings,
+    content: Content,
+    recipient: Recipient,
+    template: str,
+    body: str | None = None,
 ) -> OutboundMessage:
-    """Render `template` for `recipient` into a message a provider can send."""
-    if recipient.channel == "sms":
+    """Render `template` for `recipient` into a message a provider can send.
+
+    An SMS whose `body` was rendered when it was queued (an operator's reply) goes
+    as it is: what the operator saw is what the person gets.
+    """
+    if recipient.channel == ChannelKind.SMS:
         context = sms_context(
             settings, discreet=recipient.discreet, cadence_per_week=recipient.cadence_per_week
         )
         return OutboundMessage(
             message_id=recipient.message_id,
-            channel="sms",
+            channel=ChannelKind.SMS,
             to=recipient.address,
-            body=content.sms(template, context),
+            body=body if body is not None else content.sms(template, context),
             status_callback=status_callback_url(settings, recipient.message_id),
         )
     context = template_context(settings, recipient)
     email = content.email(template, context)
     return OutboundMessage(
         message_id=recipient.message_id,
-        channel="email",
+        channel=ChannelKind.EMAIL,
         to=recipient.address,
         body=email.text,
         subject=email.subject,

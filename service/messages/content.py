@@ -4,10 +4,12 @@ SMS come from `templates/sms/<name>.txt`; email from
 `templates/email/<name>/{subject.txt, body.txt, body.html}`, whose bodies extend the
 shared `email/_layout.*` so the legally required footer is written once.
 
-Every template sees `program`, `discreet`, `support_contact`, `safety_line` and
-`frequency`; email templates also see `unsubscribe_url`, `preferences_url` and
-`postal_address`, and the confirm email `confirm_url`. Undefined variables are errors
-(StrictUndefined), never a blank in a message someone reads.
+Every template sees `program`, `discreet`, `support_contact`, `safety_lines` (a list:
+the fallback `STEADY_SAFETY_LINE`, or the lines of the person's country in replies)
+and `frequency`; email templates also see `unsubscribe_url`, `preferences_url` and
+`postal_address`, and the confirm email `confirm_url`; the operator's reply `body`.
+Undefined variables are errors (StrictUndefined), never a blank in a message someone
+reads.
 """
 
 from __future__ import annotations
@@ -173,9 +175,10 @@ def sample_context(*, discreet: bool = False, channel: str = "sms") -> dict[str,
         "program": "Steady",
         "discreet": discreet,
         "support_contact": "help@steady.example",
-        "safety_line": "National Domestic Violence Hotline 1-800-799-7233",
+        "safety_lines": ["Call or text 988, the Suicide & Crisis Lifeline (24/7)."],
         "frequency": "up to 1 msg/day",
         "experiment": True,
+        "body": "Thanks for writing. If today is hard, the lines in our HELP reply are open.",
     }
     if channel == "email":
         context |= {

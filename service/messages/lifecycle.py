@@ -39,34 +39,6 @@ PRIORITY_NUDGE = 1
 
 MAX_SEND_ATTEMPTS = 3  # PRODUCT.md: transient failures, at most 3 tries
 
-# Twilio's MessageStatus values, as ours.
-TWILIO_STATUS: dict[str, str] = {
-    "accepted": S.SENDING,
-    "scheduled": S.SENDING,
-    "queued": S.SENDING,
-    "sending": S.SENDING,
-    "sent": S.SENT,
-    "delivered": S.DELIVERED,
-    "read": S.DELIVERED,
-    "undelivered": S.UNDELIVERED,
-    "failed": S.FAILED,
-    "canceled": S.FAILED,
-}
-
-# SendGrid event types that say where a message is, as ours. `processed` only
-# means SendGrid accepted it for delivery, so it is `sent`, not `delivered`; an
-# open or a click proves delivery. `bounce` is a final failure whatever its type
-# (a "blocked" bounce is not retried by SendGrid either); `deferred` says
-# nothing final, SendGrid keeps trying.
-SENDGRID_STATUS: dict[str, str] = {
-    "processed": S.SENT,
-    "delivered": S.DELIVERED,
-    "open": S.DELIVERED,
-    "click": S.DELIVERED,
-    "bounce": S.UNDELIVERED,
-    "dropped": S.FAILED,
-}
-
 
 def can_move(current: str, new: str) -> bool:
     """True if a report of `new` may replace `current`."""

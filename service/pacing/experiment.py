@@ -65,7 +65,16 @@ from service.pacing.rules import (
     effective_cadence,
     plan_next,
 )
-from service.pacing.window import local_wall_time, window_bounds, window_hours
+from service.pacing.window import (
+    NoSharedWindow,
+    Zones,
+    is_in_window,
+    local_wall_time,
+    sending_zones,
+    window_bounds,
+    window_closing_for,
+    window_hours,
+)
 
 DECISIONS_PER_DAY = 3
 NUDGE_PROBABILITY_BOUNDS = (0.2, 0.8)
@@ -203,15 +212,24 @@ def decide(state: SubscriberState, situation: Situation, policy: PacingPolicy) -
     hold = _hold(state, s)
     if hold is not None:
         return _unavailable(s, hold)
-    fixed = _fixed_rule(state, now, policy)
-    if fixed is not None:
-        return _v1(s, plan_next(state, now, policy), available=False, reason=fixed)
-    limit = _limit(state, s, policy)
-    if limit is not None:
-        return _unavailable(s, limit)
-    if not s.randomise:
-        return _v1(s, plan_next(state, now, policy), available=True, reason=None)
+    try:
+        fixed = _fixed_rule(state, now, policy)
+        if fixed is not None:
+            return _v1(s, plan_next(state, now, policy), available=False, reason=fixed)
+        limit = _limit(state, s, policy)
+        if limit is not None:
+            return _unavailable(s, limit)
+        if not s.randomise:
+            return _v1(s, plan_next(state, now, policy), available=True, reason=None)
+    except NoSharedWindow:
+        # Candidate zones that share no hours (the person has not named theirs yet).
+        return _unavailable(s, Reason.WINDOW)
     return _randomised(state, s, policy)
+
+
+def _zones(state: SubscriberState) -> Zones:
+    """Every zone whose hours a nudge keeps (all candidates until the person names one)."""
+    return sending_zones(state.timezone, state.candidate_zones)
 
 
 def _hold(state: SubscriberState, s: Situation) -> Reason | None:
@@ -240,12 +258,7 @@ def _fixed_rule(state: SubscriberState, now: datetime, policy: PacingPolicy) -> 
 
 def _limit(state: SubscriberState, s: Situation, policy: PacingPolicy) -> Reason | None:
     at = max(s.at, s.now)
-    opening, closing = window_bounds(
-        local_wall_time(at, ZoneInfo(state.timezone)).date(),
-        ZoneInfo(state.timezone),
-        *window_hours(state.hours, policy),
-    )
-    if not opening <= at < closing:
+    if not is_in_window(at, _zones(state), *window_hours(state.hours, policy)):
         return Reason.WINDOW
     if any(abs(at - n.at) < policy.min_spacing for n in state.recent_nudges):
         return Reason.SPACING
@@ -338,10 +351,7 @@ def _nudge(
         kind, template = Kind.RESTRAINT, choose_restraint(said, state.subscriber_id)
         if chosen == Option.RISKY_HOUR and s.pattern is not None:
             send = risky_send_time(s.pattern, send, s.following, state, policy)
-    zone = ZoneInfo(state.timezone)
-    closing = window_bounds(
-        local_wall_time(send, zone).date(), zone, *window_hours(state.hours, policy)
-    )[1]
+    closing = window_closing_for(send, _zones(state), *window_hours(state.hours, policy))
     return PlannedNudge(
         kind=kind,
         template=template,
@@ -373,9 +383,7 @@ def risky_send_time(
 ) -> datetime:
     """One standard deviation before the predicted time of reaching out (module docstring)."""
     zone = ZoneInfo(state.timezone)
-    closing = window_bounds(
-        local_wall_time(start, zone).date(), zone, *window_hours(state.hours, policy)
-    )[1]
+    closing = window_closing_for(start, _zones(state), *window_hours(state.hours, policy))
     latest = min(closing - RISKY_MARGIN, following - policy.min_spacing)
     if latest <= start:
         return start

@@ -17,6 +17,9 @@ When (``_schedule``; the arithmetic lives in ``service.pacing.window``)
     4. Window: inside the local window ``[max(08, hours[0]), min(20, hours[1]))`` of
        its local date (the strictest US state rules, narrowed by the subscriber's
        own hours), else the next window opening. DST-safe (``pacing_window``).
+       Until the subscriber names a zone, the window must hold in each of their
+       ``candidate_zones`` at once; when those share no hours, ``plan_next`` raises
+       ``NoSharedWindow`` and nothing is planned.
     Steps 2-4 repeat until all hold at once; each only moves the time later.
     ``expires_at = min(scheduled_for + expiry_grace, closing of that window)``.
 
@@ -51,6 +54,7 @@ from types import MappingProxyType
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from service.channels import ChannelKind
 from service.messages.catalog import (
     ACTIVITY_TEMPLATES,
     CHECKIN_TEMPLATE,
@@ -62,17 +66,16 @@ from service.messages.catalog import (
     Kind,
 )
 from service.pacing.window import (
+    Zones,
     add_window_time,
+    daily_window_time,
     local_wall_time,
     require_aware,
+    sending_zones,
     settle_in_window,
     window_closing_for,
     window_hours,
 )
-from service.pacing.window import in_sending_window as in_sending_window  # re-exported
-from service.pacing.window import sending_window as sending_window  # re-exported
-
-Channel = Literal["sms", "email"]
 
 # Quiet subscribers get half their cadence, but never less than one nudge a week.
 QUIET_CADENCE_FLOOR = 1.0
@@ -141,7 +144,7 @@ class PastNudge:
 
     kind: Kind
     template: str
-    channel: Channel
+    channel: ChannelKind
     at: datetime  # tz-aware UTC: when it went out (or its scheduled time)
 
 
@@ -158,8 +161,8 @@ class SubscriberState:
     """Everything pacing needs to know about one subscriber."""
 
     subscriber_id: int
-    timezone: str  # IANA
-    channel: Channel  # where the next nudge goes
+    timezone: str  # IANA: the named zone, else the best guess (local dates, display)
+    channel: ChannelKind  # where the next nudge goes
     cadence_per_week: int  # 3..21, default 7
     hours: tuple[int, int] = (8, 20)  # own hours (start, end): narrows the legal window only
     activity_areas: tuple[str, ...] = DEFAULT_ACTIVITY_AREAS
@@ -174,6 +177,9 @@ class SubscriberState:
     # next nudge does not repeat what a reply just said. Never for timing.
     recent_replies: tuple[PastNudge, ...] = ()
     contacts: tuple[ContactEntry, ...] = ()  # contact logs of the last `lookback`
+    # IANA zones the subscriber may be in until they name one: nudges keep the hours
+    # of every one of them. Empty when the zone is known.
+    candidate_zones: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -215,15 +221,18 @@ def effective_cadence(state: SubscriberState, now: datetime, policy: PacingPolic
     return cadence
 
 
+def _zones(state: SubscriberState) -> Zones:
+    return sending_zones(state.timezone, state.candidate_zones)
+
+
 def cadence_gap(state: SubscriberState, now: datetime, policy: PacingPolicy) -> timedelta:
     """Sending-window time between two nudges: a week's window time / effective cadence.
 
     Counted in window time, not calendar time, so that "3 a day" means three in
     the day's window (a 24 h / 3 = 8 h calendar gap would fit only two in 08-20).
     """
-    start_hour, end_hour = window_hours(state.hours, policy)
-    weekly_window_time = 7 * timedelta(hours=end_hour - start_hour)
-    return weekly_window_time / effective_cadence(state, now, policy)
+    daily = daily_window_time(now, _zones(state), *window_hours(state.hours, policy))
+    return 7 * daily / effective_cadence(state, now, policy)
 
 
 def _earliest(state: SubscriberState, now: datetime, policy: PacingPolicy) -> datetime:
@@ -231,10 +240,7 @@ def _earliest(state: SubscriberState, now: datetime, policy: PacingPolicy) -> da
     if state.recent_nudges:
         last = max(n.at for n in state.recent_nudges)
         after_cadence = add_window_time(
-            last,
-            cadence_gap(state, now, policy),
-            ZoneInfo(state.timezone),
-            *window_hours(state.hours, policy),
+            last, cadence_gap(state, now, policy), _zones(state), *window_hours(state.hours, policy)
         )
         earliest = max(earliest, after_cadence, last + policy.min_spacing)
     if state.paused_until is not None:
@@ -243,14 +249,14 @@ def _earliest(state: SubscriberState, now: datetime, policy: PacingPolicy) -> da
 
 
 def _schedule(state: SubscriberState, now: datetime, policy: PacingPolicy) -> datetime:
-    sms_sent = [n.at for n in state.recent_nudges if n.channel == "sms"]
+    sms_sent = [n.at for n in state.recent_nudges if n.channel == ChannelKind.SMS]
     return settle_in_window(
         _earliest(state, now, policy),
-        ZoneInfo(state.timezone),
+        _zones(state),
         window_hours(state.hours, policy),
         spaced_from=[n.at for n in state.recent_nudges],
         min_spacing=policy.min_spacing,
-        sms_sent=sms_sent if state.channel == "sms" else None,
+        sms_sent=sms_sent if state.channel == ChannelKind.SMS else None,
         max_sms_per_24h=policy.max_sms_per_24h,
     )
 
@@ -415,12 +421,15 @@ def _choose(
 def plan_next(
     state: SubscriberState, now: datetime, policy: PacingPolicy = DEFAULT_POLICY
 ) -> PlannedNudge:
-    """Plan the subscriber's next nudge as of ``now`` (tz-aware)."""
+    """Plan the subscriber's next nudge as of ``now`` (tz-aware).
+
+    Raises ``NoSharedWindow`` when the subscriber's candidate zones share no hours.
+    """
     require_aware(now, "now")
     now = now.astimezone(UTC)
     scheduled_for = _schedule(state, now, policy).astimezone(UTC)
     start_hour, end_hour = window_hours(state.hours, policy)
-    closing = window_closing_for(scheduled_for, ZoneInfo(state.timezone), start_hour, end_hour)
+    closing = window_closing_for(scheduled_for, _zones(state), start_hour, end_hour)
     kind, template, rule = _choose(state, now, scheduled_for, policy)
     return PlannedNudge(
         kind=kind,

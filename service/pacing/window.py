@@ -3,8 +3,7 @@
 Pure functions, no clock reads. A window is the half-open local wall-clock range
 ``[start_hour:00, end_hour:00)`` of one local date, expressed as two UTC instants;
 for a nudge it is the legal window narrowed by the subscriber's own hours
-(``window_hours``). ``service.pacing.rules`` re-exports ``sending_window`` and
-``in_sending_window``; import them from there.
+(``window_hours``).
 
 Daylight-saving changes make local wall times ambiguous (a fall-back fold happens
 twice) or missing (a spring-forward gap never happens). Every bound is therefore
@@ -18,11 +17,20 @@ round trip, always erring towards a *narrower* window:
 
 A candidate instant is then also checked against its own wall time, so a window
 boundary inside a fold can never let a nudge out at a wall time outside the hours.
+
+Several zones (PRODUCT.md, "Law": quiet hours wherever the subscriber lives). A
+number that fits several zones (a split US area code, an Australian mobile) and
+whose owner has not named theirs is held to every one of them: a nudge goes only
+at an instant that is inside the window *in each zone*, on each zone's own local
+date and DST rules, so the shared window is worked out afresh for every day
+(US Eastern + Central: 09:00-20:00 Eastern). Candidates so far apart that no
+instant is inside all their windows share no hours: ``NoSharedWindow`` is raised
+and no nudge is planned until the person names a zone (replies still go at once).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Protocol
@@ -38,6 +46,14 @@ MAX_WINDOW_DAYS_WALKED = 32
 ROLLING_SMS_PERIOD = timedelta(hours=24)
 # The constraints settle in two or three rounds; the bound only guards against a bug.
 MAX_SETTLING_ROUNDS = 64
+
+
+# The zones a nudge must keep the hours of (one, unless the zone is still uncertain).
+Zones = tuple[ZoneInfo, ...]
+
+
+class NoSharedWindow(ValueError):
+    """The candidate zones share no sending hours within the days searched."""
 
 
 class WindowLimits(Protocol):
@@ -105,14 +121,14 @@ def _wall_time_fits(at: datetime, tz: ZoneInfo, start_hour: int, end_hour: int) 
     return timedelta(hours=start_hour) <= since_midnight < timedelta(hours=end_hour)
 
 
-def is_in_window(at: datetime, tz: ZoneInfo, start_hour: int, end_hour: int) -> bool:
+def _in_zone_window(at: datetime, tz: ZoneInfo, start_hour: int, end_hour: int) -> bool:
     """Whether ``at`` lies in its own local date's window, by instant and by wall time."""
     opening, closing = window_bounds(local_wall_time(at, tz).date(), tz, start_hour, end_hour)
     return opening <= at < closing and _wall_time_fits(at, tz, start_hour, end_hour)
 
 
-def earliest_in_window(at: datetime, tz: ZoneInfo, start_hour: int, end_hour: int) -> datetime:
-    """Return ``at`` if it is inside a window, else the next window opening after it."""
+def _earliest_in_zone(at: datetime, tz: ZoneInfo, start_hour: int, end_hour: int) -> datetime:
+    """``at`` if it is inside one zone's window, else that zone's next opening after it."""
     first_day = local_wall_time(at, tz).date()
     for days_ahead in range(MAX_DAYS_SEARCHED):
         opening, closing = window_bounds(
@@ -124,13 +140,76 @@ def earliest_in_window(at: datetime, tz: ZoneInfo, start_hour: int, end_hour: in
     raise ValueError(f"no sending window within {MAX_DAYS_SEARCHED} days of {at.isoformat()}")
 
 
-def window_closing_for(at: datetime, tz: ZoneInfo, start_hour: int, end_hour: int) -> datetime:
-    """Return the closing instant of the window that ``at`` lies in."""
-    return window_bounds(local_wall_time(at, tz).date(), tz, start_hour, end_hour)[1]
+def split_zones(stored: str | None) -> tuple[str, ...]:
+    """Candidate zones as a subscriber row keeps them: IANA names, space-separated."""
+    return tuple(stored.split()) if stored else ()
+
+
+def join_zones(zones: Iterable[str]) -> str | None:
+    """The stored form of candidate zones; None when there are none (the zone is known)."""
+    return " ".join(zones) or None
+
+
+@lru_cache(maxsize=4096)
+def _zone_infos(names: tuple[str, ...]) -> Zones:
+    return tuple(ZoneInfo(name) for name in dict.fromkeys(names))
+
+
+def sending_zones(timezone: str, candidates: Iterable[str] = ()) -> Zones:
+    """The zones a nudge keeps the hours of: every candidate until the person names
+    their zone, else their zone alone (PRODUCT.md, "Law")."""
+    return _zone_infos(tuple(candidates) or (timezone,))
+
+
+def is_in_window(at: datetime, zones: Zones, start_hour: int, end_hour: int) -> bool:
+    """Whether ``at`` lies inside the window of every zone, by instant and by wall time."""
+    return all(_in_zone_window(at, tz, start_hour, end_hour) for tz in zones)
+
+
+def earliest_in_window(at: datetime, zones: Zones, start_hour: int, end_hour: int) -> datetime:
+    """Return ``at`` if it is inside every zone's window, else the next instant that is.
+
+    Each zone's earliest usable instant from a candidate is never later than the
+    answer (the answer is inside that zone's window too), so moving the candidate
+    to the latest of them and repeating finds the earliest shared instant; each
+    round jumps to some zone's opening, so few rounds are needed. Raises
+    ``NoSharedWindow`` when none comes within ``MAX_DAYS_SEARCHED`` days.
+    """
+    if len(zones) == 1:
+        return _earliest_in_zone(at, zones[0], start_hour, end_hour)
+    give_up = at + timedelta(days=MAX_DAYS_SEARCHED)
+    candidate = at
+    while candidate <= give_up:
+        moved = max(_earliest_in_zone(candidate, tz, start_hour, end_hour) for tz in zones)
+        if moved == candidate:
+            return candidate
+        candidate = moved
+    raise NoSharedWindow(
+        f"{len(zones)} zones share no sending hours within {MAX_DAYS_SEARCHED} days"
+    )
+
+
+def window_closing_for(at: datetime, zones: Zones, start_hour: int, end_hour: int) -> datetime:
+    """Return the closing instant of the (shared) window that ``at`` lies in."""
+    return min(
+        window_bounds(local_wall_time(at, tz).date(), tz, start_hour, end_hour)[1] for tz in zones
+    )
+
+
+def daily_window_time(at: datetime, zones: Zones, start_hour: int, end_hour: int) -> timedelta:
+    """How much sending time one day holds: the hours in one zone; for several zones,
+    their shared window on the day of the next one from ``at`` (it varies with DST)."""
+    if len(zones) == 1:
+        return timedelta(hours=end_hour - start_hour)
+    reference = zones[0]
+    day = local_wall_time(earliest_in_window(at, zones, start_hour, end_hour), reference).date()
+    day_opening = window_bounds(day, reference, start_hour, end_hour)[0]
+    opening = earliest_in_window(day_opening, zones, start_hour, end_hour)
+    return window_closing_for(opening, zones, start_hour, end_hour) - opening
 
 
 def add_window_time(
-    start: datetime, duration: timedelta, tz: ZoneInfo, start_hour: int, end_hour: int
+    start: datetime, duration: timedelta, zones: Zones, start_hour: int, end_hour: int
 ) -> datetime:
     """Return the instant ``duration`` of sending-window time after ``start``.
 
@@ -139,8 +218,8 @@ def add_window_time(
     """
     at, remaining = start, duration
     for _ in range(MAX_WINDOW_DAYS_WALKED):
-        at = earliest_in_window(at, tz, start_hour, end_hour)
-        closing = window_closing_for(at, tz, start_hour, end_hour)
+        at = earliest_in_window(at, zones, start_hour, end_hour)
+        closing = window_closing_for(at, zones, start_hour, end_hour)
         if remaining < closing - at:
             return at + remaining
         remaining -= closing - at
@@ -168,11 +247,31 @@ def sending_window(
 
 
 def in_sending_window(
-    at: datetime, timezone: str, hours: tuple[int, int], policy: WindowLimits
+    at: datetime,
+    timezone: str,
+    hours: tuple[int, int],
+    policy: WindowLimits,
+    *,
+    candidates: Iterable[str] = (),
 ) -> bool:
-    """Whether a nudge may go out at ``at``: the dispatcher's last guard."""
+    """Whether a nudge may go out at ``at``: the dispatcher's last guard.
+
+    ``candidates`` are the zones the subscriber may be in while they have not named
+    one: the instant must be inside the window in each of them.
+    """
     require_aware(at, "at")
-    return is_in_window(at, ZoneInfo(timezone), *window_hours(hours, policy))
+    return is_in_window(at, sending_zones(timezone, candidates), *window_hours(hours, policy))
+
+
+def shares_sending_hours(
+    at: datetime, zones: Iterable[str], hours: tuple[int, int], policy: WindowLimits
+) -> bool:
+    """Whether the zones have a shared sending window within a few days of ``at``."""
+    try:
+        earliest_in_window(at, _zone_infos(tuple(zones)), *window_hours(hours, policy))
+    except NoSharedWindow:
+        return False
+    return True
 
 
 def _after_spacing(
@@ -197,7 +296,7 @@ def _after_sms_cap(at: datetime, sms_sent: Sequence[datetime], cap: int) -> date
 
 def settle_in_window(
     earliest: datetime,
-    tz: ZoneInfo,
+    zones: Zones,
     hours: tuple[int, int],
     *,
     spaced_from: Sequence[datetime],
@@ -217,7 +316,7 @@ def settle_in_window(
         moved = _after_spacing(at, spaced_from, min_spacing)
         if sms_sent is not None:
             moved = _after_sms_cap(moved, sms_sent, max_sms_per_24h)
-        moved = earliest_in_window(moved, tz, *hours)
+        moved = earliest_in_window(moved, zones, *hours)
         if moved == at:
             return at
         at = moved

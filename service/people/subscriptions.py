@@ -3,6 +3,13 @@
 Double opt-in (PRODUCT.md "Law and carrier rules"): a channel starts `pending`
 and only a confirmation from that very address (a YES text, a POST from the
 emailed link) makes it `active`. Nobody can enrol someone else.
+
+After STOP a number comes back only by START, YES or UNSTOP texted from that
+phone (`resume`): never by a web signup, which leaves a stopped number exactly
+as it is and sends it nothing, and never by a confirmation link, which confirms
+pending channels only (`confirm_by_link`). An unsubscribed email address can
+sign up again: that makes it pending, and only the link then sent to that inbox
+confirms it.
 """
 
 from __future__ import annotations
@@ -16,11 +23,11 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from service.addresses import address_hash
+from service.channels import ChannelKind
 from service.messages.catalog import CONFIRM_TEMPLATE, NUDGE_KINDS, Kind
 from service.messages.lifecycle import PRIORITY_NOW
 from service.storage.models import (
     Channel,
-    ChannelKind,
     ChannelStatus,
     Message,
     MessageStatus,
@@ -43,6 +50,7 @@ class SignupRequest:
     consent_method: str
     consent_evidence: dict[str, Any]
     cadence_per_week: int = 7
+    timezone_candidates: str | None = None  # stored form; see service.people.zones
 
 
 def is_suppressed(session: Session, address: str, secret: str) -> bool:
@@ -53,7 +61,7 @@ def is_suppressed(session: Session, address: str, secret: str) -> bool:
 
 
 def suppress(
-    session: Session, address: str, channel: str, reason: str, secret: str, now: datetime
+    session: Session, address: str, channel: ChannelKind, reason: str, secret: str, now: datetime
 ) -> None:
     """Add an address to Steady's own do-not-contact list (idempotent)."""
     digest = address_hash(address, secret)
@@ -101,9 +109,10 @@ def subscribe(
     """Record a signup and queue the confirmations. Returns the new confirm messages.
 
     Known addresses are handled quietly (the caller answers the same either way):
-    pending ones get a fresh confirmation, stopped ones start a new opt-in, active
-    and suppressed ones get nothing. New addresses are never attached to an
-    existing person, so nobody can add their own inbox to someone else's plan.
+    pending ones get a fresh confirmation, a stopped email address starts a new
+    opt-in, and stopped numbers, active and suppressed addresses get nothing. New
+    addresses are never attached to an existing person, so nobody can add their
+    own inbox to someone else's plan.
     """
     confirmations: list[Message] = []
     new_addresses: list[tuple[ChannelKind, str]] = []
@@ -116,6 +125,10 @@ def subscribe(
         if existing is None:
             new_addresses.append((kind, address))
             continue
+        if existing.status == ChannelStatus.STOPPED and kind == ChannelKind.SMS:
+            # Only START from that phone reopens a number (CTIA; PRODUCT.md "Law").
+            log.info("signup_stopped_number")
+            continue
         if existing.status in (ChannelStatus.PENDING, ChannelStatus.STOPPED):
             if existing.status == ChannelStatus.STOPPED:
                 _record_consent(existing, request, now)
@@ -125,7 +138,10 @@ def subscribe(
                 confirmations.append(confirmation)
     if new_addresses:
         subscriber = Subscriber(
-            timezone=request.timezone, cadence_per_week=request.cadence_per_week, created_at=now
+            timezone=request.timezone,
+            timezone_candidates=request.timezone_candidates,
+            cadence_per_week=request.cadence_per_week,
+            created_at=now,
         )
         session.add(subscriber)
         for kind, address in new_addresses:
@@ -168,6 +184,19 @@ def confirm(session: Session, channel: Channel, evidence: dict[str, Any], now: d
     if subscriber.flagged_at is None:
         subscriber.next_plan_at = now
     return True
+
+
+def confirm_by_link(
+    session: Session, channel: Channel, secret: str, evidence: dict[str, Any], now: datetime
+) -> bool:
+    """POST /confirm/{token}: confirm a pending channel. A stopped one stays stopped
+    (an old link is no way back after STOP). Returns True if it changed."""
+    if channel.status != ChannelStatus.PENDING:
+        return False
+    # A pending address may be an unsubscribed inbox that signed up again: the
+    # link was opened from that inbox, which is its consent, so it leaves our list.
+    unsuppress(session, channel.address, secret)
+    return confirm(session, channel, evidence, now)
 
 
 def stop(session: Session, channel: Channel, reason: str, secret: str, now: datetime) -> bool:

@@ -17,29 +17,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.people import subscriptions
+from service.providers.base import Cause, DeliveryReason
 from service.storage.models import Channel, ChannelStatus, Message, MessageStatus, Subscriber
 
 log = structlog.get_logger(__name__)
 
-# Twilio error codes (https://www.twilio.com/docs/api/errors/<code>).
-# 21610: the recipient replied STOP to our sender at the carrier; it is their STOP.
-TWILIO_OPTED_OUT = "21610"
-# The number can never receive SMS from us: invalid (21211), not a mobile (21614),
-# unknown handset (30005), landline or unreachable carrier (30006).
-TWILIO_UNREACHABLE = frozenset({"21211", "21614", "30005", "30006"})
-# 30003 "unreachable destination handset" is often a phone that is off or out of
-# coverage, so only a run of them means the number is gone.
-TWILIO_HANDSET_UNREACHABLE = "30003"
-HANDSET_UNREACHABLE_RUN = 3  # PRODUCT.md: "30003 three times running"
-# 30007: the carrier filtered the message as unwanted.
-TWILIO_CARRIER_FILTERED = "30007"
-# The 3002x family is US A2P 10DLC throughput and daily caps (30022 rate limit,
-# 30023 daily cap, 30027 T-Mobile daily limit); the 3003x family is sender
-# registration and verification (30032 toll-free deactivated, 30034 unregistered
-# number, 30035 registration pending). Neither is about the person's number:
-# sending more only deepens the block, so a person reached by one is paused and
-# an operator has to look (PRODUCT.md: "never retried blindly").
-TWILIO_SENDER_COMPLIANCE_PREFIXES = ("3002", "3003")
+# A phone that is absent (off, out of coverage) is gone only after a run of the
+# same failure (PRODUCT.md: an unreachable handset three times running).
+ABSENT_RUN = 3
 # How long a person's nudges pause after a carrier or compliance block, at least;
 # the operator flag holds them further until someone has looked.
 CARRIER_BLOCK_PAUSE = timedelta(hours=24)
@@ -51,28 +36,27 @@ class Verdict(StrEnum):
     STOPPED = "stopped"  # the person's own opt-out
     SUPPRESSED = "suppressed"  # the address cannot be reached
     PAUSED = "paused"  # carrier or compliance block: paused, operator alerted
-    NONE = "none"  # nothing to do for the channel (transient, or a single 30003)
+    NONE = "none"  # nothing to do for the channel (transient, or one absent phone)
 
 
-def sms_error_verdict(session: Session, channel: Channel, code: str) -> tuple[Verdict, str]:
-    """Classify a Twilio error code for this channel: (verdict, reason)."""
-    if code == TWILIO_OPTED_OUT:
-        return Verdict.STOPPED, f"carrier_opt_out_{code}"
-    if code in TWILIO_UNREACHABLE:
-        return Verdict.SUPPRESSED, f"twilio_{code}"
-    if code == TWILIO_HANDSET_UNREACHABLE:
-        if handset_unreachable_run(session, channel.id) >= HANDSET_UNREACHABLE_RUN:
-            return Verdict.SUPPRESSED, f"twilio_{code}_x{HANDSET_UNREACHABLE_RUN}"
+def verdict_for(session: Session, channel: Channel, cause: Cause) -> tuple[Verdict, str]:
+    """What a failure's cause decides for this channel: (verdict, reason to record)."""
+    reason = cause.reason
+    if reason in (DeliveryReason.OPTED_OUT, DeliveryReason.SPAM):
+        return Verdict.STOPPED, cause.label
+    if reason == DeliveryReason.UNREACHABLE:
+        return Verdict.SUPPRESSED, cause.label
+    if reason == DeliveryReason.ABSENT and cause.code is not None:
+        if failure_run(session, channel.id, cause.code) >= ABSENT_RUN:
+            return Verdict.SUPPRESSED, f"{cause.label}_x{ABSENT_RUN}"
         return Verdict.NONE, ""
-    if code == TWILIO_CARRIER_FILTERED:
-        return Verdict.PAUSED, f"carrier_filtering_{code}"
-    if code.startswith(TWILIO_SENDER_COMPLIANCE_PREFIXES):
-        return Verdict.PAUSED, f"sender_compliance_{code}"
+    if reason in (DeliveryReason.FILTERED, DeliveryReason.SENDER_BLOCKED):
+        return Verdict.PAUSED, cause.label
     return Verdict.NONE, ""
 
 
-def handset_unreachable_run(session: Session, channel_id: int) -> int:
-    """How many of the channel's latest settled messages in a row failed with 30003.
+def failure_run(session: Session, channel_id: int, code: str) -> int:
+    """How many of the channel's latest settled messages in a row failed with `code`.
 
     Only messages with a final delivery verdict count: one still `sent` says
     nothing yet, and one delivered ends the run.
@@ -86,11 +70,11 @@ def handset_unreachable_run(session: Session, channel_id: int) -> int:
             ),
         )
         .order_by(Message.id.desc())
-        .limit(HANDSET_UNREACHABLE_RUN)
+        .limit(ABSENT_RUN)
     ).all()
     run = 0
-    for code in codes:
-        if code != TWILIO_HANDSET_UNREACHABLE:
+    for found in codes:
+        if found != code:
             break
         run += 1
     return run

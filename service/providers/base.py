@@ -1,22 +1,94 @@
-"""What every provider is: one message type in, one provider id out, one error type.
+"""What every provider is: one message type in, one provider id out, one error type,
+and the neutral reports its webhooks are read into.
 
 Adapters (Twilio, SendGrid, the outbox) each classify their own failures into
 `ProviderError.permanent`; callers decide retry or suppress from that flag alone
-(STYLE.md, "One provider error type with a `permanent` flag").
+(STYLE.md, "One provider error type with a `permanent` flag"). What a provider's
+error code or event says about an address is a `Cause` in Steady's own words, so
+no part outside a provider's folder ever reads a provider code.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from enum import StrEnum
+from typing import Any, Literal, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    pass
+from service.channels import ChannelKind
 
-Channel = Literal["sms", "email"]
 # Where an accepted copy stands, in Steady's own words (each adapter maps its provider's).
 CopyOutcome = Literal["sent", "delivered", "undelivered", "failed"]
+# Where a delivery report says a message is: the message statuses a provider can
+# report (`service.storage.models.MessageStatus` values; a test keeps them so).
+DeliveryStatus = Literal["sending", "sent", "delivered", "undelivered", "failed"]
+
+
+class DeliveryReason(StrEnum):
+    """What a provider's error or event says about the address, in Steady's words."""
+
+    OPTED_OUT = "opted_out"  # the person opted out at the provider or carrier: their STOP
+    SPAM = "spam"  # the person marked a message as spam: an opt-out too
+    UNREACHABLE = "unreachable"  # the address can never receive from us
+    ABSENT = "absent"  # not reachable now (a phone off): only a run of these means gone
+    FILTERED = "filtered"  # the carrier filtered the message as unwanted
+    SENDER_BLOCKED = "sender_blocked"  # our sender's registration or caps, not the person
+    TRANSIENT = "transient"  # a temporary block: recorded, nothing to do
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why a message did not arrive: the neutral reason and the provider's own detail.
+
+    `label` is how records name it (a channel's `status_reason`, a flag reason),
+    chosen by the provider's adapter; `code` is the provider's raw error code,
+    kept as detail (a run of `ABSENT` failures is counted by its code).
+    """
+
+    reason: DeliveryReason
+    label: str
+    code: str | None = None
+
+
+class Engagement(StrEnum):
+    """A sign the person read a message (email opens and clicks)."""
+
+    OPENED = "opened"
+    CLICKED = "clicked"
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """One status callback or event from a provider, read into Steady's words.
+
+    Built by the provider's webhook parser after the signature was checked;
+    `service.sending.feedback` applies it without knowing which provider sent it.
+    """
+
+    provider: str  # the provider's name, as recorded with the report
+    channel: ChannelKind
+    event_key: str  # unique per report: a repeat of it is dropped as a duplicate
+    event: str  # the provider's own name for what happened, kept for the record
+    message_id: int | None  # ours, when the provider echoed it back
+    provider_id: str | None  # the provider's id for the message
+    status: DeliveryStatus | None  # where the message is now; None says nothing about that
+    cause: Cause | None = None  # why it did not arrive, when it did not
+    engagement: Engagement | None = None
+    error_code: str | None = None  # the provider's raw code, kept as detail
+    # The address the provider says it was for; when given, it must be the
+    # message's own (an unsigned event must not reach someone else's message).
+    recipient: str | None = None
+    occurred_at: datetime | None = None  # the provider's time for it, when it gave one
+    payload: dict[str, Any] = field(default_factory=dict)  # the raw report, kept as is
+
+
+@dataclass(frozen=True)
+class InboundText:
+    """A text a person sent to our number, as the provider handed it over."""
+
+    provider_id: str | None
+    sender: str  # E.164
+    body: str
 
 
 @dataclass(frozen=True)
@@ -24,7 +96,7 @@ class OutboundMessage:
     """One message ready for a provider; ids only travel further than this."""
 
     message_id: int
-    channel: Channel
+    channel: ChannelKind
     to: str
     body: str
     subject: str | None = None
@@ -42,7 +114,8 @@ class ProviderError(Exception):
     `retry_after` seconds when the provider said so. `code` is the provider's own
     error code as a string (a Twilio code such as "21211"), or one of ours:
     "timeout" and "connection" when no answer came back, so the request may or
-    may not have been accepted.
+    may not have been accepted. `cause` is what the error says about the address,
+    when it says anything (the same feedback a status callback would give).
     """
 
     def __init__(
@@ -53,12 +126,14 @@ class ProviderError(Exception):
         code: str | None = None,
         retry_after: float | None = None,
         http_status: int | None = None,
+        cause: Cause | None = None,
     ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.code = code
         self.retry_after = retry_after
         self.http_status = http_status
+        self.cause = cause
 
     def __repr__(self) -> str:
         return (
@@ -90,6 +165,7 @@ class AcceptedCopy:
     outcome: CopyOutcome = "sent"
     accepted_at: datetime | None = None
     error_code: str | None = None
+    cause: Cause | None = None  # why it did not arrive, for a failed copy
 
 
 @runtime_checkable

@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session
 from service.messages.catalog import NUDGE_KINDS, Kind
 from service.messages.lifecycle import PRIORITY_NUDGE, WENT_OUT
 from service.pacing.rules import RULES, PacingPolicy, choose_restraint, choose_tip
-from service.people import subscriptions
+from service.pacing.window import window_hours
+from service.people import subscriptions, zones
 from service.replies.grammar import Command, Intent
 from service.storage.models import ActivityLog, ContactLog, Message, Subscriber
 
@@ -42,7 +43,14 @@ CADENCE_STEPS = (3, 5, 7, 10, 14, 21)  # MORE / LESS move one step, within the p
 CARRIED_LOOKBACK = timedelta(days=14)  # restraint / tip variants: least recently used in this
 DONE_NOTE_CHARS = 160  # ActivityLog.note
 DONE_ECHO_CHARS = 60  # how much of a DONE note the acknowledgement repeats
-MEDIUM_WORDS = {"text": " by text", "call": " by phone", "saw": " in person"}
+# How the confirmation names the medium: an email is "by email", never "by text".
+MEDIUM_WORDS = {
+    "text": " by text",
+    "email": " by email",
+    "call": " by phone",
+    "voicemail": " by voicemail",
+    "saw": " in person",
+}
 WHY_KINDS = tuple(str(kind) for kind in (*NUDGE_KINDS, Kind.TIP))
 
 BurstState = Literal["full", "calm", "silent"]
@@ -74,6 +82,7 @@ class SubscriberCommands:
     """ME, THEM, DONE, UNDO, PAUSE, RESUME, MORE, LESS and WHY for an active subscriber."""
 
     def __init__(self, policy: PacingPolicy) -> None:
+        self.policy = policy
         self.cadence_steps = tuple(
             step
             for step in CADENCE_STEPS
@@ -99,6 +108,7 @@ class SubscriberCommands:
             Command.MORE: self._more,
             Command.LESS: self._less,
             Command.WHY: self._why,
+            Command.ZONE: self._zone,
         }
 
     # --- logging ----------------------------------------------------------------------
@@ -121,11 +131,14 @@ class SubscriberCommands:
         state = _burst_state(turn)
         if state != "full":
             return _burst_reply(state)
-        how = {"how": MEDIUM_WORDS.get(turn.intent.medium or "", "")}
+        how: dict[str, Any] = {"how": MEDIUM_WORDS.get(turn.intent.medium or "", "")}
         recent = _recent_carried(turn)
         if me:
             restraint = choose_restraint(recent, sub.id)
-            return Reply("reply_logged_me", Kind.RESTRAINT, "me_reply_restraint", restraint, how)
+            context = {**how, "mutual": turn.intent.mutual}
+            return Reply(
+                "reply_logged_me", Kind.RESTRAINT, "me_reply_restraint", restraint, context
+            )
         tip = choose_tip(recent, sub.id)
         return Reply("reply_logged_them", Kind.TIP, "them_reply_tip", tip, how)
 
@@ -240,6 +253,25 @@ class SubscriberCommands:
         why = RULES.get(rule) if rule is not None else None
         return Reply("reply_why", Kind.REPLY, "why", None, {"why": why})
 
+    # --- time zone --------------------------------------------------------------------
+
+    def _zone(self, turn: Turn) -> Reply:
+        """ZONE <place>: the person names their zone; the reply names it and the hours."""
+        zone = zones.zone_for_place(turn.intent.place or "")
+        if zone is None:
+            return Reply("reply_zone_unknown", Kind.REPLY, "zone_unknown")
+        sub = turn.subscriber
+        zones.set_zone(turn.session, sub, zone, turn.now)
+        start, end = window_hours((sub.hour_start, sub.hour_end), self.policy)
+        hours = f"{_clock_hour(start)} and {_clock_hour(end)}"
+        return Reply(
+            "reply_zone",
+            Kind.REPLY,
+            "zone_set",
+            None,
+            {"zone": zones.zone_label(zone), "hours": hours},
+        )
+
     # --- the reply --------------------------------------------------------------------
 
 
@@ -272,6 +304,15 @@ def _recent_carried(turn: Turn) -> list[str]:
             .order_by(Message.created_at, Message.id)
         )
     )
+
+
+def _clock_hour(hour: int) -> str:
+    """8 -> "8am", 20 -> "8pm", 12 -> "noon", 24 -> "midnight"."""
+    if hour % 24 == 0:
+        return "midnight"
+    if hour == 12:
+        return "noon"
+    return f"{hour % 12}{'am' if hour < 12 else 'pm'}"
 
 
 def _burst_reply(state: BurstState) -> Reply | None:

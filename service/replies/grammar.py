@@ -26,8 +26,31 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
+
+from service.replies.phrases import (
+    ANSWER_VERBS,
+    CALL_BACK_VERBS,
+    CALL_VERBS,
+    EMAIL_VERBS,
+    ES_HELP_PATTERN,
+    ES_STOP_PATTERNS,
+    FILLER,
+    FR_HELP_PATTERN,
+    FR_STOP_PATTERNS,
+    NOUN,
+    PARTNER,
+    REACH_VERBS,
+    REPLY_VERBS,
+    SAW_VERBS,
+    TEXT_VERBS,
+    THEIR,
+    THEY,
+    VISIT_THEIRS,
+    medium_of,
+)
 
 
 class Command(StrEnum):
@@ -51,6 +74,7 @@ class Command(StrEnum):
     # then records the text as storage.models.SURVEY_YES / SURVEY_NO).
     SURVEY_YES = "answer_yes"
     SURVEY_NO = "answer_no"
+    ZONE = "zone"  # ZONE <place>: the subscriber names their time zone
     UNKNOWN = "unknown"
 
 
@@ -59,10 +83,13 @@ class Intent:
     """What a text asks for, with the details some commands carry."""
 
     command: Command
-    medium: str | None = None  # ME / THEM: text | call | saw
+    medium: str | None = None  # ME / THEM: text | email | call | voicemail | saw
     days: int | None = None  # PAUSE: as written, before bounding
     note: str | None = None  # DONE: the free text after the keyword
     area: str | None = None  # DONE: one of catalog.ACTIVITY_AREAS, inferred from the note
+    language: str | None = None  # STOP / HELP asked in "es" or "fr"; None = English
+    mutual: bool = False  # ME: "we met", nobody named as starting it (replies.phrases)
+    place: str | None = None  # ZONE: a city, ZIP code or zone name, as normalised words
 
 
 @dataclass(frozen=True)
@@ -70,6 +97,8 @@ class Row:
     pattern: re.Pattern[str]
     command: Command
     medium: str | None = None  # fixed medium for rows without a (?P<medium>) group
+    language: str | None = None
+    mutual: bool = False
 
 
 # --- vocabulary -------------------------------------------------------------------------
@@ -99,52 +128,43 @@ _STOP_TAIL = (
 _OUR_MESSAGES = r"(?:texts|messages|msgs|sms|reminders|nudges|notifications|stuff)"
 _WHICH = r"(?:(?:these|the|any|your|all|more|any more|this|those) )?"
 
-# ME / THEM: who, the verb, and the medium the verb implies.
-_PARTNER = (
-    r"(?:him|her|them|my ex|the ex|ex|my partner|my husband|my wife|my spouse|my bf|my gf|"
-    r"my boyfriend|my girlfriend)"
-)
-_THEY = (
-    r"(?:he|she|they|hes|shes|theyve|my ex|the ex|ex|my partner|my husband|my wife|"
-    r"my spouse|my bf|my gf|my boyfriend|my girlfriend)"
-)
-_TEXT_VERBS = r"texted|txted|txtd|messaged|msged|msgd|emailed|dmed|dmd|whatsapped|wrote to|wrote"
-_CALL_VERBS = r"called|rang|phoned|facetimed|video called|rung"
-_SAW_VERBS = r"saw|met up with|met|visited|went to see|seen|ran into"
-_REACH_VERBS = r"reached out to|reached out|contacted|got in touch with|got in touch|got back to"
-_ME_VERB = rf"(?P<verb>{_TEXT_VERBS}|{_CALL_VERBS}|{_SAW_VERBS}|{_REACH_VERBS})"
+# ME / THEM: who, the verb, and the medium the verb implies (the words: replies.phrases).
+_ME_VERB = rf"(?P<verb>{TEXT_VERBS}|{EMAIL_VERBS}|{CALL_VERBS}|{SAW_VERBS}|{REACH_VERBS})"
 _THEY_VERB = (
-    rf"(?P<verb>{_TEXT_VERBS}|{_CALL_VERBS}|visited|came over|came by|stopped by|dropped by|"
-    rf"showed up|{_REACH_VERBS})"
+    rf"(?P<verb>{TEXT_VERBS}|{EMAIL_VERBS}|{CALL_VERBS}|visited|came over|came by|stopped by|"
+    rf"dropped by|showed up|came round|came around|{REACH_VERBS}|got back to|{REPLY_VERBS})"
 )
 _MEDIUM_WORD = (
-    r"(?P<medium>text|txt|texted|sms|msg|message|messaged|email|emailed|dm|call|called|"
-    r"phone|phoned|rang|facetime|saw|see|seen|met|visit|visited|in person|person)"
+    r"(?P<medium>text|txt|texted|sms|msg|message|messaged|email|emailed|e mail|dm|call|called|"
+    r"phone|phoned|rang|facetime|voicemail|vm|saw|see|seen|met|visit|visited|in person|person)"
 )
-_NOUN = r"(?P<medium>text|txt|message|msg|email|dm|call|phone call|voicemail|visit)"
-_LEAD = r"(?:(?:ugh|oops|so|well|ok|okay|yeah|sigh|sadly|um|hmm|update|fyi|today|tonight) )*"
+_LEAD = (
+    r"(?:(?:ugh|oops|so|well|ok|okay|yeah|sigh|sadly|um|hmm|update|fyi|today|tonight|"
+    r"yesterday|last night|this morning|earlier|and|but|also|omg|lol|fine|i caved|caved|"
+    r"i gave in|gave in|i slipped|slipped up|i slipped up) )*"
+)
 _ADVERB = (
     r"(?:(?:just|finally|already|caved and|gave in and|went and|ended up|actually|also|"
-    r"have|had|did) )*"
+    r"have|had|did|totally|kind of|kinda|sort of|accidentally|stupidly|then|again) )*"
 )
 # After "he called": "me", "back", a time, or what it was about; anything past those.
 _THEY_TAIL = (
     r"(?: (?:me|to me|us|back|first|again|out|today|yesterday|tonight|last night|this morning|"
     r"this afternoon|this evening|earlier|just now|about|asking|to ask|to say|saying|and|"
-    r"for|on|at|from|while|when|after)\b.*)?"
+    r"for|on|at|from|while|when|after|twice|\d+ times|a few times|a couple of times|"
+    r"like|late|early|all day|all night|again and again)\b.*)?"
 )
-
-_MEDIUMS = {
-    "text": ("text", "txt", "texted", "txted", "txtd", "sms", "msg", "message", "messaged",
-             "msged", "msgd", "email", "emailed", "dm", "dmed", "dmd", "whatsapped", "wrote",
-             "wrote to", "voicemail"),
-    "call": ("call", "called", "phone", "phoned", "phone call", "rang", "rung", "facetime",
-             "facetimed", "video called"),
-    "saw": ("saw", "see", "seen", "met", "met up with", "visit", "visited", "in person", "person",
-            "went to see", "ran into", "came over", "came by", "stopped by", "dropped by",
-            "showed up"),
-}  # fmt: skip
-MEDIUM_OF: dict[str, str] = {word: medium for medium, words in _MEDIUMS.items() for word in words}
+_TAIL = r"(?: .*)?"
+_ME_NOUN_VERB = r"(?:sent|wrote|left|gave|dropped|fired off|shot)"
+_THEY_NOUN_VERB = r"(?:sent|wrote|left|gave|dropped|fired off|shot)"
+_WE = r"(?:we|me and (?:him|her|them|my ex)|(?:him|her|my ex) and (?:i|me))"
+_WE_VERB = (
+    r"(?P<verb>met up|met|saw each other|hung out|had coffee|had a coffee|had lunch|had dinner|"
+    r"had drinks|had a drink|grabbed coffee|grabbed a coffee|grabbed lunch|talked on the phone|"
+    r"spoke on the phone|texted|messaged|emailed|facetimed|video called|called|talked|spoke|"
+    r"chatted)"
+)
+_MEAL = r"(?:coffee|a coffee|lunch|dinner|drinks|a drink|brunch|breakfast)"
 
 _NUMBER_WORDS = {
     "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
@@ -154,8 +174,15 @@ _DAYS = r"(?:for )?(?P<days>\d{1,3}|" + "|".join(_NUMBER_WORDS) + r")"
 _UNIT = r"(?: (?P<unit>days?|d|weeks?|wks?|wk|w))?"
 
 
-def _row(pattern: str, command: Command, medium: str | None = None) -> Row:
-    return Row(re.compile(pattern), command, medium)
+def _row(
+    pattern: str,
+    command: Command,
+    medium: str | None = None,
+    *,
+    language: str | None = None,
+    mutual: bool = False,
+) -> Row:
+    return Row(re.compile(pattern), command, medium, language, mutual)
 
 
 # Learning what helps (INTERFACE.md §3): URGE and STATS, and the answers to the daily
@@ -183,7 +210,7 @@ LEARNING_ROWS: tuple[tuple[str, Command], ...] = (
     (
         rf"{_LEAD}(?:i )?(?:im |i am |i m )?(?:(?:so|really|just|kinda|kind of|still) )*"
         rf"{_URGE_WANT} (?:(?:so|really|just) )*{_URGE_VERB}"
-        rf"(?: {_PARTNER}(?: .*)?|{_URGE_TAIL})",
+        rf"(?: {PARTNER}(?: .*)?|{_URGE_TAIL})",
         Command.URGE,
     ),
     (
@@ -231,6 +258,9 @@ GRAMMAR: tuple[Row, ...] = (
         rf"(?: from you)?(?: anymore| any more)?{_COURTESY_TAIL}",
         Command.STOP,
     ),
+    # Opt-out in Spanish and French (replies.phrases), confirmed in the same language.
+    *(_row(pattern, Command.STOP, language="es") for pattern in ES_STOP_PATTERNS),
+    *(_row(pattern, Command.STOP, language="fr") for pattern in FR_STOP_PATTERNS),
     # Carrier keywords.
     _row(r"(?:start|unstop|start again|restart texts)" + _COURTESY_TAIL, Command.START),
     _row(
@@ -243,6 +273,8 @@ GRAMMAR: tuple[Row, ...] = (
         r"who is this|who are you|what can i text|what do i text)" + _COURTESY_TAIL,
         Command.HELP,
     ),
+    _row(ES_HELP_PATTERN, Command.HELP, language="es"),
+    _row(FR_HELP_PATTERN, Command.HELP, language="fr"),
     # Steady's commands.
     _row(rf"me(?: first)?(?: {_MEDIUM_WORD})?", Command.ME),
     _row(rf"(?:them|him|her|they|he|she)(?: first)?(?: {_MEDIUM_WORD})?", Command.THEM),
@@ -271,16 +303,78 @@ GRAMMAR: tuple[Row, ...] = (
         r"why did you send (?:this|that|me this|me that))",
         Command.WHY,
     ),
-    # Natural phrases: THEM before ME, so "he texted me" is never read as "me".
-    _row(rf"{_LEAD}{_THEY} {_ADVERB}{_THEY_VERB}{_THEY_TAIL}", Command.THEM),
+    # Time zone (INTERFACE.md §3): "ZONE Chicago", "zone 60601", "ZONE America/Denver".
     _row(
-        rf"{_LEAD}(?:i )?(?:got|had|received|get) (?:a |an )?{_NOUN} from {_PARTNER}(?: .*)?",
+        r"(?:zone|time ?zone|tz|my (?:time ?)?zone is|set (?:my )?(?:time ?)?zone(?: to)?)"
+        r"(?: (?P<place>.+))?",
+        Command.ZONE,
+    ),
+    # Natural phrases of contact (replies.phrases): THEM before ME, so "he texted me" is
+    # never read as "me", and answering them ("I replied to his text") is THEM.
+    _row(rf"{_LEAD}{THEY} {_ADVERB}{_THEY_VERB}{_THEY_TAIL}", Command.THEM),
+    _row(rf"{_LEAD}{THEY} {_ADVERB}left (?:me )?{FILLER}message{_TAIL}", Command.THEM, "voicemail"),
+    _row(
+        rf"{_LEAD}{THEY} {_ADVERB}(?:{_THEY_NOUN_VERB}) (?:me |us )?{FILLER}{NOUN}{_TAIL}",
         Command.THEM,
     ),
-    _row(rf"{_LEAD}i {_ADVERB}{_ME_VERB}(?: {_PARTNER}(?: .*)?)?", Command.ME),
-    _row(rf"{_LEAD}{_ME_VERB} {_PARTNER}(?: .*)?", Command.ME),
-    _row(rf"{_LEAD}i {_ADVERB}sent {_PARTNER} (?:a |an )?{_NOUN}(?: .*)?", Command.ME),
-    _row(rf"{_LEAD}i {_ADVERB}sent (?:a |an )?{_NOUN} to {_PARTNER}(?: .*)?", Command.ME),
+    _row(
+        rf"{_LEAD}{THEY} {_ADVERB}(?:tried to|tried|wanted to|kept trying to) "
+        rf"(?P<verb>call|ring|phone|facetime|text|message|email|see|visit|reach)(?:ing)?{_TAIL}",
+        Command.THEM,
+    ),
+    _row(
+        rf"{_LEAD}(?:i )?(?:got|had|received|get|have|found) {FILLER}{NOUN} (?:from|off|off of) "
+        rf"{PARTNER}{_TAIL}",
+        Command.THEM,
+    ),
+    _row(rf"{_LEAD}{FILLER}{NOUN} from {PARTNER}{_TAIL}", Command.THEM),
+    _row(rf"{_LEAD}(?:i )?heard (?:back )?from {PARTNER}{_TAIL}", Command.THEM),
+    _row(
+        rf"{_LEAD}(?:i )?{_ADVERB}(?:{REPLY_VERBS}|{ANSWER_VERBS}|got back) (?:to )?{THEIR} "
+        rf"{FILLER}{NOUN}{_TAIL}",
+        Command.THEM,
+    ),
+    _row(
+        rf"{_LEAD}(?:i )?{_ADVERB}(?P<verb>{REPLY_VERBS}|got back)(?: to)? {PARTNER}{_TAIL}",
+        Command.THEM,
+        "text",
+    ),
+    _row(
+        rf"{_LEAD}(?:i )?{_ADVERB}(?:{TEXT_VERBS}|{EMAIL_VERBS}) {PARTNER} back{_TAIL}",
+        Command.THEM,
+        "text",
+    ),
+    _row(
+        rf"{_LEAD}(?:i )?{_ADVERB}(?:{CALL_BACK_VERBS}) {PARTNER} back{_TAIL}", Command.THEM, "call"
+    ),
+    _row(rf"{_LEAD}(?:i )?{_ADVERB}returned {THEIR} {FILLER}{NOUN}{_TAIL}", Command.THEM),
+    _row(
+        rf"{_LEAD}(?:i )?{_ADVERB}(?:answered|picked up)(?: {PARTNER})? when {THEY} "
+        rf"(?P<verb>called|rang|phoned|facetimed){_TAIL}",
+        Command.THEM,
+    ),
+    # "We met for coffee": nobody named as starting it; logged as ME (replies.phrases).
+    _row(rf"{_LEAD}{_WE} {_ADVERB}{_WE_VERB}{_TAIL}", Command.ME, mutual=True),
+    _row(
+        rf"{_LEAD}(?:i )?{_ADVERB}(?:had|grabbed|went for|got) {_MEAL} with {PARTNER}{_TAIL}",
+        Command.ME,
+        "saw",
+        mutual=True,
+    ),
+    # The subscriber reached out: the noun names the medium ("I wrote him an email"); a
+    # message left for someone is a voicemail.
+    _row(rf"{_LEAD}(?:i )?{_ADVERB}left {PARTNER} {FILLER}message{_TAIL}", Command.ME, "voicemail"),
+    _row(
+        rf"{_LEAD}(?:i )?{_ADVERB}{_ME_NOUN_VERB} {PARTNER} {FILLER}{NOUN}{_TAIL}",
+        Command.ME,
+    ),
+    _row(
+        rf"{_LEAD}(?:i )?{_ADVERB}{_ME_NOUN_VERB} {FILLER}{NOUN} (?:to|for) {PARTNER}{_TAIL}",
+        Command.ME,
+    ),
+    _row(rf"{_LEAD}(?:i )?{_ADVERB}{VISIT_THEIRS}{_TAIL}", Command.ME, "saw"),
+    _row(rf"{_LEAD}i {_ADVERB}{_ME_VERB}(?: {PARTNER}{_TAIL}| (?:and|but) .*)?", Command.ME),
+    _row(rf"{_LEAD}{_ADVERB}{_ME_VERB} {PARTNER}{_TAIL}", Command.ME),
     *(_row(pattern, command) for pattern, command in LEARNING_ROWS),
 )
 
@@ -346,12 +440,16 @@ AREA_KEYWORDS: tuple[tuple[str, str], ...] = (
 )
 _AREA_PATTERNS = tuple((re.compile(rf"\b(?:{words})\b"), area) for words, area in AREA_KEYWORDS)
 
-_SENTENCE_BREAK = re.compile(r"[.!?;\n]+")
+# Where a text divides into requests: sentences, and clauses between commas and dashes.
+_CLAUSE_BREAK = re.compile(r"[.!?;:,\n]+|\s[-–—]+\s")
+_AND = " and "
 
 
 def normalise(text: str) -> str:
-    """Lower case; apostrophes dropped; punctuation and emoji to spaces; single spaces."""
-    cleaned = re.sub(r"['‘’`´]", "", text.casefold())
+    """Lower case; accents and apostrophes dropped; punctuation and emoji to spaces."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    cleaned = "".join(c for c in decomposed if not unicodedata.combining(c))
+    cleaned = re.sub(r"['‘’`´]", "", cleaned)
     cleaned = re.sub(r"[^\w\s]|_", " ", cleaned)
     cleaned = re.sub(r"([^\W\d])\1{2,}", r"\1\1", cleaned)  # "stooop" -> "stoop"
     return " ".join(cleaned.split())
@@ -372,7 +470,7 @@ def _intent(row: Row, match: re.Match[str]) -> Intent:
     medium = row.medium
     word = groups.get("medium") or groups.get("verb")
     if word:
-        medium = MEDIUM_OF.get(word, medium)
+        medium = medium_of(word) or medium
     days = None
     if groups.get("days"):
         raw = groups["days"]
@@ -380,7 +478,16 @@ def _intent(row: Row, match: re.Match[str]) -> Intent:
         if (groups.get("unit") or "").startswith("w"):
             days *= 7
     note = groups.get("note")
-    return Intent(row.command, medium=medium, days=days, note=note, area=infer_area(note))
+    return Intent(
+        row.command,
+        medium=medium,
+        days=days,
+        note=note,
+        area=infer_area(note),
+        language=row.language,
+        mutual=row.mutual,
+        place=groups.get("place"),
+    )
 
 
 def _match(words: str, rows: tuple[Row, ...] = GRAMMAR) -> Intent | None:
@@ -407,16 +514,35 @@ def _corrected(words: str) -> Intent | None:
 _STOP_ROWS = tuple(row for row in GRAMMAR if row.command == Command.STOP)
 
 
+def _opt_out_within(text: str) -> Intent | None:
+    """A stop request that is one clause of a longer text, or clauses joined by "and".
+
+    "Thanks for everything. Please stop." and "stop texting me, I want to die" stop;
+    so does "please stop texting me and leave me alone", where every part asks it.
+    A clause only counts whole: "he won't stop, it's driving me mad" does not.
+    """
+    for clause in _CLAUSE_BREAK.split(text):
+        words = normalise(clause)
+        if not words:
+            continue
+        found = _match(words, _STOP_ROWS)
+        if found is not None:
+            return found
+        parts = words.split(_AND)
+        if len(parts) > 1:
+            each = [_match(part, _STOP_ROWS) for part in parts]
+            if all(each):
+                return each[0]
+    return None
+
+
 def interpret(text: str) -> Intent:
     """The intent of a whole text (see the module docstring for the rules)."""
     words = normalise(text)
     intent = _match(words) or _corrected(words)
     if intent is not None:
         return intent
-    for sentence in _SENTENCE_BREAK.split(text):
-        if _match(normalise(sentence), _STOP_ROWS) is not None:
-            return Intent(Command.STOP)
-    return Intent(Command.UNKNOWN)
+    return _opt_out_within(text) or Intent(Command.UNKNOWN)
 
 
 def parse(text: str) -> Command:

@@ -8,22 +8,28 @@ it never counts against cadence, caps or spacing (the planner counts nudges only
 
 Order of precedence:
     1. Crisis words (``service.replies.crisis``) beat every command: the subscriber is
-       flagged, their nudges cancelled, and the reply carries the safety line and
-       a pointer to emergency services. A text that is also an opt-out stops SMS
-       too, and that one reply is the STOP confirmation. Strangers, stopped
-       numbers and flagged people get the safety reply as well: safety first.
-    2. STOP and the opt-in keywords (YES, START, UNSTOP, JOIN), as carriers require.
-    3. HELP, from anyone we know.
+       flagged, their nudges cancelled, and the reply carries the safety lines of
+       their country for the kinds of danger found, and a pointer to local
+       emergency services. A text that is also an opt-out stops SMS too, and that
+       one reply is the STOP confirmation. Strangers, stopped numbers and flagged
+       people get the safety reply as well: safety first.
+    2. STOP and the opt-in keywords (YES, START, UNSTOP, JOIN), as carriers require;
+       a stop asked in Spanish or French is confirmed in that language.
+    3. HELP, from anyone we know, with the safety lines of their country.
     4. A pending number gets the opt-in request again; a stopped or suppressed one
        gets silence: nothing more by SMS until START (CTIA).
     5. Active subscribers: the commands of ``service.replies.commands`` (bursts of logs
-       are explained there); any text counts as engagement.
+       are explained there); any text counts as engagement. A text the grammar does
+       not understand gets the short guide with the crisis line of their country, and
+       stays listed for operator review (``service.people.review``).
+
+Safety lines (``service.messages.safety_lines``): the person's country is their
+number's; a country the operator's file does not name gets `STEADY_SAFETY_LINE`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,35 +38,36 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.addresses import infer_timezone
+from service.channels import ChannelKind
 from service.messages.catalog import CONFIRM_TEMPLATE, Kind
-from service.messages.compose import sms_context
+from service.messages.compose import CONSENT_BY_TEXT, renders_discreet, sms_context, with_carried
 from service.messages.content import Content
+from service.messages.safety_lines import LINE_KINDS, SafetyLines, country_of
 from service.pacing.policy import pacing_policy
-from service.people import subscriptions
+from service.people import subscriptions, zones
+from service.people.review import CRISIS_FLAG_REASON
+from service.providers.base import InboundText
 from service.replies.commands import Reply, SubscriberCommands, Turn
-from service.replies.crisis import CrisisWords
-from service.replies.grammar import Command, Intent, interpret, normalise, parse
+from service.replies.crisis import Assessment, CrisisDetector
+from service.replies.grammar import Command, Intent, interpret, normalise
 from service.replies.learning import survey_open
 from service.settings import Settings
-from service.storage.models import Channel, ChannelKind, ChannelStatus, InboundMessage, Subscriber
-
-__all__ = ["Command", "InboundHandler", "InboundText", "Intent", "Reply", "interpret", "parse"]
+from service.storage.models import Channel, ChannelStatus, InboundMessage, Subscriber
 
 log = structlog.get_logger(__name__)
 
-CRISIS_FLAG_REASON = "crisis_words"
+# Which safety lines each reply carries; crisis replies carry the kinds found.
+GUIDE_LINE_KINDS = ("crisis",)
+STOP_TEMPLATES = {None: "reply_stopped", "es": "reply_stopped_es", "fr": "reply_stopped_fr"}
+HELP_TEMPLATES = {None: "reply_help", "es": "reply_help_es", "fr": "reply_help_fr"}
 
 
-@dataclass(frozen=True)
-class InboundText:
-    provider_id: str | None  # Twilio MessageSid
-    sender: str  # E.164
-    body: str
+def _help(language: str | None = None) -> Reply:
+    return Reply(HELP_TEMPLATES.get(language, "reply_help"), Kind.REPLY, "help")
 
 
-def _help() -> Reply:
-    return Reply("reply_help", Kind.REPLY, "help")
+def _stopped(language: str | None = None) -> Reply:
+    return Reply(STOP_TEMPLATES.get(language, "reply_stopped"), Kind.REPLY, "stop")
 
 
 class InboundHandler:
@@ -70,12 +77,15 @@ class InboundHandler:
         self.settings = settings
         self.content = content
         self.secret = settings.secret_key.get_secret_value()
-        self.crisis_words = CrisisWords.from_file(settings.crisis_words_file)
-        self.commands = SubscriberCommands(pacing_policy(settings))
+        self.crisis = CrisisDetector.from_file(settings.crisis_words_file)
+        self.safety_lines = SafetyLines.from_file(settings.safety_lines_file, settings.safety_line)
+        self.policy = pacing_policy(settings)
+        self.commands = SubscriberCommands(self.policy)
 
     def handle(self, session: Session, text: InboundText, now: datetime) -> str | None:
         intent = interpret(text.body)
-        crisis = self.crisis_words.found_in(text.body)
+        assessment = self.crisis.assess(text.body)
+        crisis = assessment.is_crisis
         channel = session.scalar(
             select(Channel).where(Channel.kind == ChannelKind.SMS, Channel.address == text.sender)
         )
@@ -96,34 +106,53 @@ class InboundHandler:
             return None
         log.info("inbound", command=intent.command, crisis=crisis, known=channel is not None)
         if channel is None:
-            channel, reply = self._from_stranger(session, intent.command, crisis, text, now)
+            channel, reply = self._from_stranger(session, intent, assessment, text, now)
         elif crisis:
-            reply = self._crisis(session, channel, intent.command, now)
+            reply = self._crisis(session, channel, intent.command, assessment, now)
         else:
             reply = self._from_subscriber(session, channel, intent, inbound, text, now)
         if reply is None:
             return None
-        return self._render_and_log(session, channel, reply, now)
+        return self._render_and_log(session, channel, text.sender, reply, now)
+
+    def _crisis_lines(self, sender: str, assessment: Assessment) -> dict[str, Any]:
+        lines = self.safety_lines.lines(country_of(sender, None), assessment.line_kinds)
+        return {"safety_lines": lines}
 
     # --- who is texting ---------------------------------------------------------------
 
     def _from_stranger(
-        self, session: Session, command: Command, crisis: bool, text: InboundText, now: datetime
+        self,
+        session: Session,
+        intent: Intent,
+        assessment: Assessment,
+        text: InboundText,
+        now: datetime,
     ) -> tuple[Channel | None, Reply | None]:
-        if crisis:
+        command = intent.command
+        if assessment.is_crisis:
             # Someone in danger may share a watched phone: neutral wording for strangers.
+            lines = self._crisis_lines(text.sender, assessment)
             if command == Command.STOP:
-                subscriptions.suppress(session, text.sender, "sms", "stop", self.secret, now)
-                return None, Reply("reply_crisis_stopped", Kind.REPLY, "crisis", None, _DISCREET)
-            return None, Reply("reply_crisis", Kind.REPLY, "crisis", None, _STRANGER_CRISIS)
+                subscriptions.suppress(
+                    session, text.sender, ChannelKind.SMS, "stop", self.secret, now
+                )
+                return None, Reply(
+                    "reply_crisis_stopped", Kind.REPLY, "crisis", None, {**_DISCREET, **lines}
+                )
+            return None, Reply(
+                "reply_crisis", Kind.REPLY, "crisis", None, {**_STRANGER_CRISIS, **lines}
+            )
         if command in (Command.JOIN, Command.START):
             if (
                 subscriptions.is_suppressed(session, text.sender, self.secret)
                 and command == Command.JOIN
             ):
                 subscriptions.unsuppress(session, text.sender, self.secret)
+            zone = zones.guess_for_number(text.sender, self.settings.default_timezone, now)
             subscriber = Subscriber(
-                timezone=infer_timezone(text.sender) or self.settings.default_timezone,
+                timezone=zone.timezone,
+                timezone_candidates=zone.stored_candidates,
                 cadence_per_week=self.settings.default_cadence_per_week,
                 created_at=now,
             )
@@ -131,7 +160,7 @@ class InboundHandler:
                 kind=ChannelKind.SMS,
                 address=text.sender,
                 consent_at=now,
-                consent_method="sms_keyword",
+                consent_method=CONSENT_BY_TEXT,
                 consent_evidence={"keyword": normalise(text.body), "message_sid": text.provider_id},
                 created_at=now,
                 updated_at=now,
@@ -141,13 +170,20 @@ class InboundHandler:
             session.flush()
             return channel, Reply(CONFIRM_TEMPLATE, Kind.CONFIRM, "double_opt_in")
         if command == Command.STOP:
-            subscriptions.suppress(session, text.sender, "sms", "stop", self.secret, now)
-            return None, Reply("reply_stopped", Kind.REPLY, "stop")
+            subscriptions.suppress(session, text.sender, ChannelKind.SMS, "stop", self.secret, now)
+            return None, _stopped(intent.language)
         if command == Command.HELP:
-            return None, _help()
+            return None, _help(intent.language)
         return None, None
 
-    def _crisis(self, session: Session, channel: Channel, command: Command, now: datetime) -> Reply:
+    def _crisis(
+        self,
+        session: Session,
+        channel: Channel,
+        command: Command,
+        assessment: Assessment,
+        now: datetime,
+    ) -> Reply:
         """Flag for an operator and stop nudges; STOP in the same text stops SMS too."""
         subscriber = channel.subscriber
         if subscriber.flagged_at is None:
@@ -156,11 +192,17 @@ class InboundHandler:
         subscriber.next_plan_at = None
         # Flagged first, so this cancels without asking for a re-plan.
         subscriptions.cancel_pending_nudges(session, subscriber.id, now)
-        log.warning("subscriber_flagged", subscriber_id=subscriber.id, reason=CRISIS_FLAG_REASON)
+        log.warning(
+            "subscriber_flagged",
+            subscriber_id=subscriber.id,
+            reason=CRISIS_FLAG_REASON,
+            dangers=sorted(assessment.dangers),
+        )
+        lines = self._crisis_lines(channel.address, assessment)
         if command == Command.STOP and channel.status != ChannelStatus.STOPPED:
             subscriptions.stop(session, channel, "stop", self.secret, now)
-            return Reply("reply_crisis_stopped", Kind.REPLY, "crisis")
-        return Reply("reply_crisis", Kind.REPLY, "crisis")
+            return Reply("reply_crisis_stopped", Kind.REPLY, "crisis", None, lines)
+        return Reply("reply_crisis", Kind.REPLY, "crisis", None, lines)
 
     def _from_subscriber(
         self,
@@ -184,19 +226,21 @@ class InboundHandler:
             already = channel.status == ChannelStatus.STOPPED
             subscriptions.stop(session, channel, "stop", self.secret, now)
             # Exactly one confirmation: a second STOP gets silence.
-            return None if already else Reply("reply_stopped", Kind.REPLY, "stop")
+            return None if already else _stopped(intent.language)
         if command in (Command.CONFIRM, Command.START, Command.JOIN):
             if channel.status == ChannelStatus.PENDING:
                 if command == Command.JOIN:
                     return Reply(CONFIRM_TEMPLATE, Kind.CONFIRM, "double_opt_in")
                 subscriptions.confirm(session, channel, evidence, now)
-                return Reply("reply_confirmed", Kind.REPLY, "confirmed")
+                # The one message that asks for a zone when the number leaves it uncertain.
+                ask = zones.zone_question(channel.subscriber, now, self.policy)
+                return Reply("reply_confirmed", Kind.REPLY, "confirmed", None, ask)
             if channel.status in (ChannelStatus.STOPPED, ChannelStatus.SUPPRESSED):
                 subscriptions.resume(session, channel, self.secret, evidence, now)
                 return Reply("reply_resumed", Kind.REPLY, "resumed")
             return Reply("reply_confirmed", Kind.REPLY, "already_active")
         if command == Command.HELP:
-            return _help()
+            return _help(intent.language)
         if channel.status == ChannelStatus.PENDING:
             # Not confirmed yet: nothing is logged; ask for the YES again.
             return Reply(CONFIRM_TEMPLATE, Kind.CONFIRM, "double_opt_in")
@@ -206,24 +250,31 @@ class InboundHandler:
         return self.commands.run(Turn(session, channel.subscriber, intent, inbound.id, now))
 
     def _render_and_log(
-        self, session: Session, channel: Channel | None, reply: Reply, now: datetime
+        self, session: Session, channel: Channel | None, sender: str, reply: Reply, now: datetime
     ) -> str:
         subscriber = channel.subscriber if channel is not None else None
+        discreet = renders_discreet(
+            reply.kind,
+            subscriber is not None and subscriber.discreet,
+            channel.consent_method if channel is not None else None,
+        )
         context = sms_context(
             self.settings,
-            discreet=subscriber.discreet if subscriber is not None else False,
+            discreet=discreet,
             cadence_per_week=(
                 subscriber.cadence_per_week
                 if subscriber is not None
                 else self.settings.default_cadence_per_week
             ),
         )
+        context["safety_lines"] = self._lines_for(reply.template, sender)
         context.update(reply.context)
         body = self.content.sms(reply.template, context)
         template = reply.template
         if reply.carried is not None:
-            carried = self.content.sms(reply.carried, context)
-            body = f"{body} {_without_opening(carried, context['program'])}"
+            # The confirmation already asked for nothing more: the carried text need not.
+            carried = self.content.sms(reply.carried, {**context, "carried": True})
+            body = with_carried(body, carried, context["program"])
             template = reply.carried  # so the next choice sees which variant went
         if channel is not None:
             subscriptions.record_reply(
@@ -237,17 +288,16 @@ class InboundHandler:
             )
         return body
 
+    def _lines_for(self, template: str, sender: str) -> list[str]:
+        """The safety lines a reply carries: HELP all of the country's, the guide its
+        crisis line; crisis replies bring their own (the kinds of danger found)."""
+        country = country_of(sender, None)
+        if template in HELP_TEMPLATES.values():
+            return self.safety_lines.lines(country, LINE_KINDS)
+        if template == "reply_guide":
+            return self.safety_lines.lines(country, GUIDE_LINE_KINDS)
+        return []
+
 
 _DISCREET: Mapping[str, Any] = {"discreet": True}
 _STRANGER_CRISIS: Mapping[str, Any] = {"discreet": True, "subscribed": False}
-# The confirmation already names the sender and says it was noted.
-_CARRIED_OPENINGS = ("{program}: ", "Noted. ")
-
-
-def _without_opening(text: str, program: str) -> str:
-    for opening in _CARRIED_OPENINGS:
-        prefix = opening.format(program=program)
-        if text.startswith(prefix):
-            rest = text[len(prefix) :]
-            return rest[:1].upper() + rest[1:]
-    return text

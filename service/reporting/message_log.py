@@ -1,44 +1,90 @@
-"""Read-only views for the command line: the message log."""
+"""Read-only views for the command line: the message log, streamed.
+
+`steady messages` may be asked for millions of rows: they are fetched in pages from a
+server-side cursor (`yield_per`) and handed on one by one, so memory stays flat
+whatever the size of the log. Reads go to the replica when there is one.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.settings import Settings
-from service.storage.db import session_factory
+from service.storage.db import read_session_factory
 from service.storage.models import Channel, Message
+
+LOG_YIELD_PER = 1000  # rows per round trip from the server-side cursor
+LOG_COLUMNS = (
+    "id",
+    "subscriber_id",
+    "channel",
+    "to",
+    "kind",
+    "template",
+    "rule",
+    "status",
+    "scheduled_for",
+    "sent_at",
+    "provider_id",
+    "error_code",
+)
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    address: str | None = None  # a normalised phone number or email
+    status: str | None = None
+    since: datetime | None = None  # created at or after
+    limit: int | None = None
 
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def message_log(settings: Settings, address: str | None = None) -> list[dict[str, Any]]:
-    """Outbound messages, oldest first, optionally for one address."""
+def iter_message_log(sessions: sessionmaker[Session], where: LogFilter) -> Iterator[dict[str, Any]]:
+    """Outbound messages, oldest first (by creation), as INTERFACE.md §4's JSON objects."""
     query = (
-        select(Message, Channel.address)
+        select(
+            Message.id,
+            Message.subscriber_id,
+            Message.channel,
+            Channel.address,
+            Message.kind,
+            Message.template,
+            Message.rule,
+            Message.status,
+            Message.scheduled_for,
+            Message.sent_at,
+            Message.provider_id,
+            Message.error_code,
+        )
         .outerjoin(Channel, Channel.id == Message.channel_id)
         .order_by(Message.created_at, Message.id)
+        .execution_options(yield_per=LOG_YIELD_PER)
     )
-    if address is not None:
-        query = query.where(Channel.address == address)
-    with session_factory(settings.database_url)() as session:
-        return [
-            {
-                "id": message.id,
-                "subscriber_id": message.subscriber_id,
-                "channel": message.channel,
-                "to": to,
-                "kind": message.kind,
-                "template": message.template,
-                "rule": message.rule,
-                "status": message.status,
-                "scheduled_for": _iso(message.scheduled_for),
-                "sent_at": _iso(message.sent_at),
-                "provider_id": message.provider_id,
-                "error_code": message.error_code,
-            }
-            for message, to in session.execute(query)
-        ]
+    if where.address is not None:
+        query = query.where(Channel.address == where.address)
+    if where.status is not None:
+        query = query.where(Message.status == where.status)
+    if where.since is not None:
+        query = query.where(Message.created_at >= where.since)
+    if where.limit is not None:
+        query = query.limit(where.limit)
+    with sessions() as session:
+        for row in session.execute(query):
+            values = list(row)
+            values[8], values[9] = _iso(values[8]), _iso(values[9])
+            yield dict(zip(LOG_COLUMNS, values, strict=True))
+
+
+def message_log(settings: Settings, address: str | None = None) -> list[dict[str, Any]]:
+    """The whole log for one address (or everyone), as a list: small logs only."""
+    sessions = read_session_factory(settings.database_url, settings.database_replica_url)
+    return list(iter_message_log(sessions, LogFilter(address=address)))

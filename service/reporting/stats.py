@@ -16,9 +16,9 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Select, case, func, literal_column, select
 from sqlalchemy.orm import Session
 
+from service.channels import ChannelKind
 from service.storage.models import (
     Channel,
-    ChannelKind,
     ChannelStatus,
     DeliveryEvent,
     Message,

@@ -15,7 +15,9 @@ from typing import cast
 from sqlalchemy import Connection, Table, and_, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
 
+from service.channels import ChannelKind
 from service.messages.catalog import IMMEDIATE_KINDS
+from service.providers.base import Cause
 from service.storage.models import Message, MessageStatus, Subscriber
 
 messages_table = cast(Table, Message.__table__)
@@ -27,7 +29,7 @@ class Outcome:
 
     message_id: int
     subscriber_id: int | None
-    channel: str
+    channel: ChannelKind
     kind: str
     template: str
     rule: str
@@ -37,6 +39,7 @@ class Outcome:
     detail: str | None = None
     retry_at: datetime | None = None
     at: datetime | None = None  # when the provider accepted it (UTC): the row's `sent_at`
+    cause: Cause | None = None  # what a failure says about the address (not stored here)
 
 
 def release_expired_leases(session: Session, now: datetime) -> int:

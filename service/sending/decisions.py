@@ -39,6 +39,7 @@ import numpy as np
 from sqlalchemy import Select, Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.channels import ChannelKind
 from service.learning.risky_hours import BINS, Prior, bin_of, counts, fit_prior
 from service.messages.catalog import ACTIVITY_AREAS, NUDGE_KINDS, SURVEY_TEMPLATE, Kind
 from service.messages.lifecycle import OUTSTANDING, PRIORITY_NUDGE
@@ -50,7 +51,7 @@ from service.pacing.experiment import (
     survey_time,
 )
 from service.pacing.rules import PacingPolicy, PlannedNudge, SubscriberState
-from service.providers.base import Channel as ChannelName
+from service.pacing.window import split_zones
 from service.sending.bulk import decision_row, insert_decisions, insert_messages
 from service.sending.planner import (
     PlanReport,
@@ -192,6 +193,7 @@ def _decide_batch(
         select(
             Subscriber.id,
             Subscriber.timezone,
+            Subscriber.timezone_candidates,
             Subscriber.cadence_per_week,
             Subscriber.hour_start,
             Subscriber.hour_end,
@@ -273,7 +275,7 @@ def _decide_batch(
         )
 
 
-Channel = tuple[int, str, datetime | None]
+Channel = tuple[int, ChannelKind, datetime | None]
 
 
 def _state(
@@ -287,7 +289,7 @@ def _state(
     return SubscriberState(
         subscriber_id=sub.id,
         timezone=sub.timezone,
-        channel=cast(ChannelName, channel[1] if channel is not None else "sms"),
+        channel=channel[1] if channel is not None else ChannelKind.SMS,
         cadence_per_week=sub.cadence_per_week,
         hours=(sub.hour_start, sub.hour_end),
         activity_areas=areas or ACTIVITY_AREAS,
@@ -300,6 +302,7 @@ def _state(
         recent_nudges=tuple(history.get(sub.id, ())),
         recent_replies=tuple(replies.get(sub.id, ())),
         contacts=tuple(contacts.get(sub.id, ())),
+        candidate_zones=split_zones(sub.timezone_candidates),
     )
 
 

@@ -29,13 +29,14 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.channels import ChannelKind
 from service.messages.catalog import IMMEDIATE_KINDS, Kind
-from service.messages.compose import Recipient, compose
+from service.messages.compose import Recipient, compose, renders_discreet
 from service.messages.content import Content, TemplateError
 from service.messages.lifecycle import MAX_SEND_ATTEMPTS
 from service.pacing.policy import pacing_policy
-from service.pacing.rules import PacingPolicy, in_sending_window
-from service.providers.base import Channel as ChannelName
+from service.pacing.rules import PacingPolicy
+from service.pacing.window import in_sending_window, split_zones
 from service.providers.base import Provider, ProviderError
 from service.reporting.metrics import provider_send_timer, record_released
 from service.sending import crashpoints
@@ -59,19 +60,6 @@ from service.sending.ratelimit import (
 from service.sending.reconcile import ReconcileReport
 from service.settings import Settings
 from service.storage.models import Channel, ChannelStatus, Message, MessageStatus, Subscriber
-
-# The row functions live in `service.sending.claims`; these names stay importable from here.
-__all__ = [
-    "DispatchReport",
-    "Dispatcher",
-    "Outcome",
-    "claim_due",
-    "expire_overdue",
-    "record_outcomes",
-    "release_claims",
-    "release_expired_leases",
-    "retry_delay",
-]
 
 log = structlog.get_logger(__name__)
 
@@ -123,9 +111,11 @@ class _Claimed:
     expires_at: datetime | None
     channel_status: str
     timezone: str
+    candidate_zones: tuple[str, ...]
     hours: tuple[int, int]
     paused_until: datetime | None
     flagged: bool
+    body: str | None = None  # rendered when queued (an operator's reply); else rendered here
 
 
 def _load_claimed(session: Session, ids: list[int]) -> list[_Claimed]:
@@ -142,13 +132,16 @@ def _load_claimed(session: Session, ids: list[int]) -> list[_Claimed]:
             Message.expires_at,
             Channel.address,
             Channel.status,
+            Channel.consent_method,
             Subscriber.discreet,
             Subscriber.cadence_per_week,
             Subscriber.timezone,
+            Subscriber.timezone_candidates,
             Subscriber.hour_start,
             Subscriber.hour_end,
             Subscriber.paused_until,
             Subscriber.flagged_at,
+            Message.body,
         )
         .join(Channel, Channel.id == Message.channel_id)
         .join(Subscriber, Subscriber.id == Message.subscriber_id)
@@ -162,7 +155,7 @@ def _load_claimed(session: Session, ids: list[int]) -> list[_Claimed]:
                 channel_id=row.channel_id,
                 channel=row.channel,
                 address=row.address,
-                discreet=row.discreet,
+                discreet=renders_discreet(row.kind, row.discreet, row.consent_method),
                 cadence_per_week=row.cadence_per_week,
             ),
             subscriber_id=row.subscriber_id,
@@ -173,9 +166,11 @@ def _load_claimed(session: Session, ids: list[int]) -> list[_Claimed]:
             expires_at=row.expires_at,
             channel_status=row.status,
             timezone=row.timezone,
+            candidate_zones=split_zones(row.timezone_candidates),
             hours=(row.hour_start, row.hour_end),
             paused_until=row.paused_until,
             flagged=row.flagged_at is not None,
+            body=row.body,
         )
         for row in rows
     ]
@@ -197,7 +192,9 @@ def _why_not_send(item: _Claimed, now: datetime, policy: PacingPolicy) -> tuple[
         return MessageStatus.CANCELLED, "paused"
     if item.expires_at is not None and item.expires_at < now:
         return MessageStatus.EXPIRED, "missed_window"
-    if not in_sending_window(now, item.timezone, item.hours, policy):
+    if not in_sending_window(
+        now, item.timezone, item.hours, policy, candidates=item.candidate_zones
+    ):
         return MessageStatus.EXPIRED, "outside_window"
     return None
 
@@ -246,7 +243,7 @@ class Dispatcher:
         self,
         settings: Settings,
         sessions: sessionmaker[Session],
-        providers: Mapping[ChannelName, Provider],
+        providers: Mapping[ChannelKind, Provider],
         content: Content | None = None,
         *,
         limiter: RateLimiter | None = None,
@@ -328,9 +325,9 @@ class Dispatcher:
             apply_send_errors(
                 session,
                 [
-                    (o.message_id, o.error_code)
+                    (o.message_id, o.cause)
                     for o in outcomes
-                    if o.status == MessageStatus.FAILED and o.error_code
+                    if o.status == MessageStatus.FAILED and o.cause
                 ],
                 self.settings.secret_key.get_secret_value(),
                 now,
@@ -426,7 +423,7 @@ class Dispatcher:
             status, reason = refusal
             return outcome(status, detail=reason)
         try:
-            message = compose(self.settings, self.content, recipient, item.template)
+            message = compose(self.settings, self.content, recipient, item.template, item.body)
         except TemplateError as exc:
             log.error("template_failed", message_id=recipient.message_id, error=str(exc))
             return outcome(MessageStatus.FAILED, error_code="template", detail=str(exc)[:300])
@@ -476,7 +473,9 @@ class Dispatcher:
         )
         detail = str(exc)[:300]
         if exc.permanent:
-            return outcome(MessageStatus.FAILED, error_code=exc.code, detail=detail)
+            return outcome(
+                MessageStatus.FAILED, error_code=exc.code, detail=detail, cause=exc.cause
+            )
         if exc.code in AMBIGUOUS_ERROR_CODES:
             return outcome(MessageStatus.UNKNOWN, error_code=exc.code, detail=detail)
         if item.attempts >= MAX_SEND_ATTEMPTS:

@@ -1,91 +1,31 @@
-"""Delivery reports into state: verify first (in the web layer), then drop
-duplicates by a unique key, then apply the transition, and keep the raw payload.
+"""Delivery reports into state: verify and parse first (the provider's webhook
+module, called by the web layer), then drop duplicates by a unique key, then
+apply the transition, and keep the raw payload.
 
-Three sources feed in: Twilio status callbacks, SendGrid event webhooks, and the
-dispatcher's own synchronous send errors. What an error code does to a channel
-lives in `service.people.suppression`; this module finds the message, records the
-report once, and moves the status forward only.
+Three sources feed in: status callbacks and events (as neutral `DeliveryReport`s),
+and the dispatcher's and reconciler's own send errors (as a `Cause`). What a cause
+does to a channel lives in `service.people.suppression`; this module finds the
+message, records the report once, and moves the status forward only. No provider
+code is read here: each provider's folder turns its own into these words.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
-import structlog
 from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.messages.lifecycle import SENDGRID_STATUS, TWILIO_STATUS, can_move
-from service.people.suppression import Verdict, apply_verdict, sms_error_verdict
-from service.storage.models import Channel, ChannelKind, DeliveryEvent, Message, Subscriber
+from service.messages.lifecycle import can_move
+from service.people.suppression import Verdict, apply_verdict, verdict_for
+from service.providers.base import Cause, DeliveryReason, DeliveryReport, Engagement
+from service.storage.models import Channel, DeliveryEvent, Message, Subscriber
 
-log = structlog.get_logger(__name__)
-
-# The custom arg our SendGrid adapter puts on every email (`sendgrid_email.MESSAGE_ID_ARG`;
-# a test keeps the two equal). Not imported: that would load the SendGrid SDK into
-# every process that only dispatches SMS.
-MESSAGE_ID_ARG = "steady_message_id"
-EVENT_KEY_LENGTH = 128  # DeliveryEvent.event_key
-# SendGrid events that remove an address for good: the address cannot be reached.
-SENDGRID_UNREACHABLE = frozenset({"bounce", "dropped"})
-# SendGrid events that are the person's own opt-out, exactly like our unsubscribe link.
-SENDGRID_OPT_OUTS = frozenset({"spamreport", "unsubscribe", "group_unsubscribe"})
-# A bounce of this type is a temporary block by the receiving server (SendGrid's
-# "Blocked" classification), not a dead address: recorded, nothing suppressed.
-SENDGRID_TRANSIENT_BOUNCE_TYPE = "blocked"
-# Twilio statuses whose ErrorCode says why the message did not arrive.
-TWILIO_FAILURES = frozenset({"undelivered", "failed"})
-
-
-@dataclass(frozen=True)
-class StatusReport:
-    provider: str
-    event_key: str
-    provider_id: str | None
-    our_id: int | None
-    status: str
-    error_code: str | None
-    payload: dict[str, Any]
-
-
-def _record_once(
-    session: Session,
-    *,
-    message: Message | None,
-    provider: str,
-    event_key: str,
-    event_type: str,
-    error_code: str | None,
-    occurred_at: datetime,
-    now: datetime,
-    payload: dict[str, Any],
-) -> bool:
-    """Store the raw report; False when the unique key says we already have it."""
-    event = DeliveryEvent(
-        message_id=message.id if message else None,
-        provider=provider,
-        event_key=event_key,
-        event_type=event_type[:32],
-        error_code=error_code[:32] if error_code else None,
-        occurred_at=occurred_at,
-        received_at=now,
-        payload=payload,
-    )
-    try:
-        # A savepoint: a duplicate rolls back this insert only, not the batch.
-        with session.begin_nested():
-            session.add(event)
-    except IntegrityError:
-        return False
-    return True
+CODE_LENGTH = 32  # Message.error_code, DeliveryEvent.error_code and event_type
 
 
 def _move(message: Message, new_status: str | None, now: datetime) -> bool:
@@ -96,25 +36,19 @@ def _move(message: Message, new_status: str | None, now: datetime) -> bool:
     return True
 
 
-# --- Twilio -----------------------------------------------------------------------------
-
-
-def apply_twilio_status(session: Session, report: StatusReport, secret: str, now: datetime) -> str:
-    """Record one status callback; returns 'applied', 'duplicate', 'stale' or 'unknown_message'."""
-    return apply_twilio_statuses(session, [report], secret, now)[0]
-
-
-def apply_twilio_statuses(
-    session: Session, reports: Sequence[StatusReport], secret: str, now: datetime
+def apply_reports(
+    session: Session, reports: Sequence[DeliveryReport], secret: str, now: datetime
 ) -> list[str]:
-    """Record status callbacks in one go; one result per report, in order.
+    """Record delivery reports in one go; one result per report, in order.
 
-    'applied', 'duplicate', 'stale' or 'unknown_message'. A few statements for
-    the whole batch (the web layer groups concurrent callbacks into one
-    transaction): find the messages, insert the raw reports skipping known keys,
-    move statuses forward. The error code's consequence (STOP, suppression,
-    pause) follows every new report that carries one, even when the status
-    itself is stale: a failure told late is still a failure of that address.
+    'duplicate' or 'unknown_message'; else what it did: 'stopped', 'suppressed',
+    'paused' or 'transient' when its cause touched the channel, otherwise
+    'applied', or 'stale' for a status behind the one we have. A few statements
+    for the whole batch (the web layer groups concurrent status callbacks into
+    one transaction): find the messages, insert the raw reports skipping known
+    keys, apply each. A cause has its consequence (STOP, suppression, pause) for
+    every new report that carries one, even when the status itself is stale: a
+    failure told late is still a failure of that address.
     """
     messages = _find_messages(session, reports)
     fresh = _record_new(
@@ -124,9 +58,9 @@ def apply_twilio_statuses(
                 "message_id": message.id if message else None,
                 "provider": report.provider,
                 "event_key": report.event_key,
-                "event_type": (report.status or "unknown")[:32],
-                "error_code": report.error_code[:32] if report.error_code else None,
-                "occurred_at": now,
+                "event_type": report.event[:CODE_LENGTH],
+                "error_code": report.error_code[:CODE_LENGTH] if report.error_code else None,
+                "occurred_at": _occurred_at(report, now),
                 "received_at": now,
                 "payload": report.payload,
             }
@@ -142,52 +76,83 @@ def apply_twilio_statuses(
         if message is None:
             results.append("unknown_message")
             continue
-        moved = _move(message, TWILIO_STATUS.get(report.status), now)
-        if moved:
-            if report.provider_id and message.provider_id is None:
-                message.provider_id = report.provider_id
-            if report.error_code:
-                message.error_code = report.error_code
-        if (
-            report.error_code
-            and report.status in TWILIO_FAILURES
-            and message.channel == ChannelKind.SMS
-        ):
-            _apply_sms_error(session, message, report.error_code, secret, now)
-        # The web layer logs one line per callback (result, message id, status).
-        results.append("applied" if moved else "stale")
+        # The web layer logs one line per callback or event post.
+        results.append(_apply(session, report, message, secret, now))
     return results
 
 
-def _find_messages(session: Session, reports: Sequence[StatusReport]) -> list[Message | None]:
+def _apply(
+    session: Session, report: DeliveryReport, message: Message, secret: str, now: datetime
+) -> str:
+    moved = _move(message, report.status, now)
+    if moved:
+        if report.provider_id and not message.provider_id:
+            message.provider_id = report.provider_id
+        if report.error_code:
+            message.error_code = report.error_code[:CODE_LENGTH]
+    occurred_at = _occurred_at(report, now)
+    if report.engagement == Engagement.OPENED and message.opened_at is None:
+        message.opened_at = occurred_at
+    if report.engagement == Engagement.CLICKED:
+        _record_click(session, message, occurred_at)
+    if report.cause is not None:
+        if report.cause.reason == DeliveryReason.TRANSIENT:
+            return "transient"
+        verdict = _apply_cause(session, message, report.cause, secret, now)
+        if verdict != Verdict.NONE:
+            return str(verdict)
+    return "applied" if moved or report.status is None else "stale"
+
+
+def _occurred_at(report: DeliveryReport, now: datetime) -> datetime:
+    """The provider's time for a report, never later than ours."""
+    return now if report.occurred_at is None else min(report.occurred_at, now)
+
+
+def _find_messages(session: Session, reports: Sequence[DeliveryReport]) -> list[Message | None]:
     """The message each report is about: by our id (checked against the provider's), else by
     the provider's id. Two queries for the whole batch."""
     by_id = {
         message.id: message
         for message in session.scalars(
             select(Message).where(
-                Message.id.in_({r.our_id for r in reports if r.our_id is not None})
+                Message.id.in_({r.message_id for r in reports if r.message_id is not None})
             )
         )
     }
     found: list[Message | None] = []
     for report in reports:
-        message = by_id.get(report.our_id) if report.our_id is not None else None
-        # Our id rides in a URL we built; check it against the provider's id when both exist.
-        ok = message is not None and message.provider_id in (None, report.provider_id)
+        message = by_id.get(report.message_id) if report.message_id is not None else None
+        # Our id rides in a URL or custom arg; check it against the provider's id when both exist.
+        ok = message is not None and message.provider_id in (None, "", report.provider_id)
         found.append(message if ok else None)
     missing = {r.provider_id for r, m in zip(reports, found, strict=True) if m is None}
     missing.discard(None)
     if missing:
-        by_sid = {
+        by_provider_id = {
             message.provider_id: message
             for message in session.scalars(select(Message).where(Message.provider_id.in_(missing)))
         }
         found = [
-            m if m is not None else by_sid.get(r.provider_id or "")
+            m if m is not None else by_provider_id.get(r.provider_id or "")
             for r, m in zip(reports, found, strict=True)
         ]
-    return found
+    return [
+        m if m is not None and _reported_by_its_channel(session, r, m) else None
+        for r, m in zip(reports, found, strict=True)
+    ]
+
+
+def _reported_by_its_channel(session: Session, report: DeliveryReport, message: Message) -> bool:
+    """A report about a message on another channel, or (when the report names its
+    address) to another address, is not about this message: an unsigned event (no
+    key configured) must not be able to suppress someone else by naming their message."""
+    if message.channel != report.channel:
+        return False
+    if report.recipient is None:
+        return True
+    channel = session.get(Channel, message.channel_id) if message.channel_id else None
+    return channel is not None and report.recipient.casefold() == channel.address.casefold()
 
 
 def _record_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
@@ -213,131 +178,32 @@ def _record_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     return set(inserted.scalars())
 
 
-def _apply_sms_error(
-    session: Session, message: Message, code: str, secret: str, now: datetime
+def _apply_cause(
+    session: Session, message: Message, cause: Cause, secret: str, now: datetime
 ) -> Verdict:
     if message.channel_id is None:
         return Verdict.NONE
     channel = session.get(Channel, message.channel_id)
     if channel is None:
         return Verdict.NONE
-    session.flush()  # the 30003 run is counted from the messages table, this one included
-    verdict, reason = sms_error_verdict(session, channel, code)
+    session.flush()  # a run of failures is counted from the messages table, this one included
+    verdict, reason = verdict_for(session, channel, cause)
     apply_verdict(session, channel, verdict, reason, secret, now, message_id=message.id)
     return verdict
 
 
 def apply_send_errors(
-    session: Session, failures: Iterable[tuple[int, str]], secret: str, now: datetime
+    session: Session, failures: Iterable[tuple[int, Cause]], secret: str, now: datetime
 ) -> None:
-    """Feedback from permanent send errors (message id, provider code), as callbacks get.
+    """Feedback from failed sends (message id, cause), as a status callback gives.
 
     The dispatcher calls this in the transaction that records the failures, so
-    the failed rows are already in the messages table when a 30003 run is counted.
+    the failed rows are already in the messages table when a run of them is counted.
     """
-    for message_id, code in failures:
+    for message_id, cause in failures:
         message = session.get(Message, message_id)
-        if message is not None and message.channel == ChannelKind.SMS:
-            _apply_sms_error(session, message, code, secret, now)
-
-
-# --- SendGrid ---------------------------------------------------------------------------
-
-
-def sendgrid_event_key(event: dict[str, Any]) -> str:
-    """`sendgrid:<sg_event_id>`; a hash of the event when SendGrid gave no id."""
-    event_id = str(event.get("sg_event_id") or "")
-    if not event_id:
-        canonical = json.dumps(event, sort_keys=True, separators=(",", ":"), default=str)
-        event_id = "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-    key = f"sendgrid:{event_id}"
-    if len(key) > EVENT_KEY_LENGTH:
-        key = "sendgrid:sha256:" + hashlib.sha256(event_id.encode("utf-8")).hexdigest()
-    return key
-
-
-def _x_message_id(event: dict[str, Any]) -> str | None:
-    """SendGrid's `sg_message_id` is the send's X-Message-Id, a dot, then a filter suffix."""
-    sg_message_id = str(event.get("sg_message_id") or "")
-    prefix = sg_message_id.split(".", 1)[0]
-    return prefix or None
-
-
-def find_email_message(session: Session, event: dict[str, Any]) -> Message | None:
-    """Our id from `custom_args` (copied onto the event), else SendGrid's message id.
-
-    The event's `email` must be the channel's address: an unsigned event (no key
-    configured) must not be able to suppress someone else by naming their message.
-    """
-    message: Message | None = None
-    x_message_id = _x_message_id(event)
-    our_id = str(event.get(MESSAGE_ID_ARG) or "")
-    if our_id.isdigit():
-        candidate = session.get(Message, int(our_id))
-        if candidate is not None and candidate.provider_id in (None, "", x_message_id):
-            message = candidate
-    if message is None and x_message_id:
-        message = session.scalar(select(Message).where(Message.provider_id == x_message_id))
-    if message is None or message.channel != ChannelKind.EMAIL or message.channel_id is None:
-        return None
-    channel = session.get(Channel, message.channel_id)
-    address = str(event.get("email") or "").strip().casefold()
-    if channel is None or address != channel.address.casefold():
-        return None
-    return message
-
-
-def _event_time(event: dict[str, Any], now: datetime) -> datetime:
-    try:
-        when = datetime.fromtimestamp(int(event["timestamp"]), UTC)
-    except (KeyError, TypeError, ValueError, OverflowError, OSError):
-        return now
-    return min(when, now)
-
-
-def apply_sendgrid_event(
-    session: Session, event: dict[str, Any], secret: str, now: datetime
-) -> str:
-    """Record one SendGrid event and apply it; returns what happened, for the log."""
-    kind = str(event.get("event") or "")
-    message = find_email_message(session, event)
-    occurred_at = _event_time(event, now)
-    if not _record_once(
-        session,
-        message=message,
-        provider="sendgrid",
-        event_key=sendgrid_event_key(event),
-        event_type=kind or "unknown",
-        error_code=str(event.get("status") or "") or None,
-        occurred_at=occurred_at,
-        now=now,
-        payload=event,
-    ):
-        return "duplicate"
-    if message is None:
-        return "unknown_message"
-    _move(message, SENDGRID_STATUS.get(kind), now)
-    if kind == "open" and message.opened_at is None:
-        message.opened_at = occurred_at
-    if kind == "click":
-        _record_click(session, message, occurred_at)
-    channel = session.get(Channel, message.channel_id) if message.channel_id else None
-    if channel is None:
-        return "applied"
-    if kind in SENDGRID_OPT_OUTS:
-        reason = f"sendgrid_{kind}"
-        apply_verdict(session, channel, Verdict.STOPPED, reason, secret, now, message_id=message.id)
-        return "stopped"
-    if kind in SENDGRID_UNREACHABLE:
-        bounce_type = str(event.get("type") or "bounce")
-        if kind == "bounce" and bounce_type == SENDGRID_TRANSIENT_BOUNCE_TYPE:
-            return "transient"
-        reason = f"sendgrid_{kind}"
-        apply_verdict(
-            session, channel, Verdict.SUPPRESSED, reason, secret, now, message_id=message.id
-        )
-        return "suppressed"
-    return "applied"
+        if message is not None:
+            _apply_cause(session, message, cause, secret, now)
 
 
 def _record_click(session: Session, message: Message, clicked_at: datetime) -> None:

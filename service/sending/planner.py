@@ -7,6 +7,9 @@ function for the next nudge, inserts all the rows in one statement and clears
 dispatcher sets `next_plan_at` again once it settles (sent, expired, failed),
 and so does reconciliation for a nudge that was `unknown`.
 
+A person whose candidate zones share no sending hours (PRODUCT.md, "Law") gets
+no nudge: they are skipped until they name their zone, which plans them again.
+
 Every subscriber it looks at gets one row in the decision log (policy "v1",
 probability 1: the kind planned, or why nothing was). With STEADY_EXPERIMENT on,
 `service.sending.decisions` plans at decision points instead; this planner first
@@ -24,6 +27,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import Select, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.channels import ChannelKind
 from service.messages.catalog import ACTIVITY_AREAS, NUDGE_KINDS, Kind
 from service.messages.lifecycle import OUTSTANDING, PRIORITY_NUDGE, WENT_OUT
 from service.pacing.experiment import v1_logged
@@ -35,12 +39,11 @@ from service.pacing.rules import (
     SubscriberState,
     plan_next,
 )
-from service.providers.base import Channel as ChannelName
+from service.pacing.window import NoSharedWindow, split_zones
 from service.sending.bulk import decision_row, insert_decisions, insert_messages
 from service.sending.grid import leave_grid
 from service.storage.models import (
     Channel,
-    ChannelKind,
     ChannelStatus,
     ContactLog,
     Message,
@@ -129,6 +132,7 @@ def _plan_batch(
         select(
             Subscriber.id,
             Subscriber.timezone,
+            Subscriber.timezone_candidates,
             Subscriber.cadence_per_week,
             Subscriber.hour_start,
             Subscriber.hour_end,
@@ -174,7 +178,7 @@ def _plan_batch(
         state = SubscriberState(
             subscriber_id=sub.id,
             timezone=sub.timezone,
-            channel=cast(ChannelName, channel_kind),
+            channel=channel_kind,
             cadence_per_week=sub.cadence_per_week,
             hours=(sub.hour_start, sub.hour_end),
             activity_areas=areas or ACTIVITY_AREAS,
@@ -187,8 +191,14 @@ def _plan_batch(
             recent_nudges=tuple(history.get(sub.id, ())),
             recent_replies=tuple(replies.get(sub.id, ())),
             contacts=tuple(contacts.get(sub.id, ())),
+            candidate_zones=split_zones(sub.timezone_candidates),
         )
-        plan = plan_next(state, now, policy)
+        try:
+            plan = plan_next(state, now, policy)
+        except NoSharedWindow:
+            report.skipped += 1  # no hours fit every zone they may be in: wait for ZONE
+            logged.append(decision_row(sub.id, v1_logged(now, None, "window")))
+            continue
         report.planned.append((sub.id, plan, channel_kind))
         logged.append(decision_row(sub.id, v1_logged(now, plan, None)))
         rows.append(
@@ -230,9 +240,9 @@ def _plan_batch(
 
 def _active_channels(
     session: Session, ids: Sequence[int]
-) -> dict[int, tuple[int, str, datetime | None]]:
+) -> dict[int, tuple[int, ChannelKind, datetime | None]]:
     """The channel each subscriber's next nudge goes to: SMS first, else email."""
-    chosen: dict[int, tuple[int, str, datetime | None]] = {}
+    chosen: dict[int, tuple[int, ChannelKind, datetime | None]] = {}
     rows = session.execute(
         select(Channel.subscriber_id, Channel.id, Channel.kind, Channel.confirmed_at)
         .where(Channel.subscriber_id.in_(ids), Channel.status == ChannelStatus.ACTIVE)
@@ -280,7 +290,7 @@ def _recent_nudges(
             PastNudge(
                 kind=Kind(kind),
                 template=template,
-                channel=cast(ChannelName, channel),
+                channel=channel,
                 at=sent_at or scheduled_for,
             )
         )

@@ -43,10 +43,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from service.channels import ChannelKind
 from service.reporting.metrics import record_rate_limit_wait
 
 if TYPE_CHECKING:
-    from service.providers.base import Channel, Provider
+    from service.providers.base import Provider
     from service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -156,11 +157,12 @@ class RedisRateLimiter:
 
     @classmethod
     def from_url(cls, url: str, prefix: str = KEY_PREFIX) -> RedisRateLimiter:
-        import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
-        client = redis.Redis.from_url(
+        from service.storage.redis_url import redis_client
+
+        client = redis_client(
             url,
             socket_timeout=REDIS_TIMEOUT_SECONDS,
             socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
@@ -234,7 +236,7 @@ class SenderLimit:
 
 
 def sender_limits(
-    settings: Settings, providers: Mapping[Channel, Provider]
+    settings: Settings, providers: Mapping[ChannelKind, Provider]
 ) -> dict[str, SenderLimit]:
     """Each limited channel's sender and rate (a channel at rate 0 or on the outbox is free).
 

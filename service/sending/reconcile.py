@@ -30,17 +30,17 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import structlog
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.messages.compose import Recipient, compose
+from service.channels import ChannelKind
+from service.messages.compose import Recipient, compose, renders_discreet
 from service.messages.content import Content, TemplateError
 from service.messages.lifecycle import MAX_SEND_ATTEMPTS, PRIORITY_NUDGE
 from service.providers.base import AcceptanceLookup, AcceptedCopy, Provider, ProviderError
-from service.providers.base import Channel as ChannelName
 from service.sending.feedback import apply_send_errors
 from service.settings import Settings
 from service.storage.models import Channel, Message, MessageStatus, Subscriber
@@ -102,7 +102,7 @@ def settle_delay(settings: Settings, settle_after: timedelta | None = None) -> t
 
 def reconcile_unknown(
     sessions: sessionmaker[Session],
-    providers: Mapping[ChannelName, Provider],
+    providers: Mapping[ChannelKind, Provider],
     settings: Settings,
     content: Content,
     now: datetime,
@@ -175,7 +175,7 @@ class _Unknown:
     id: int
     subscriber_id: int | None
     channel_id: int | None
-    channel: str
+    channel: ChannelKind
     kind: str
     template: str
     priority: int
@@ -214,6 +214,7 @@ def _load(session: Session, ids: list[int]) -> list[_Unknown]:
             Message.provider_id,
             Message.sent_at,
             Channel.address,
+            Channel.consent_method,
             Subscriber.discreet,
             Subscriber.cadence_per_week,
         )
@@ -242,14 +243,15 @@ def _unknown(row: Any) -> _Unknown:
         provider_id=row.provider_id,
         sent_at=row.sent_at,
         address=row.address,
-        discreet=bool(row.discreet),
+        # As the dispatcher decided it: the provider's copy is matched by its body.
+        discreet=renders_discreet(row.kind, bool(row.discreet), row.consent_method),
         cadence_per_week=row.cadence_per_week or 7,
     )
 
 
 def _reconcile_one(
     sessions: sessionmaker[Session],
-    providers: Mapping[ChannelName, Provider],
+    providers: Mapping[ChannelKind, Provider],
     settings: Settings,
     content: Content,
     row: _Unknown,
@@ -257,7 +259,7 @@ def _reconcile_one(
     retry_after: timedelta,
 ) -> tuple[str, bool]:
     """Settle one claimed row in its own transaction; (outcome, whether it settled)."""
-    provider = providers.get(cast(ChannelName, row.channel))
+    provider = providers.get(row.channel)
     secret = settings.secret_key.get_secret_value()
     with sessions() as session:
         if row.provider_id:
@@ -303,7 +305,7 @@ def _ask(
     recipient = Recipient(
         message_id=row.id,
         channel_id=row.channel_id,
-        channel=cast(ChannelName, row.channel),
+        channel=row.channel,
         address=row.address,
         discreet=row.discreet,
         cadence_per_week=row.cadence_per_week,
@@ -379,9 +381,9 @@ def _settle_found(
         values["error_code"] = copy.error_code
     if not _update(session, row, now, status=status, **values):
         return RACED
-    if status == MessageStatus.FAILED and copy.error_code:
+    if status == MessageStatus.FAILED and copy.cause:
         # The same feedback a failed callback gives (STOP, unreachable number, ...).
-        apply_send_errors(session, [(row.id, copy.error_code)], secret, now)
+        apply_send_errors(session, [(row.id, copy.cause)], secret, now)
     _replan(session, row, now)
     return str(status)
 

@@ -15,10 +15,11 @@ from datetime import datetime
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.channels import ChannelKind
 from service.messages.content import Content
 from service.pacing.policy import pacing_policy
 from service.pacing.rules import PacingPolicy
-from service.providers.base import Channel, Provider
+from service.providers.base import Provider
 from service.providers.registry import build_providers
 from service.sending.decisions import Experiment, plan_decision_points
 from service.sending.dispatch import Dispatcher, DispatchReport
@@ -44,12 +45,12 @@ class TickReport:
 class Runtime:
     settings: Settings
     sessions: sessionmaker[Session]
-    providers: dict[Channel, Provider]
+    providers: dict[ChannelKind, Provider]
     content: Content = field(default_factory=Content)
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, providers: dict[Channel, Provider] | None = None
+        cls, settings: Settings, *, providers: dict[ChannelKind, Provider] | None = None
     ) -> Runtime:
         return cls(
             settings=settings,

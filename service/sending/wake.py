@@ -25,11 +25,21 @@ SEND_MESSAGES_TASK = "steady.send_messages"
 class Waker(Protocol):
     def wake(self, message_ids: Sequence[int]) -> None: ...
 
+    def wake_planner(self, *, then_dispatch: bool = False) -> None:
+        """Someone became plannable (a confirmation, an import): plan now, not next tick.
+
+        `then_dispatch`: also dispatch afterwards even if the plan made nothing
+        (an import's confirmations are rows already)."""
+        ...
+
 
 class NullWaker:
     """Nothing listens: the next scheduled tick picks the rows up."""
 
     def wake(self, message_ids: Sequence[int]) -> None:
+        return None
+
+    def wake_planner(self, *, then_dispatch: bool = False) -> None:
         return None
 
 
@@ -42,6 +52,9 @@ class ThreadWaker:
     def wake(self, message_ids: Sequence[int]) -> None:
         if message_ids:
             self.event.set()
+
+    def wake_planner(self, *, then_dispatch: bool = False) -> None:
+        self.event.set()  # the ticker's pass plans, then dispatches
 
     def wait(self, timeout: float) -> bool:
         woke = self.event.wait(timeout)
@@ -60,10 +73,21 @@ class CeleryWaker:
         if message_ids:
             self._celery().send_task(SEND_MESSAGES_TASK, args=[list(message_ids)])
 
+    def wake_planner(self, *, then_dispatch: bool = False) -> None:
+        kwargs = {"then_dispatch": True} if then_dispatch else {}
+        self._celery().send_task(PLAN_TASK, kwargs=kwargs)
+
     def _celery(self) -> Celery:
         if self._app is None:  # built on first use: after a web process forks
             from celery import Celery
 
-            self._app = Celery("steady-web", broker=self.broker_url, set_as_current=False)
-            self._app.conf.update(task_serializer="json", accept_content=["json"])
+            from service.storage.redis_url import celery_broker
+
+            url, transport_options = celery_broker(self.broker_url)
+            self._app = Celery("steady-web", broker=url, set_as_current=False)
+            self._app.conf.update(
+                task_serializer="json",
+                accept_content=["json"],
+                broker_transport_options=transport_options,
+            )
         return self._app

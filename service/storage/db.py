@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -22,6 +22,8 @@ SQLITE_BUSY_TIMEOUT_MS = 15_000
 # A PostgreSQL server that does not answer a connection attempt in this long is
 # down for this task's purposes (libpq's default is to wait indefinitely).
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
+# A database URL option for psycopg itself (see _driver_options).
+PREPARE_THRESHOLD = "prepare_threshold"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -42,6 +44,24 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def _driver_options(url: str) -> tuple[str, dict[str, Any]]:
+    """Options in the URL's query that are psycopg's, not libpq's, taken out of it.
+
+    `prepare_threshold=none` turns off server-side prepared statements, which PgBouncer
+    in transaction mode cannot follow from one server connection to the next (psycopg
+    prepares a query after its 5th run on a connection by default). A number sets
+    psycopg's threshold instead.
+    """
+    parsed = make_url(url)
+    if PREPARE_THRESHOLD not in parsed.query:
+        return url, {}
+    raw = parsed.query[PREPARE_THRESHOLD]
+    value = raw if isinstance(raw, str) else raw[-1]
+    threshold = None if value.strip().lower() in ("none", "off", "") else int(value)
+    stripped = parsed.difference_update_query([PREPARE_THRESHOLD])
+    return stripped.render_as_string(hide_password=False), {PREPARE_THRESHOLD: threshold}
+
+
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
     """The process's engine for `url` (pooled connections are reused)."""
@@ -50,6 +70,7 @@ def get_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    url, options = _driver_options(url)
     # After a PostgreSQL restart every pooled connection is dead: pre-ping swaps
     # each for a fresh one at checkout, so a worker recovers on its next task
     # (tests/system/test_faults.py restarts the server under real workers). libpq waits
@@ -60,12 +81,22 @@ def get_engine(url: str) -> Engine:
         pool_pre_ping=True,
         pool_size=5,
         max_overflow=5,
-        connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS},
+        connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS, **options},
     )
 
 
 def session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+
+
+def read_session_factory(database_url: str, replica_url: str | None) -> sessionmaker[Session]:
+    """Sessions for read-only work (reports, /metrics, exports, evaluation).
+
+    With STEADY_DATABASE_REPLICA_URL set they go to the replica, so a long report
+    never holds a snapshot open on the primary, where it would keep vacuum from
+    cleaning up behind the dispatcher's SKIP LOCKED queue. Unset: the primary.
+    """
+    return session_factory(replica_url or database_url)
 
 
 def alembic_config(url: str) -> Any:

@@ -31,6 +31,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from service.channels import ChannelKind
+
 # Stable constraint names so Alembic revisions work the same on every database.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -66,14 +68,22 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+class KindColumn(TypeDecorator[ChannelKind]):
+    """A channel kind: stored as its plain string, read back as `ChannelKind`."""
+
+    impl = String(8)
+    cache_ok = True
+
+    def process_bind_param(self, value: ChannelKind | None, dialect: Dialect) -> str | None:
+        return None if value is None else ChannelKind(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> ChannelKind | None:
+        return None if value is None else ChannelKind(value)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
-
-
-class ChannelKind(StrEnum):
-    SMS = "sms"
-    EMAIL = "email"
 
 
 class ChannelStatus(StrEnum):
@@ -105,6 +115,9 @@ class Subscriber(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     timezone: Mapped[str] = mapped_column(String(64))
+    # Until the person names their zone: every zone their number may be in, space-
+    # separated IANA names; nudges keep the hours of each (service.people.zones).
+    timezone_candidates: Mapped[str | None] = mapped_column(Text)
     # Preferences (PRODUCT.md "Pacing v1"); each has a product default.
     cadence_per_week: Mapped[int] = mapped_column(Integer, default=7)
     hour_start: Mapped[int] = mapped_column(Integer, default=8)
@@ -148,7 +161,7 @@ class Channel(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[ChannelKind] = mapped_column(KindColumn)
     address: Mapped[str] = mapped_column(String(320))  # E.164 or a normalised email
     status: Mapped[str] = mapped_column(String(16), default=ChannelStatus.PENDING)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -218,7 +231,7 @@ class Message(Base):
         ForeignKey("subscribers.id", ondelete="CASCADE")
     )
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
-    channel: Mapped[str] = mapped_column(String(8))
+    channel: Mapped[ChannelKind] = mapped_column(KindColumn)
     kind: Mapped[str] = mapped_column(String(16))
     template: Mapped[str] = mapped_column(String(64))
     rule: Mapped[str] = mapped_column(String(64))
@@ -261,6 +274,8 @@ class Message(Base):
         Index("ix_messages_subscriber_created", "subscriber_id", "created_at"),
         Index("ix_messages_provider_id", "provider_id"),
         Index("ix_messages_sent_at", "sent_at"),
+        # The log's order (`steady messages --since`) and what `steady archive` takes.
+        Index("ix_messages_created_at", "created_at"),
     )
 
 
@@ -305,8 +320,19 @@ class InboundMessage(Base):
     body: Mapped[str] = mapped_column(Text)
     command: Mapped[str | None] = mapped_column(String(32))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When an operator cleared it from the review list (service/people/review.py).
+    reviewed_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_inbound_messages_subscriber", "subscriber_id", "received_at"),)
+    __table_args__ = (
+        Index("ix_inbound_messages_subscriber", "subscriber_id", "received_at"),
+        # The review list: texts Steady did not understand that nobody has cleared yet.
+        Index(
+            "ix_inbound_messages_unreviewed",
+            "received_at",
+            postgresql_where=text("reviewed_at IS NULL AND command = 'unknown'"),
+            sqlite_where=text("reviewed_at IS NULL AND command = 'unknown'"),
+        ),
+    )
 
 
 class Suppression(Base):
@@ -316,7 +342,7 @@ class Suppression(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     address_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    channel: Mapped[str] = mapped_column(String(8))
+    channel: Mapped[ChannelKind] = mapped_column(KindColumn)
     reason: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -348,3 +374,59 @@ class Decision(Base):
         Index("ix_decisions_subscriber_at", "subscriber_id", "at"),
         Index("ix_decisions_at", "at"),
     )
+
+
+# --- archive: rows `steady archive` moved out of the live tables (service/storage/archive.py)
+# The same columns as the live tables (keep them in step: tests/storage/test_archive.py
+# checks), no foreign keys, few indexes, plus when each row was archived.
+
+
+class MessageArchive(Base):
+    __tablename__ = "messages_archive"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    subscriber_id: Mapped[int | None] = mapped_column(BigId)
+    channel_id: Mapped[int | None] = mapped_column(BigId)
+    channel: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(16))
+    template: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str | None] = mapped_column(Text)
+    priority: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    scheduled_for: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer)
+    lease_until: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    provider: Mapped[str | None] = mapped_column(String(16))
+    provider_id: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_detail: Mapped[str | None] = mapped_column(String(300))
+    opened_at: Mapped[datetime | None]
+    clicked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    archived_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_messages_archive_subscriber_created", "subscriber_id", "created_at"),
+        Index("ix_messages_archive_created_at", "created_at"),
+    )
+
+
+class DeliveryEventArchive(Base):
+    __tablename__ = "delivery_events_archive"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    message_id: Mapped[int | None] = mapped_column(BigId)
+    provider: Mapped[str] = mapped_column(String(16))
+    event_key: Mapped[str] = mapped_column(String(128))
+    event_type: Mapped[str] = mapped_column(String(32))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    occurred_at: Mapped[datetime | None]
+    received_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]]
+    archived_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_delivery_events_archive_message_id", "message_id"),)

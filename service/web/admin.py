@@ -171,7 +171,7 @@ def dashboard(request: Request) -> Response:
     if not _authorised(request, ctx, token):
         return _login_page(request, ctx, error=None, status=200)
     now = ctx.clock()
-    with ctx.sessions() as session:
+    with ctx.read_sessions() as session:
         figures = stats.dashboard(session, now)
         flagged = _flagged(session, limit=RECENT_LOGS)
     context = dashboard_context(figures, [_summary(s) for s in flagged])
@@ -289,7 +289,7 @@ After = Annotated[int | None, Query(ge=0, description="Return ids greater than t
 
 @router.get("/api/stats")
 def api_stats(ctx: Admin) -> JSONResponse:
-    with ctx.sessions() as session:
+    with ctx.read_sessions() as session:
         return _json(stats.collect(session, ctx.clock()))
 
 
@@ -404,5 +404,5 @@ def api_flagged(ctx: Admin) -> JSONResponse:
 def prometheus_metrics(request: Request) -> Response:
     """Prometheus text exposition: database figures plus this process's counters."""
     ctx = app_context(request)
-    body, content_type = metrics.render(ctx.sessions, ctx.clock)
+    body, content_type = metrics.render(ctx.read_sessions, ctx.clock)
     return Response(body, media_type=content_type)

@@ -14,7 +14,7 @@ from service.sending.wake import CeleryWaker, NullWaker, Waker
 from service.settings import Settings, get_settings
 from service.storage.db import session_factory
 from service.storage.models import utcnow
-from service.web import admin, evaluation, health, preferences, signup, webhooks
+from service.web import admin, evaluation, health, preferences, review, signup, webhooks
 from service.web.context import AppContext, make_pages
 from service.web.middleware import RequestIdMiddleware
 
@@ -32,9 +32,15 @@ def create_app(
     if waker is None:
         waker = CeleryWaker(settings.broker_url) if settings.broker_url else NullWaker()
     app = FastAPI(title="Steady", docs_url=None, redoc_url=None, openapi_url=None)
+    sessions = sessions or session_factory(settings.database_url)
     app.state.steady = AppContext(
         settings=settings,
-        sessions=sessions or session_factory(settings.database_url),
+        sessions=sessions,
+        replica=(
+            session_factory(settings.database_replica_url)
+            if settings.database_replica_url
+            else None
+        ),
         content=content,
         waker=waker,
         inbound=InboundHandler(settings, content),
@@ -46,6 +52,7 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(health.router)
     app.include_router(admin.router)
+    app.include_router(review.router)
     app.include_router(admin.metrics_router)
     app.include_router(evaluation.router)
     app.add_middleware(RequestIdMiddleware)

@@ -14,8 +14,9 @@ from jinja2 import StrictUndefined
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.messages.content import Content
+from service.providers.base import DeliveryReport
 from service.replies.inbound import InboundHandler
-from service.sending.feedback import StatusReport, apply_twilio_statuses
+from service.sending.feedback import apply_reports
 from service.sending.wake import Waker
 from service.settings import Settings
 from service.storage.models import Channel, utcnow
@@ -35,16 +36,23 @@ class AppContext:
     pages: Jinja2Templates
     # The time source; tests run the service at a chosen time.
     clock: Callable[[], datetime] = field(default=utcnow)
-    # Twilio status callbacks, committed in groups (one transaction per batch of
+    # STEADY_DATABASE_REPLICA_URL's sessions, if set (see `read_sessions`).
+    replica: sessionmaker[Session] | None = None
+    # Status callbacks, committed in groups (one transaction per batch of
     # concurrent ones; service/web/ingest.py).
-    twilio_statuses: GroupCommit[StatusReport, str] = field(init=False)
+    delivery_reports: GroupCommit[DeliveryReport, str] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.twilio_statuses = GroupCommit(self._apply_twilio_statuses)
+        self.delivery_reports = GroupCommit(self._apply_reports)
 
-    def _apply_twilio_statuses(self, reports: Sequence[StatusReport]) -> list[str]:
+    @property
+    def read_sessions(self) -> sessionmaker[Session]:
+        """Where reports and /metrics read: the replica if there is one, else the primary."""
+        return self.replica or self.sessions
+
+    def _apply_reports(self, reports: Sequence[DeliveryReport]) -> list[str]:
         with self.sessions.begin() as session:
-            return apply_twilio_statuses(
+            return apply_reports(
                 session, reports, self.settings.secret_key.get_secret_value(), self.clock()
             )
 

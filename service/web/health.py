@@ -28,9 +28,9 @@ def readyz(request: Request) -> JSONResponse:
         checks["database"] = type(exc).__name__
     if ctx.settings.broker_url:
         try:
-            import redis
+            from service.storage.redis_url import redis_client
 
-            client = redis.Redis.from_url(
+            client = redis_client(
                 ctx.settings.broker_url, socket_timeout=2, socket_connect_timeout=2
             )
             client.ping()

@@ -1,4 +1,4 @@
-"""The preferences page: cadence, hours, channels, discreet mode, pause.
+"""The preferences page: cadence, hours, time zone, channels, discreet mode, pause.
 
 `GET /preferences/{token}` only shows the form (link scanners fetch GETs);
 `POST` saves it. The token is single-purpose (`Purpose.PREFERENCES`) and names
@@ -19,11 +19,14 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from service.addresses import mask
-from service.people import subscriptions
-from service.storage.models import Channel, ChannelKind, ChannelStatus, Subscriber
+from service.channels import ChannelKind
+from service.pacing.window import split_zones
+from service.people import subscriptions, zones
+from service.storage.models import Channel, ChannelStatus, Subscriber
 from service.tokens import Purpose
 from service.web.context import AppContext, app_context, channel_for, invalid_link
 
@@ -48,6 +51,7 @@ class PreferenceChanges:
 
     cadence: int | None = None
     hours: tuple[int, int] | None = None
+    timezone: str | None = None
     discreet: bool | None = None
     pause_days: int | None = None
     channels_on: dict[str, bool] = field(default_factory=dict)
@@ -103,6 +107,12 @@ def validate_preferences(
             changes.hours = (start, end)
     elif not (start_ok and end_ok):
         errors["hour_start"] = "choose hours from the lists"
+    typed = str(form.get("timezone_other") or "").strip()
+    chosen = typed or str(form.get("timezone") or "").strip()
+    if chosen:
+        changes.timezone = zones.check_zone_name(chosen)
+        if changes.timezone is None:
+            errors["timezone"] = "not a time zone we know; write it like America/Chicago"
     pause, ok = _int_field(form, "pause_days")
     if not ok or (pause is not None and not 0 <= pause <= MAX_PAUSE_DAYS):
         errors["pause_days"] = f"choose a pause of up to {MAX_PAUSE_DAYS} days"
@@ -135,6 +145,9 @@ def apply_preferences(
     if changes.hours is not None and changes.hours != (subscriber.hour_start, subscriber.hour_end):
         subscriber.hour_start, subscriber.hour_end = changes.hours
         replan = True
+    if changes.timezone is not None:
+        # Naming a zone ends every guess; a changed zone plans the next nudge again.
+        zones.set_zone(session, subscriber, changes.timezone, now)
     if changes.discreet is not None:
         subscriber.discreet = changes.discreet
     if changes.learning is not None:
@@ -194,14 +207,14 @@ def _page(
     channels = [
         {
             "kind": str(channel.kind),
-            "label": CHANNEL_LABELS.get(ChannelKind(channel.kind), channel.kind),
+            "label": CHANNEL_LABELS[channel.kind],
             "address": mask(channel.address),
             "on": channel.status == ChannelStatus.ACTIVE,
         }
         for channel in _confirmed_channels(subscriber)
     ]
     unreachable = [
-        {"label": CHANNEL_LABELS.get(ChannelKind(c.kind), c.kind), "address": mask(c.address)}
+        {"label": CHANNEL_LABELS[c.kind], "address": mask(c.address)}
         for c in subscriber.channels
         if c.status == ChannelStatus.SUPPRESSED
     ]
@@ -220,6 +233,7 @@ def _page(
             "end_hours": list(range(EARLIEST_HOUR + 1, LATEST_HOUR + 1)),
             "hour_start": subscriber.hour_start,
             "hour_end": subscriber.hour_end,
+            **_zone_fields(subscriber),
             "discreet": subscriber.discreet,
             "experiment": ctx.settings.experiment == "on",
             "learning": not subscriber.experiment_opt_out,
@@ -230,6 +244,20 @@ def _page(
         },
         status_code=status_code,
     )
+
+
+def _zone_fields(subscriber: Subscriber) -> dict[str, Any]:
+    """The zone select: the common zones, the person's own if it is another one, and
+    while it is only a guess, a blank choice and the zones their number may be in."""
+    options = dict(zones.COMMON_ZONES)
+    candidates = split_zones(subscriber.timezone_candidates)
+    if not candidates and subscriber.timezone not in options:
+        options = {subscriber.timezone: subscriber.timezone, **options}
+    return {
+        "zone_options": list(options.items()),
+        "timezone": "" if candidates else subscriber.timezone,
+        "zone_candidates": [zones.zone_city(zone) for zone in candidates],
+    }
 
 
 @router.get("/preferences/{token}", response_class=HTMLResponse)
@@ -245,8 +273,13 @@ def preferences_page(request: Request, token: str) -> Response:
 
 @router.post("/preferences/{token}", response_class=HTMLResponse)
 async def save_preferences(request: Request, token: str) -> Response:
-    ctx = app_context(request)
     form = await request.form()
+    return await run_in_threadpool(_save_preferences, request, token, form)
+
+
+def _save_preferences(request: Request, token: str, form: FormData) -> Response:
+    """The database side of a save; runs on a worker thread, off the event loop."""
+    ctx = app_context(request)
     with ctx.sessions.begin() as session:
         channel = channel_for(session, ctx, Purpose.PREFERENCES, token)
         if channel is None:

@@ -7,20 +7,21 @@ own, so every change is a POST (PRODUCT.md; RFC 8058 for one-click unsubscribe).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from service.addresses import (
     InvalidAddress,
     check_timezone,
-    infer_timezone,
     normalise_email,
     normalise_phone,
 )
 from service.messages.compose import frequency_text
-from service.people import subscriptions
+from service.people import subscriptions, zones
 from service.storage.models import ChannelStatus
 from service.tokens import Purpose
 from service.web.context import AppContext, app_context, channel_for, invalid_link
@@ -39,7 +40,7 @@ ACCEPTED_TEXT = (
 class SignupForm:
     phone: str | None
     email: str | None
-    timezone: str
+    timezone: str | None  # None: not given (service.people.zones guesses it)
 
 
 def _consent_given(value: Any) -> bool:
@@ -48,9 +49,7 @@ def _consent_given(value: Any) -> bool:
     return isinstance(value, str | int) and str(value).strip().casefold() in TRUE_WORDS
 
 
-def validate_signup(
-    data: dict[str, Any], default_timezone: str
-) -> tuple[SignupForm | None, dict[str, str]]:
+def validate_signup(data: dict[str, Any]) -> tuple[SignupForm | None, dict[str, str]]:
     """Check a signup; returns the normalised form or {field: message}."""
     errors: dict[str, str] = {}
     phone_raw = str(data.get("phone") or "").strip()
@@ -69,14 +68,12 @@ def validate_signup(
             email = normalise_email(email_raw)
         except InvalidAddress as exc:
             errors["email"] = exc.message
-    timezone = default_timezone
+    timezone = None
     if timezone_raw:
         try:
             timezone = check_timezone(timezone_raw)
         except InvalidAddress as exc:
             errors["timezone"] = exc.message
-    elif phone is not None:
-        timezone = infer_timezone(phone) or default_timezone
     if not _consent_given(data.get("consent")):
         errors["consent"] = "please tick the box to agree to receive messages"
     if errors:
@@ -129,7 +126,7 @@ async def subscribe(request: Request) -> Response:
             )
     else:
         data = dict((await request.form()).items())
-    form, errors = validate_signup(data, ctx.settings.default_timezone)
+    form, errors = validate_signup(data)
     if form is None:
         if is_json:
             detail = [
@@ -139,28 +136,27 @@ async def subscribe(request: Request) -> Response:
             return JSONResponse({"detail": detail}, 422)
         return _signup_page(request, ctx, values=data, errors=errors, status_code=422)
     now = ctx.clock()
+    zone = (
+        zones.ZoneGuess(form.timezone)
+        if form.timezone
+        else zones.guess_for_number(form.phone, ctx.settings.default_timezone, now)
+    )
     request_evidence = {
         "source": "web_form" if not is_json else "api",
         "ip": request.client.host if request.client else None,
         "user_agent": request.headers.get("user-agent", "")[:200],
         "consent_text_version": 1,
     }
-    with ctx.sessions.begin() as session:
-        confirmations = subscriptions.subscribe(
-            session,
-            subscriptions.SignupRequest(
-                phone=form.phone,
-                email=form.email,
-                timezone=form.timezone,
-                consent_method="web_form",
-                consent_evidence=request_evidence,
-                cadence_per_week=ctx.settings.default_cadence_per_week,
-            ),
-            ctx.settings.secret_key.get_secret_value(),
-            now,
-        )
-        ids = [message.id for message in confirmations]
-    ctx.waker.wake(ids)
+    signup = subscriptions.SignupRequest(
+        phone=form.phone,
+        email=form.email,
+        timezone=zone.timezone,
+        consent_method="web_form",
+        consent_evidence=request_evidence,
+        cadence_per_week=ctx.settings.default_cadence_per_week,
+        timezone_candidates=zone.stored_candidates,
+    )
+    await run_in_threadpool(_record_signup, ctx, signup, now)
     # The same answer whether the address was new, known or suppressed: no enumeration.
     if is_json:
         return JSONResponse({"status": "accepted", "detail": ACCEPTED_TEXT}, 202)
@@ -170,6 +166,16 @@ async def subscribe(request: Request) -> Response:
         {"title": "Check your messages", "paragraphs": [ACCEPTED_TEXT]},
         status_code=202,
     )
+
+
+def _record_signup(ctx: AppContext, signup: subscriptions.SignupRequest, now: datetime) -> None:
+    """The database side of a signup, and the wake-up; on a worker thread, off the event loop."""
+    with ctx.sessions.begin() as session:
+        confirmations = subscriptions.subscribe(
+            session, signup, ctx.settings.secret_key.get_secret_value(), now
+        )
+        ids = [message.id for message in confirmations]
+    ctx.waker.wake(ids)
 
 
 @router.get("/confirm/{token}", response_class=HTMLResponse)
@@ -206,13 +212,13 @@ def confirm(request: Request, token: str) -> Response:
             "ip": request.client.host if request.client else None,
             "user_agent": request.headers.get("user-agent", "")[:200],
         }
-        if channel.status == ChannelStatus.STOPPED:
-            subscriptions.resume(
-                session, channel, ctx.settings.secret_key.get_secret_value(), evidence, ctx.clock()
-            )
-        else:
-            subscriptions.confirm(session, channel, evidence, ctx.clock())
+        # A stopped channel stays stopped: after STOP only the phone's START brings it back.
+        subscriptions.confirm_by_link(
+            session, channel, ctx.settings.secret_key.get_secret_value(), evidence, ctx.clock()
+        )
         active = channel.status == ChannelStatus.ACTIVE
+    if active:
+        ctx.waker.wake_planner()  # the welcome is planned now, not at the next tick
     paragraphs = (
         ["You're confirmed. Your first message arrives during your sending hours."]
         if active

@@ -1,165 +1,104 @@
-"""Provider webhooks. Order: verify the signature, drop duplicates, apply, keep raw."""
+"""Provider webhooks: verify the signature (the provider's module), parse into
+Steady's words, hand over to one domain function, answer."""
 
 from __future__ import annotations
 
-import binascii
-import json
-import time
 from collections import Counter
-from functools import lru_cache
-from typing import Any
 from urllib.parse import parse_qsl
 
 import structlog
-from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sendgrid.helpers.eventwebhook import EventWebhook
-from twilio.request_validator import RequestValidator
-from twilio.twiml.messaging_response import MessagingResponse
+from starlette.concurrency import run_in_threadpool
 
-from service.replies.inbound import InboundText
+from service.providers.base import DeliveryReport, InboundText
+from service.providers.sendgrid import webhooks as sendgrid
+from service.providers.twilio import webhooks as twilio
+from service.providers.twilio.codes import MESSAGE_ID_QUERY
+from service.replies.grammar import Command, interpret
 from service.reporting.metrics import record_webhook
-from service.sending.feedback import StatusReport, apply_sendgrid_event
+from service.sending.feedback import apply_reports
 from service.web.context import AppContext, app_context
 
 router = APIRouter(prefix="/webhooks")
 log = structlog.get_logger(__name__)
 
-TWIML = "application/xml"
-SENDGRID_SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
-SENDGRID_TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
-# A signed event batch older than this is refused as a possible replay; SendGrid
-# signs each delivery attempt afresh, so its own retries are never this old.
-SENDGRID_MAX_SIGNATURE_AGE_SECONDS = 10 * 60
-# How far ahead of our clock a signature may be dated (clock skew, no more).
-SENDGRID_MAX_CLOCK_SKEW_SECONDS = 5 * 60
+
+def _refused(hook: str, **why: str) -> Response:
+    log.warning("webhook_rejected", hook=hook, **why)
+    record_webhook(hook, "rejected")
+    return Response("invalid signature", status_code=403, media_type="text/plain")
 
 
-def _twilio_params_if_signed(ctx: AppContext, request: Request, form: dict[str, str]) -> bool:
-    """Check X-Twilio-Signature against STEADY_PUBLIC_URL + path (+ our query).
+async def _twilio_form(request: Request, ctx: AppContext) -> dict[str, str] | None:
+    """Twilio's form fields, or None unless Twilio signed them.
 
-    Never against the Host header: behind a TLS-terminating proxy the request
-    we see is not the URL Twilio signed, and Host is whatever the client says.
+    Signed over STEADY_PUBLIC_URL + path (+ our query), never the Host header.
+    Twilio posts urlencoded forms; `parse_qsl` reads them in a fraction of the
+    multipart parser's time (the status callback is the hottest route).
     """
-    token = ctx.settings.twilio_auth_token
-    signature = request.headers.get("x-twilio-signature")
-    if token is None or not signature:
-        return False
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        body = (await request.body()).decode("utf-8", errors="replace")
+        form = dict(parse_qsl(body, keep_blank_values=True))
+    else:
+        form = {key: str(value) for key, value in (await request.form()).items()}
     url = ctx.settings.public_url + request.url.path
     if request.url.query:
         url += "?" + request.url.query
-    return bool(RequestValidator(token.get_secret_value()).validate(url, form, signature))
+    token = ctx.settings.twilio_auth_token
+    secret = token.get_secret_value() if token is not None else None
+    return form if twilio.signed(secret, url, form, request.headers) else None
+
+
+# Texts that can make a channel active: the planner is woken after them.
+OPT_IN_COMMANDS = frozenset({Command.CONFIRM, Command.START})
 
 
 @router.post("/twilio/inbound")
 async def twilio_inbound(request: Request) -> Response:
     ctx = app_context(request)
-    form = await _twilio_form(request)
-    if not _twilio_params_if_signed(ctx, request, form):
-        log.warning("webhook_rejected", hook="twilio_inbound")
-        record_webhook("twilio_inbound", "rejected")
-        return Response("invalid signature", status_code=403, media_type="text/plain")
-    sender = form.get("From", "")
-    if not sender:
-        return Response(str(MessagingResponse()), media_type=TWIML)
-    text = InboundText(provider_id=form.get("MessageSid"), sender=sender, body=form.get("Body", ""))
+    form = await _twilio_form(request, ctx)
+    if form is None:
+        return _refused("twilio_inbound")
+    text = twilio.inbound_text(form)
+    reply = None if text is None else await run_in_threadpool(_handle_inbound, ctx, text)
+    if text is not None:
+        record_webhook("twilio_inbound", "replied" if reply else "silent")
+    return Response(twilio.reply_twiml(reply), media_type=twilio.TWIML)
+
+
+def _handle_inbound(ctx: AppContext, text: InboundText) -> str | None:
+    """The database side of an inbound text; runs on a worker thread, off the event loop."""
     with ctx.sessions.begin() as session:
         reply = ctx.inbound.handle(session, text, ctx.clock())
-    twiml = MessagingResponse()
-    if reply:
-        twiml.message(reply)
-    record_webhook("twilio_inbound", "replied" if reply else "silent")
-    return Response(str(twiml), media_type=TWIML)
-
-
-async def _twilio_form(request: Request) -> dict[str, str]:
-    """Twilio's form fields. Twilio posts urlencoded forms; `parse_qsl` reads them in a
-    fraction of the multipart parser's time (the status callback is the hottest route)."""
-    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        body = (await request.body()).decode("utf-8", errors="replace")
-        return dict(parse_qsl(body, keep_blank_values=True))
-    return {key: str(value) for key, value in (await request.form()).items()}
+    if reply and interpret(text.body).command in OPT_IN_COMMANDS:
+        ctx.waker.wake_planner()  # YES / START: the welcome goes now, not at the next tick
+    return reply
 
 
 @router.post("/twilio/status")
 async def twilio_status(request: Request) -> Response:
     ctx = app_context(request)
-    form = await _twilio_form(request)
-    if not _twilio_params_if_signed(ctx, request, form):
-        log.warning("webhook_rejected", hook="twilio_status")
-        record_webhook("twilio_status", "rejected")
-        return Response("invalid signature", status_code=403, media_type="text/plain")
-    our_id = request.query_params.get("m")
-    status = form.get("MessageStatus") or form.get("SmsStatus") or ""
-    sid = form.get("MessageSid") or form.get("SmsSid")
-    error_code = form.get("ErrorCode") or None
-    if not sid or not status:
+    form = await _twilio_form(request, ctx)
+    if form is None:
+        return _refused("twilio_status")
+    report = twilio.status_report(form, request.query_params.get(MESSAGE_ID_QUERY))
+    if report is None:
         # Signed but says nothing we can key on: acknowledge so Twilio stops retrying.
         log.info("twilio_status", result="ignored_incomplete")
         record_webhook("twilio_status", "ignored_incomplete")
         return Response(status_code=200)
-    # One report per (message, status, error): Twilio's retries and our sandbox's
-    # repeats share it, so the unique index drops them.
-    report = StatusReport(
-        provider="twilio",
-        event_key=f"twilio:{sid}:{status}:{error_code or ''}"[:128],
-        provider_id=sid,
-        our_id=int(our_id) if our_id and our_id.isdigit() else None,
-        status=status,
-        error_code=error_code,
-        payload=form,
-    )
-    result = await ctx.twilio_statuses.submit(report)
+    # Committed with the other callbacks arriving meanwhile (service/web/ingest.py).
+    result = await ctx.delivery_reports.submit(report)
     log.info(
         "twilio_status",
         result=result,
-        message_id=report.our_id,
-        status=status,
-        code=error_code,
+        message_id=report.message_id,
+        status=report.event,
+        code=report.error_code,
     )
     record_webhook("twilio_status", result)
     return Response(status_code=200)
-
-
-@lru_cache(maxsize=4)
-def _sendgrid_public_key(public_key_b64: str) -> EllipticCurvePublicKey:
-    """The verification key, parsed once (SendGrid shows it as base64 DER)."""
-    key: EllipticCurvePublicKey = EventWebhook().convert_public_key_to_ecdsa(public_key_b64)
-    return key
-
-
-def sendgrid_signature_problem(public_key_b64: str, request: Request, body: bytes) -> str | None:
-    """Why a SendGrid event post is refused, or None if its signature is good and fresh.
-
-    The signature covers the timestamp header plus the raw body bytes: verify
-    before parsing, since re-serialised JSON would not match. Freshness is judged
-    by the wall clock, as SendGrid's timestamp is, not by the service's settable clock.
-    """
-    signature = request.headers.get(SENDGRID_SIGNATURE_HEADER)
-    timestamp = request.headers.get(SENDGRID_TIMESTAMP_HEADER)
-    if not signature or not timestamp:
-        return "missing_signature"
-    if not timestamp.isdigit():
-        return "bad_timestamp"
-    try:
-        key = _sendgrid_public_key(public_key_b64)
-    except ValueError:
-        log.error("sendgrid_webhook_key_invalid")
-        return "bad_key_configured"
-    try:
-        payload = body.decode("utf-8")
-        valid = EventWebhook().verify_signature(payload, signature, timestamp, key)
-    except (UnicodeDecodeError, binascii.Error, ValueError):
-        valid = False
-    if not valid:
-        return "bad_signature"
-    age = time.time() - int(timestamp)
-    if age > SENDGRID_MAX_SIGNATURE_AGE_SECONDS:
-        return "signature_too_old"
-    if age < -SENDGRID_MAX_CLOCK_SKEW_SECONDS:
-        return "signature_in_future"
-    return None
 
 
 @router.post("/sendgrid/events")
@@ -174,33 +113,24 @@ async def sendgrid_events(request: Request) -> Response:
     body = await request.body()
     public_key = ctx.settings.sendgrid_webhook_public_key
     if public_key:
-        problem = sendgrid_signature_problem(public_key, request, body)
+        problem = sendgrid.signature_problem(public_key, request.headers, body)
         if problem is not None:
-            log.warning("webhook_rejected", hook="sendgrid_events", reason=problem)
-            record_webhook("sendgrid_events", "rejected")
-            return Response("invalid signature", status_code=403, media_type="text/plain")
-    events = _parse_events(body)
-    if events is None:
+            return _refused("sendgrid_events", reason=problem)
+    reports = sendgrid.parse_events(body)
+    if reports is None:
         return Response(
             "expected a JSON array of event objects", status_code=400, media_type="text/plain"
         )
-    results: Counter[str] = Counter()
-    with ctx.sessions.begin() as session:
-        secret = ctx.settings.secret_key.get_secret_value()
-        now = ctx.clock()
-        for event in events:
-            results[apply_sendgrid_event(session, event, secret, now)] += 1
-    log.info("sendgrid_events", events=len(events), **results)
+    results = Counter(await run_in_threadpool(_apply_reports, ctx, reports))
+    log.info("sendgrid_events", events=len(reports), **results)
     for result, count in results.items():
         record_webhook("sendgrid_events", result, count)
     return Response(status_code=200)
 
 
-def _parse_events(body: bytes) -> list[dict[str, Any]] | None:
-    try:
-        events = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(events, list) or not all(isinstance(event, dict) for event in events):
-        return None
-    return events
+def _apply_reports(ctx: AppContext, reports: list[DeliveryReport]) -> list[str]:
+    """The database side of an event post; runs on a worker thread, off the event loop."""
+    with ctx.sessions.begin() as session:
+        return apply_reports(
+            session, reports, ctx.settings.secret_key.get_secret_value(), ctx.clock()
+        )

@@ -25,8 +25,16 @@ def log_stream() -> Iterator[io.StringIO]:
     stream = io.StringIO()
     configure_logging(json=True, stream=stream)
     yield stream
-    structlog.reset_defaults()
+    reset_logging()
     structlog.contextvars.clear_contextvars()
+
+
+def reset_logging() -> None:
+    """structlog's defaults back, and our root handler (into a test's buffer) gone."""
+    structlog.reset_defaults()
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == "steady"]:
+        root.removeHandler(handler)
 
 
 def lines(stream: io.StringIO) -> list[dict[str, Any]]:
@@ -74,6 +82,7 @@ def test_exception_text_is_masked_too(log_stream: io.StringIO) -> None:
         "SM0123456789abcdef0123456789abcdef",
         "9f1c0e6a5b7d4c2e8a3b1d0f6e5c4a39",
         "message 123 of 456",
+        "Task steady.plan[ac3547cb-6320-4792-995f-6d7d4d51322a] received",
     ],
 )
 def test_dates_and_ids_are_not_mistaken_for_phone_numbers(harmless: str) -> None:
@@ -152,3 +161,61 @@ def test_the_twilio_sdk_does_not_log_requests_even_under_celerys_info_root(
         provider.send(OutboundMessage(message_id=1, channel="sms", to="+12125550199", body="Hi"))
     assert not [r for r in caplog.records if r.name.startswith("twilio")]
     assert "2125550199" not in caplog.text
+
+
+def test_standard_library_lines_are_json_and_masked_like_structlogs(
+    log_stream: io.StringIO,
+) -> None:
+    """Celery, kombu and uvicorn log through the standard library: same JSON lines."""
+    logging.getLogger("celery.worker.strategy").info("Task for %s received", PHONE)
+    structlog.get_logger("tests.logs").info("own_event")
+
+    first, second = lines(log_stream)
+    assert first["logger"] == "celery.worker.strategy"
+    assert first["level"] == "info"
+    assert "received" in first["event"]
+    assert PHONE not in log_stream.getvalue()
+    assert second["event"] == "own_event"
+    assert {"timestamp", "level"} <= set(first) & set(second)
+
+
+def test_the_level_applies_to_both_kinds_of_line_and_announcements_always_print() -> None:
+    from service.logs import announce
+
+    stream = io.StringIO()
+    configure_logging(json=True, level="warning", stream=stream)
+    try:
+        structlog.get_logger("tests.logs").info("quiet_structlog")
+        logging.getLogger("celery.app.trace").info("quiet stdlib")
+        structlog.get_logger("tests.logs").warning("loud_structlog")
+        logging.getLogger("celery.app.trace").warning("loud stdlib")
+        announce("worker_ready", pid=1)
+    finally:
+        reset_logging()
+    events = [line["event"] for line in lines(stream)]
+    assert events == ["loud_structlog", "loud stdlib", "worker_ready"]
+
+
+def test_configuring_twice_keeps_one_handler_of_ours() -> None:
+    first, second = io.StringIO(), io.StringIO()
+    configure_logging(json=True, stream=first)
+    configure_logging(json=True, stream=second)
+    try:
+        logging.getLogger("kombu").warning("once")
+    finally:
+        reset_logging()
+    assert first.getvalue() == ""
+    assert [line["event"] for line in lines(second)] == ["once"]
+
+
+def test_an_unknown_level_is_refused_by_the_settings(database_url: str) -> None:
+    from service.settings import ConfigurationError
+
+    assert make_settings(database_url, STEADY_LOG_LEVEL="debug").log_level == "DEBUG"
+    with pytest.raises(ConfigurationError, match=r"STEADY_LOG_LEVEL|log_level"):
+        make_settings(database_url, STEADY_LOG_LEVEL="chatty")
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:6379", "10.20.30.40"])
+def test_ip_addresses_are_not_mistaken_for_phone_numbers(address: str) -> None:
+    assert mask_text(f"Connected to redis://{address}/0") == f"Connected to redis://{address}/0"

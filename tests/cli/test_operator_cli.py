@@ -132,10 +132,17 @@ def test_import_refuses_a_file_without_the_header(db: str, tmp_path: Path) -> No
     assert count(db, Subscriber) == 0
 
 
-def test_a_row_failing_half_way_leaves_nothing_of_it(
+def test_a_batch_refused_by_the_database_is_redone_row_by_row_naming_failures(
     db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A signup takes one of the batch's addresses between the batch's checks and its
+    write (a real race, timed by a hook): the database refuses the batch, the rows go
+    in one by one, the raced one is left as the signup made it, and a row that fails
+    half-way (after its channels are written) leaves nothing behind."""
+    from service.people import importer
+
     real_queue = subscriptions.queue_confirmation
+    real_plan = importer._plan
 
     def failing_queue(session: Any, channel: Channel, now: datetime) -> Message | None:
         # By now the row's subscriber and channels are flushed: the failure is mid-way.
@@ -143,21 +150,35 @@ def test_a_row_failing_half_way_leaves_nothing_of_it(
             raise RuntimeError("disk full")
         return real_queue(session, channel, now)
 
+    def plan_then_race(session: Any, batch: Any, context: Any) -> Any:
+        planned = real_plan(session, batch, context)
+        with session_factory(db).begin() as other:
+            request = subscriptions.SignupRequest(None, "raced@example.com", "UTC", "web_form", {})
+            subscriptions.subscribe(other, request, SECRET, datetime.now(UTC))
+        return planned
+
     monkeypatch.setattr(subscriptions, "queue_confirmation", failing_queue)
+    monkeypatch.setattr(importer, "_plan", plan_then_race)
     path = write_csv(
         tmp_path,
-        "+12125550142,,,\n+12125550143,boom@example.com,,\n,after@example.com,,\n",
+        "+12125550142,,,\n+12125550143,boom@example.com,,\n,after@example.com,,\n"
+        ",raced@example.com,,\n",
     )
 
     result = invoke("subscribers", "import", str(path))
 
     assert result.exit_code == 1
     assert "line 3: row: not imported (RuntimeError: disk full)" in result.stderr
+    assert "1 already known or suppressed" in result.stdout
     with session_factory(db)() as session:
-        addresses = set(session.scalars(select(Channel.address)))
-    assert addresses == {"+12125550142", "after@example.com"}
-    assert count(db, Subscriber) == 2
-    assert count(db, Message) == 2
+        channels = {c.address: c.consent_method for c in session.scalars(select(Channel))}
+    assert channels == {
+        "+12125550142": "import",
+        "after@example.com": "import",
+        "raced@example.com": "web_form",
+    }
+    assert count(db, Subscriber) == 3
+    assert count(db, Message) == 3
 
 
 def test_import_never_recontacts_stopped_or_erased_addresses(db: str, tmp_path: Path) -> None:
@@ -291,6 +312,27 @@ def test_config_check_passes_on_a_good_sqlite_config(
     assert "✗" not in result.stdout
     for name in ("database", "migrations", "templates"):
         assert any(name in ln and "✓" in ln for ln in result.stdout.splitlines()), name
+
+
+def test_config_check_reads_the_safety_lines_file_and_names_a_broken_one(
+    cli_env: pytest.MonkeyPatch, sqlite_url: str, tmp_path: Path
+) -> None:
+    cli_env.setenv("STEADY_DATABASE_URL", sqlite_url)
+    example = Path(__file__).resolve().parents[2] / "deploy/safety-lines.example.toml"
+    cli_env.setenv("STEADY_SAFETY_LINES_FILE", str(example))
+    good = invoke("config", "check")
+    assert good.exit_code == 0, good.output
+    assert any(
+        "safety lines" in ln and "AU, CA, GB, IE, US" in ln for ln in good.stdout.splitlines()
+    )
+
+    broken = tmp_path / "lines.toml"
+    broken.write_text('[US]\nsuicide = "988"\n', encoding="utf-8")
+    cli_env.setenv("STEADY_SAFETY_LINES_FILE", str(broken))
+    bad = invoke("config", "check")
+    assert bad.exit_code == 1
+    assert any("safety lines" in ln and "✗" in ln for ln in bad.stdout.splitlines())
+    assert "only crisis and violence" in bad.stdout
 
 
 def test_config_check_fails_on_an_unreachable_broker(

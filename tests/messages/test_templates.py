@@ -23,8 +23,16 @@ from service.messages.content import (
 )
 
 ALL_SMS = BOTH_CHANNEL_TEMPLATES + SMS_ONLY_TEMPLATES
-# Texts the planner schedules or sends as one-liners; only HELP may run longer.
-TWO_SEGMENT_SMS = tuple(name for name in ALL_SMS if name != "reply_help")
+# Texts the planner schedules or sends as one-liners; only HELP and the crisis replies,
+# which carry the person's safety lines, may run longer.
+LONGER_SMS = (
+    "reply_help",
+    "reply_help_es",
+    "reply_help_fr",
+    "reply_crisis",
+    "reply_crisis_stopped",
+)
+TWO_SEGMENT_SMS = tuple(name for name in ALL_SMS if name not in LONGER_SMS)
 # Nudges must stay neutral all the way through in discreet mode; confirm and the
 # replies must name the programme (CTIA), just not on the lock screen.
 DISCREET_NEUTRAL_SMS = tuple(name for name in BOTH_CHANNEL_TEMPLATES if name != "confirm")
@@ -132,16 +140,16 @@ def test_reply_help_lists_commands_and_fits_four_segments(content: Content, disc
     assert context["program"] in text
     assert context["frequency"] in text
     assert context["support_contact"] in text
-    assert context["safety_line"] in text
+    assert context["safety_lines"][0] in text
     assert sms_segments(text) <= MAX_HELP_SEGMENTS
 
 
 def test_reply_help_leaves_out_support_lines_that_are_not_set(content: Content) -> None:
     text = content.sms(
-        "reply_help", {**sample_context(), "support_contact": None, "safety_line": None}
+        "reply_help", {**sample_context(), "support_contact": None, "safety_lines": []}
     )
     assert "None" not in text
-    assert "unsafe" not in text
+    assert "support now" not in text
     assert not text.endswith(":")
 
 

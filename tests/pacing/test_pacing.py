@@ -35,10 +35,9 @@ from service.pacing.rules import (
     choose_restraint,
     choose_tip,
     effective_cadence,
-    in_sending_window,
     plan_next,
-    sending_window,
 )
+from service.pacing.window import in_sending_window, sending_window
 
 POLICY = PacingPolicy()
 NEW_YORK = "America/New_York"

@@ -86,7 +86,7 @@ def sms_sent_to_phone(harness: Harness) -> list[str]:
 
 def carried_text(template: str) -> str:
     """A restraint or tip as the reply carries it: without its own opening."""
-    text = Content().sms(template, {**_context(), "discreet": False})
+    text = Content().sms(template, {**_context(), "discreet": False, "carried": True})
     rest = text.removeprefix("Steady: ")
     return rest[:1].upper() + rest[1:]
 
@@ -96,7 +96,7 @@ def _context() -> dict[str, Any]:
         "program": "Steady",
         "discreet": False,
         "support_contact": None,
-        "safety_line": None,
+        "safety_lines": [],
         "frequency": "up to 1 msg/day",
     }
 
@@ -111,7 +111,7 @@ def test_me_reply_confirms_the_log_and_carries_a_restraint_logged_as_restraint(
     body = say(harness, "I texted him")
 
     assert body is not None
-    assert body.startswith("Steady: logged, you reached out by text.")
+    assert body.startswith("Steady: Logged, you reached out by text.")
     [contact] = rows(harness, ContactLog)
     assert (contact.initiator, contact.medium) == ("me", "text")
     reply = replies(harness)[-1]
@@ -131,7 +131,7 @@ def test_them_reply_confirms_the_log_and_carries_a_tip_logged_as_tip(database_ur
     body = say(harness, "she called me last night")
 
     assert body is not None
-    assert body.startswith("Steady: logged, they reached out by phone.")
+    assert body.startswith("Steady: Logged, they reached out by phone.")
     [contact] = rows(harness, ContactLog)
     assert (contact.initiator, contact.medium) == ("them", "call")
     reply = replies(harness)[-1]
@@ -186,7 +186,7 @@ def test_burst_of_three_logs_in_an_hour_gets_one_full_reply_one_calm_reply_then_
 
     assert first is not None
     assert "you reached out" in first
-    assert second == f"Steady: {CALM[0].lower()}{CALM[1:]}"
+    assert second == f"Steady: {CALM}"
     assert third is None
     assert [c.initiator for c in rows(harness, ContactLog)] == ["me", "them", "me"]
     assert [m.rule for m in replies(harness)][-2:] == ["me_reply_restraint", "burst_calm"]
@@ -251,7 +251,7 @@ def test_pause_two_days_holds_nudges_for_48_hours_then_they_resume_by_themselves
     body = say(harness, "PAUSE 2")
 
     assert body is not None
-    assert "paused for 2 days" in body
+    assert "Paused for 2 days" in body
     assert subscriber(harness).paused_until == paused_at + timedelta(hours=48)
     assert scheduled_nudges(harness) == []
     before = len(sms_sent_to_phone(harness))
@@ -314,7 +314,7 @@ def test_more_and_less_step_the_cadence_within_three_to_twenty_one_a_week(
 
 def test_why_names_the_rule_that_chose_the_last_nudge(database_url: str) -> None:
     harness = subscribed(database_url)
-    assert "no nudge has gone out yet" in (say(harness, "WHY") or "")
+    assert "No nudge has gone out yet" in (say(harness, "WHY") or "")
 
     harness.tick(NOON_NEW_YORK + timedelta(minutes=1))  # the welcome goes out
     assert RULES["welcome"] in (say(harness, "why?") or "")
@@ -435,13 +435,14 @@ def test_crisis_words_with_stop_both_stop_and_answer_with_the_safety_line(
     assert subscriber(harness).flag_reason == "crisis_words"
 
 
-def test_crisis_reply_without_a_safety_line_still_points_to_emergency_services(
+def test_crisis_reply_without_a_safety_line_points_to_local_emergency_services_by_no_number(
     database_url: str,
 ) -> None:
     harness = subscribed(database_url)
     body = say(harness, "I'm not safe at home")
     assert body is not None
-    assert "911" in body
+    assert "local emergency number" in body
+    assert "911" not in body, "a number that works in one country is wrong in another"
     assert "None" not in body
 
 

@@ -18,7 +18,8 @@ from sqlalchemy import select
 from service.devtools.sandbox.server import SandboxServer
 from service.pacing.window import midday_zone
 from service.providers.twilio.sms import TwilioSmsProvider
-from service.sending.dispatch import Dispatcher, Outcome, claim_due, record_outcomes
+from service.sending.claims import Outcome, claim_due, record_outcomes
+from service.sending.dispatch import Dispatcher
 from service.sending.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from service.storage.models import Message
 from tests.support.processes import free_port, wait_until

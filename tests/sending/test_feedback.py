@@ -24,9 +24,9 @@ from service.devtools.sandbox.receiver import ReceivedRequest, WebhookReceiver
 from service.devtools.sandbox.server import SandboxServer
 from service.devtools.sandbox.state import SigningKey
 from service.providers.sendgrid import email as sendgrid_email
+from service.providers.sendgrid.codes import MESSAGE_ID_ARG
 from service.providers.sendgrid.email import SendGridEmailProvider
 from service.providers.twilio.sms import TwilioSmsProvider
-from service.sending.feedback import MESSAGE_ID_ARG
 from service.storage.models import Channel, DeliveryEvent, Message, Subscriber, Suppression
 from service.tokens import Purpose, make_token
 from tests.support.world import TEST_TWILIO_TOKEN, Harness, make_settings

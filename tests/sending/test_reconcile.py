@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy import select, update
 
 from service.devtools.sandbox.server import SandboxServer
-from service.messages.compose import Recipient, compose
+from service.messages.compose import Recipient, compose, renders_discreet
 from service.messages.lifecycle import PRIORITY_NUDGE
 from service.providers.sendgrid.email import SendGridEmailProvider
 from service.providers.twilio.sms import TwilioSmsProvider
-from service.sending.dispatch import claim_due
+from service.sending.claims import claim_due
 from service.sending.planner import plan_due
 from service.sending.reconcile import ReconcileReport, claim_unknown, reconcile_unknown
 from service.storage.models import Channel, Message, Subscriber
@@ -132,7 +132,7 @@ def send_as_the_dead_worker_did(harness: Harness, message_id: int) -> str:
             channel_id=channel.id,
             channel=message.channel,  # type: ignore[arg-type]
             address=channel.address,
-            discreet=subscriber.discreet,
+            discreet=renders_discreet(message.kind, subscriber.discreet, channel.consent_method),
             cadence_per_week=subscriber.cadence_per_week,
         )
     outbound = compose(harness.settings, harness.runtime.content, recipient, message.template)

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from service.providers.base import Channel, Provider
+from service.channels import ChannelKind
+from service.providers.base import Provider
 from service.sending.runtime import Runtime, TickReport
 from service.settings import Settings
 from service.web.app import create_app
@@ -146,7 +147,7 @@ def live_server(database_url: str, **overrides: Any) -> Iterator[LiveServer]:
     url = f"http://127.0.0.1:{port}"
     settings = make_settings(database_url, STEADY_PUBLIC_URL=url, **overrides)
     sms, email = RecordingProvider(), RecordingProvider()
-    providers: dict[Channel, Provider] = {"sms": sms, "email": email}
+    providers: dict[ChannelKind, Provider] = {"sms": sms, "email": email}
     runtime = Runtime.from_settings(settings, providers=providers)
     server = LiveServer(settings, url, runtime, sms, email)
     app = create_app(settings, sessions=runtime.sessions, clock=lambda: server.now)

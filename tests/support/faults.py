@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from service.channels import ChannelKind
 from service.devtools.sandbox.server import SandboxServer
 from service.pacing.policy import pacing_policy
 from service.pacing.window import midday_zone
@@ -31,7 +32,6 @@ from service.sending.planner import plan_due
 from service.storage.db import session_factory
 from service.storage.models import (
     Channel,
-    ChannelKind,
     ChannelStatus,
     Message,
     MessageStatus,

@@ -15,15 +15,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
+from service.channels import ChannelKind
 from service.pacing.policy import pacing_policy
-from service.providers.base import Channel, OutboundMessage, Provider
+from service.providers.base import OutboundMessage, Provider
 from service.providers.outbox import OutboxProvider
 from service.sending.planner import plan_due
 from service.sending.runtime import Runtime
 from service.settings import Settings, load_settings
 from service.storage.db import session_factory
-from service.storage.models import Channel as ChannelRow
-from service.storage.models import ChannelKind, ChannelStatus, Message, Subscriber
+from service.storage.models import Channel, ChannelStatus, Message, Subscriber
 from service.web.app import create_app
 
 TEST_TWILIO_TOKEN = "test-twilio-auth-token"
@@ -43,7 +43,7 @@ def plan_welcome_nudges(
         for phone in phones:
             subscriber = Subscriber(timezone=timezone, next_plan_at=now)
             subscriber.channels.append(
-                ChannelRow(
+                Channel(
                     kind=ChannelKind.SMS,
                     address=phone,
                     status=ChannelStatus.ACTIVE,
@@ -107,7 +107,7 @@ class Harness:
     now: datetime = field(default_factory=lambda: datetime(2026, 3, 2, 17, 0, tzinfo=UTC))
 
     def __post_init__(self) -> None:
-        providers: dict[Channel, Provider] = {"sms": self.sms, "email": self.email}
+        providers: dict[ChannelKind, Provider] = {"sms": self.sms, "email": self.email}
         self.runtime = Runtime.from_settings(self.settings, providers=providers)
         app = create_app(self.settings, sessions=self.runtime.sessions, clock=lambda: self.now)
         self.client = TestClient(app)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.sending.feedback import StatusReport, apply_twilio_statuses
+from service.providers.base import DeliveryReport
+from service.providers.twilio.webhooks import status_report
+from service.sending.feedback import apply_reports
 from service.storage.db import session_factory, upgrade
 from service.storage.models import Channel, DeliveryEvent, Message, MessageStatus, Subscriber
 from service.web.ingest import GroupCommit
@@ -52,29 +55,24 @@ def sent_messages(sessions: sessionmaker[Session], count: int) -> list[Message]:
         return messages
 
 
-def report(message: Message, status: str = "delivered", **extra: Any) -> StatusReport:
-    return StatusReport(
-        provider="twilio",
-        event_key=f"twilio:{message.provider_id}:{status}:",
-        provider_id=message.provider_id,
-        our_id=message.id,
-        status=status,
-        error_code=None,
-        payload=extra.get("payload", {"MessageStatus": status}),
-    )
+def report(message: Message, status: str = "delivered", **extra: Any) -> DeliveryReport:
+    params = {"MessageSid": str(message.provider_id), "MessageStatus": status}
+    parsed = status_report(params, str(message.id))
+    assert parsed is not None
+    return replace(parsed, payload=extra.get("payload", {"MessageStatus": status}))
 
 
-def ingest(sessions: sessionmaker[Session], sizes: list[int]) -> GroupCommit[StatusReport, str]:
-    def apply(reports: Sequence[StatusReport]) -> list[str]:
+def ingest(sessions: sessionmaker[Session], sizes: list[int]) -> GroupCommit[DeliveryReport, str]:
+    def apply(reports: Sequence[DeliveryReport]) -> list[str]:
         sizes.append(len(reports))
         with sessions.begin() as session:
-            return apply_twilio_statuses(session, reports, "secret", NOW)
+            return apply_reports(session, reports, "secret", NOW)
 
     return GroupCommit(apply)
 
 
 async def submit_all(
-    commit: GroupCommit[StatusReport, str], reports: list[StatusReport]
+    commit: GroupCommit[DeliveryReport, str], reports: list[DeliveryReport]
 ) -> list[str | BaseException]:
     return await asyncio.gather(*(commit.submit(r) for r in reports), return_exceptions=True)
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
 from service.devtools.sandbox.state import SigningKey
-from service.sending.dispatch import Outcome, claim_due, record_outcomes
+from service.sending.claims import Outcome, claim_due, record_outcomes
 from service.storage.models import Channel, DeliveryEvent, Message, Suppression
 from service.tokens import Purpose, make_token
 from tests.support.world import PUBLIC_URL, TEST_TWILIO_TOKEN, Harness, make_settings

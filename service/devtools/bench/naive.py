@@ -18,6 +18,7 @@ from functools import cache
 from celery import Celery
 from sqlalchemy import select
 
+from service.channels import ChannelKind
 from service.messages.compose import Recipient, compose
 from service.messages.content import Content
 from service.providers.base import Provider, ProviderError
@@ -74,7 +75,7 @@ def naive_send(message_id: int) -> str:
             Recipient(
                 message_id=message.id,
                 channel_id=message.channel_id or 0,
-                channel="sms",
+                channel=ChannelKind.SMS,
                 address=row.address,
                 discreet=row.discreet,
                 cadence_per_week=row.cadence_per_week,

@@ -33,6 +33,7 @@ from rich.text import Text
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service.channels import ChannelKind
 from service.devtools.demo.personas import (
     DAY_ONE_TIME,
     DEMO_FIRST_DAY,
@@ -49,10 +50,9 @@ from service.messages.catalog import NUDGE_KINDS, Kind
 from service.messages.lifecycle import PRIORITY_NOW
 from service.pacing.rules import RULES
 from service.people import subscriptions
-from service.providers.base import Channel as ChannelName
-from service.providers.base import OutboundMessage, Provider
+from service.providers.base import InboundText, OutboundMessage, Provider
 from service.providers.outbox import OutboxProvider
-from service.replies.inbound import InboundHandler, InboundText
+from service.replies.inbound import InboundHandler
 from service.reporting.decision_log import load_rows
 from service.sending.runtime import Runtime
 from service.settings import Settings
@@ -122,7 +122,10 @@ class Simulation:
 
     def __init__(self, settings: Settings, first_day: datetime, days: int) -> None:
         self.outbox = CapturingOutbox()
-        providers: dict[ChannelName, Provider] = {"sms": self.outbox, "email": self.outbox}
+        providers: dict[ChannelKind, Provider] = {
+            ChannelKind.SMS: self.outbox,
+            ChannelKind.EMAIL: self.outbox,
+        }
         self.runtime = Runtime.from_settings(settings, providers=providers)
         self.handler = InboundHandler(settings, self.runtime.content)
         self.result = DemoResult(personas={}, first_day=first_day, days=days)

@@ -77,9 +77,6 @@ SANDBOX_SENDGRID_API_KEY = "SG.sandbox"
 SERVER_START_TIMEOUT_SECONDS = 10.0
 SERVER_GRACEFUL_SHUTDOWN_SECONDS = 1
 
-__all__ = ["SandboxServer", "SandboxState", "create_sandbox_app", "run_sandbox"]
-
-
 TWILIO_MESSAGES_PREFIX = "/2010-04-01/Accounts/"
 TWILIO_MESSAGES_SUFFIX = "/Messages.json"
 

@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from sqlalchemy import func, select
 
+from service.channels import ChannelKind
 from service.devtools.demo.timeline import CapturingOutbox, DemoSettings, _quiet_logs
 from service.devtools.simulate.model import DONE_EVERY_DAYS, HOUR, World, draw_people
 from service.devtools.simulate.truth import DecisionTruth
@@ -40,9 +41,8 @@ from service.learning.risky_hours import counts
 from service.pacing.experiment import next_decision_point, risky_send_time
 from service.pacing.rules import SubscriberState
 from service.people import subscriptions
-from service.providers.base import Channel as ChannelName
-from service.providers.base import Provider
-from service.replies.inbound import InboundHandler, InboundText
+from service.providers.base import InboundText, Provider
+from service.replies.inbound import InboundHandler
 from service.reporting.decision_log import load_rows
 from service.sending.decisions import _me_times, population_prior
 from service.sending.runtime import Runtime
@@ -108,7 +108,10 @@ class Simulation:
         self.options = options
         self.settings = simulation_settings(database_url, options.seed)
         self.outbox = CapturingOutbox()
-        providers: dict[ChannelName, Provider] = {"sms": self.outbox, "email": self.outbox}
+        providers: dict[ChannelKind, Provider] = {
+            ChannelKind.SMS: self.outbox,
+            ChannelKind.EMAIL: self.outbox,
+        }
         self.runtime = Runtime.from_settings(self.settings, providers=providers)
         self.handler = InboundHandler(self.settings, self.runtime.content)
         self.rng = np.random.default_rng(options.seed)
@@ -241,7 +244,7 @@ class Simulation:
             state = SubscriberState(
                 subscriber_id=d.subscriber_id,
                 timezone=zone,
-                channel="sms",
+                channel=ChannelKind.SMS,
                 cadence_per_week=CADENCE,
                 hours=(hours.get(d.subscriber_id, 8), 20),
             )

@@ -1,8 +1,5 @@
 """Email through SendGrid's v3 Mail Send API, with the real `sendgrid` SDK.
 
-Named `sendgrid_email` rather than `sendgrid` so that `import sendgrid` never reads
-as a reference to this module.
-
 Every email carries our message id in `custom_args` (SendGrid copies custom args
 onto each event webhook event, which is how events find their message) and the
 RFC 8058 one-click unsubscribe headers (INTERFACE.md §2).
@@ -23,11 +20,11 @@ from sendgrid.helpers.mail import CustomArg, From, Header, Mail, To
 
 from service.providers.base import (
     AcceptedCopy,
-    CopyOutcome,
     OutboundMessage,
     ProviderError,
     parse_retry_after,
 )
+from service.providers.sendgrid.codes import ACTIVITY_OUTCOMES, MESSAGE_ID_ARG
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -36,17 +33,11 @@ log = structlog.get_logger(__name__)
 
 SENDGRID_DEFAULT_API_URL = "https://api.sendgrid.com"
 DEFAULT_SENDER_NAME = "Steady"
-MESSAGE_ID_ARG = "steady_message_id"
 HTTP_TOO_MANY_REQUESTS = 429
 HTTP_SERVER_ERROR = 500
 # One id is one message; a few rows allow for the same id in another environment
 # sharing the account (told apart by the recipient).
 ACTIVITY_LOOKUP_LIMIT = 10
-# The Email Activity API's summary statuses; `processed` (and anything else) is `sent`.
-ACTIVITY_OUTCOMES: dict[str, CopyOutcome] = {
-    "delivered": "delivered",
-    "not_delivered": "undelivered",
-}
 
 
 def classify_sendgrid_error(exc: HTTPError) -> ProviderError:

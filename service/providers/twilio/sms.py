@@ -1,8 +1,5 @@
 """SMS through Twilio's Programmable Messaging REST API, with the real `twilio` SDK.
 
-Named `twilio_sms` rather than `twilio` so that reading `import twilio` anywhere in
-this package never makes anyone wonder which module it means.
-
 One SDK client per provider instance: its `requests.Session` keeps connections
 alive, which is most of the per-message cost at ~1,500 sends/s (PERFORMANCE.md).
 """
@@ -26,10 +23,16 @@ from urllib3.exceptions import NewConnectionError
 
 from service.providers.base import (
     AcceptedCopy,
-    CopyOutcome,
     OutboundMessage,
     ProviderError,
     parse_retry_after,
+)
+from service.providers.twilio.codes import (
+    FAILURE_STATUSES,
+    PERMANENT_ERROR_CODES,
+    TOO_MANY_REQUESTS_CODE,
+    cause_of,
+    copy_outcome,
 )
 
 if TYPE_CHECKING:
@@ -38,36 +41,12 @@ if TYPE_CHECKING:
 
 TWILIO_DEFAULT_API_URL = "https://api.twilio.com"
 
-# Twilio error codes after which the same message can never go through
-# (https://www.twilio.com/docs/api/errors/<code>):
-PERMANENT_TWILIO_ERROR_CODES = frozenset(
-    {
-        21211,  # invalid 'To' phone number
-        21408,  # permission to send to this region not enabled
-        21610,  # recipient replied STOP: Twilio blocks further messages
-        21612,  # 'To' cannot be reached from the 'From' number
-        21614,  # 'To' is not a mobile number
-        30005,  # unknown destination handset
-        30006,  # landline or unreachable carrier
-        30007,  # carrier filtering (message blocked)
-    }
-)
-TWILIO_TOO_MANY_REQUESTS_CODE = 20429
 # Reconciliation reads at most this many of a number's newest messages. Steady
 # sends a person at most a few a day, so this reaches back weeks.
 LOOKUP_LIMIT = 200
 # Only messages created through the REST API can be a lost `messages.create`;
 # TwiML replies are `outbound-reply` and are logged from the webhook instead.
 REST_API_DIRECTION = "outbound-api"
-# Twilio's statuses (https://www.twilio.com/docs/messaging/api/message-resource#message-status-values)
-# as a copy's outcome; any other status (accepted, queued, sending, sent) is `sent`.
-COPY_OUTCOMES: dict[str, CopyOutcome] = {
-    "delivered": "delivered",
-    "read": "delivered",
-    "undelivered": "undelivered",
-    "failed": "failed",
-    "canceled": "failed",
-}
 HTTP_TOO_MANY_REQUESTS = 429
 HTTP_SERVER_ERROR = 500
 
@@ -117,11 +96,11 @@ def classify_twilio_error(exc: TwilioException) -> ProviderError:
     raw_code = getattr(exc, "code", None)
     code = int(raw_code) if raw_code is not None else None
     retry_after = getattr(exc, "retry_after", None)
-    if code in PERMANENT_TWILIO_ERROR_CODES:
+    if code in PERMANENT_ERROR_CODES:
         permanent = True
     elif (
         status == HTTP_TOO_MANY_REQUESTS
-        or code == TWILIO_TOO_MANY_REQUESTS_CODE
+        or code == TOO_MANY_REQUESTS_CODE
         or status >= HTTP_SERVER_ERROR
     ):
         permanent = False
@@ -133,6 +112,7 @@ def classify_twilio_error(exc: TwilioException) -> ProviderError:
         code=str(code) if code is not None else None,
         retry_after=retry_after,
         http_status=status,
+        cause=cause_of(str(code)) if code is not None else None,
     )
 
 
@@ -270,13 +250,15 @@ class TwilioSmsProvider:
             record.messaging_service_sid != self._messaging_service_sid
         ):
             return None  # another sender's message to the same person
-        error_code = record.error_code
+        error_code = str(record.error_code) if record.error_code else None
+        status = str(record.status)
         return AcceptedCopy(
             provider_id=str(record.sid),
             # The body renders the same every time (compose is deterministic);
             # surrounding whitespace is not something Twilio promises to keep.
             same_content=(record.body or "").strip() == message.body.strip(),
-            outcome=COPY_OUTCOMES.get(str(record.status), "sent"),
+            outcome=copy_outcome(status),
             accepted_at=record.date_created,
-            error_code=str(error_code) if error_code else None,
+            error_code=error_code,
+            cause=cause_of(error_code) if status in FAILURE_STATUSES else None,
         )

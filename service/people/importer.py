@@ -1,0 +1,484 @@
+"""`steady subscribers import`: a CSV of people, thousands of rows a second.
+
+The file is read row by row and validated in order, so every bad row is named with its
+line as soon as it is read. Good rows are written in batches of `IMPORT_BATCH_ROWS`:
+one query finds which addresses Steady already knows, one which are suppressed, then
+the batch's subscribers, channels and confirmation requests go in with COPY on
+PostgreSQL (batched INSERTs on SQLite), one transaction per batch. Memory stays flat
+however long the file.
+
+The rules are those of a signup (service.people.subscriptions): a known address is left
+as it is, a suppressed one is never brought back, a new one gets the double opt-in
+(pending, a confirmation queued) unless the row carries consent evidence, which makes
+it active at once. If the database refuses a batch as a whole (a signup took one of
+its addresses in the meantime, say), that batch is done again row by row, each row in
+its own SAVEPOINT, and only the rows that fail are named.
+"""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, Any, cast
+
+from sqlalchemy import Table, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.addresses import (
+    InvalidAddress,
+    address_hash,
+    check_timezone,
+    normalise_email,
+    normalise_phone,
+)
+from service.channels import ChannelKind
+from service.messages.catalog import CONFIRM_TEMPLATE, Kind
+from service.messages.lifecycle import PRIORITY_NOW
+from service.people import subscriptions, zones
+from service.storage.bulkwrite import insert_rows, one_of
+from service.storage.models import (
+    Channel,
+    ChannelStatus,
+    Message,
+    Subscriber,
+    Suppression,
+)
+
+IMPORT_BATCH_ROWS = 5000  # rows per transaction: few round trips, little lost to a crash
+VALIDATE_CHUNK_ROWS = 2000  # rows per hand-over to a validating helper process
+IMPORT_COLUMNS = ("phone", "email", "timezone")
+OPTIONAL_IMPORT_COLUMNS = ("consent_evidence",)
+CONSENT_IMPORT = "import"  # the person still confirms (double opt-in)
+CONSENT_IMPORT_WITH_EVIDENCE = "import_with_evidence"  # consent proven elsewhere: active at once
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be imported (no header, wrong columns)."""
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One rejected row: its line in the file, the field at fault and why."""
+
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.field}: {self.message}"
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    imported: int = 0  # rows that created at least one channel
+    pending: int = 0  # channels waiting for the person's confirmation
+    active: int = 0  # channels active at once (consent evidence on the row)
+    skipped: int = 0  # rows whose addresses were all known or suppressed already
+    errors: list[RowError] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ValidRow:
+    phone: str | None
+    email: str | None
+    zone: zones.ZoneGuess
+    evidence: str | None
+
+
+@dataclass(frozen=True)
+class ImportContext:
+    secret: str
+    default_timezone: str
+    cadence_per_week: int
+    now: datetime
+    source: str
+
+    at: str = field(init=False)  # `now` in ISO-8601, written once, not per row
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "at", self.now.isoformat())
+
+    def evidence(self, line: int) -> dict[str, Any]:
+        return {"source": "csv_import", "file": self.source, "line": line, "imported_at": self.at}
+
+
+def validate_row(
+    row: dict[str, str | None], line: int, default_timezone: str, now: datetime
+) -> ValidRow:
+    """Normalise one CSV row or raise `InvalidAddress` naming the field at fault."""
+    values = {key: (value or "").strip() for key, value in row.items() if key is not None}
+    if not any(values.values()):
+        raise InvalidAddress("row", "empty row")
+    if not values.get("phone") and not values.get("email"):
+        raise InvalidAddress("row", "neither phone nor email given")
+    phone = normalise_phone(values["phone"]) if values.get("phone") else None
+    email = normalise_email(values["email"]) if values.get("email") else None
+    if values.get("timezone"):
+        zone = zones.ZoneGuess(check_timezone(values["timezone"]))
+    else:
+        zone = zones.guess_for_number(phone, default_timezone, now)
+    return ValidRow(phone, email, zone, values.get("consent_evidence") or None)
+
+
+def count_data_lines(path: str) -> int:
+    """Lines after the header, counted without holding the file (for the progress bar)."""
+    with open(path, "rb") as handle:
+        return max(sum(1 for _ in handle) - 1, 0)
+
+
+def _reader(handle: IO[str]) -> csv.DictReader[str]:
+    reader = csv.DictReader(handle)
+    header = [name.strip() for name in (reader.fieldnames or [])]
+    missing = [name for name in IMPORT_COLUMNS if name not in header]
+    unknown = [n for n in header if n not in (*IMPORT_COLUMNS, *OPTIONAL_IMPORT_COLUMNS)]
+    if not header or missing or unknown:
+        raise ImportFileError(
+            "the first line must be the header phone,email,timezone[,consent_evidence]"
+            + (f" (missing: {', '.join(missing)})" if missing else "")
+            + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+        )
+    reader.fieldnames = header
+    return reader
+
+
+def validate_chunk(
+    chunk: list[tuple[int, dict[str | None, Any]]], default_timezone: str
+) -> list[tuple[int, ValidRow | RowError]]:
+    """Validate rows (with their line numbers); runs in a helper process for big files."""
+    results: list[tuple[int, ValidRow | RowError]] = []
+    now = datetime.now(UTC)  # which candidate zones keep distinct clocks (zones.guess_for_number)
+    for line, raw in chunk:
+        if None in raw:  # DictReader puts surplus cells under the key None
+            results.append((line, RowError(line, "row", "more cells than the header has columns")))
+            continue
+        try:
+            results.append((line, validate_row(raw, line, default_timezone, now)))  # type: ignore[arg-type]
+        except InvalidAddress as exc:
+            results.append((line, RowError(line, exc.field, exc.message)))
+    return results
+
+
+def _chunks(reader: csv.DictReader[str]) -> Iterator[list[tuple[int, dict[str | None, Any]]]]:
+    chunk: list[tuple[int, dict[str | None, Any]]] = []
+    for raw in reader:
+        chunk.append((reader.line_num, raw))
+        if len(chunk) >= VALIDATE_CHUNK_ROWS:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _validated(
+    reader: csv.DictReader[str], default_timezone: str, workers: int
+) -> Iterator[tuple[int, ValidRow | RowError]]:
+    """Every row validated, in file order. Past the first chunk, helper processes
+    validate ahead (parsing numbers is half an import's CPU) while this one writes."""
+    chunks = _chunks(reader)
+    first = next(chunks, None)
+    if first is None:
+        return
+    yield from validate_chunk(first, default_timezone)
+    if workers <= 0:
+        for chunk in chunks:
+            yield from validate_chunk(chunk, default_timezone)
+        return
+    # spawn, not fork: a forked child would share this process's database sockets.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        ahead: deque[Future[list[tuple[int, ValidRow | RowError]]]] = deque()
+        for chunk in chunks:
+            ahead.append(pool.submit(validate_chunk, chunk, default_timezone))
+            if len(ahead) > 2 * workers:  # bounded: memory stays flat
+                yield from ahead.popleft().result()
+        while ahead:
+            yield from ahead.popleft().result()
+
+
+def default_workers() -> int:
+    """Helper processes for validation: the cores left beside this one (at most 3)."""
+    return max(0, min(3, (os.cpu_count() or 1) - 1))
+
+
+def import_subscribers(
+    sessions: sessionmaker[Session],
+    handle: IO[str],
+    *,
+    secret: str,
+    default_timezone: str,
+    cadence_per_week: int,
+    now: datetime,
+    source: str,
+    on_row: Callable[[int], None] = lambda _line: None,
+    on_error: Callable[[RowError], None] = lambda _error: None,
+) -> ImportReport:
+    """Import a CSV (`phone,email,timezone[,consent_evidence]`) read from `handle`.
+
+    `on_row(line)` reports progress after each batch; `on_error` each bad row at once.
+    """
+    context = ImportContext(secret, default_timezone, cadence_per_week, now, source)
+    report = ImportReport()
+    batch: list[tuple[int, ValidRow]] = []
+    reader = _reader(handle)
+    for line, result in _validated(reader, default_timezone, default_workers()):
+        report.rows += 1
+        if isinstance(result, RowError):
+            report.errors.append(result)
+            on_error(result)
+            continue
+        batch.append((line, result))
+        if len(batch) >= IMPORT_BATCH_ROWS:
+            _write_batch(sessions, batch, context, report, on_error)
+            on_row(line)
+            batch = []
+    _write_batch(sessions, batch, context, report, on_error)
+    on_row(report.rows + 1)
+    return report
+
+
+# --- one batch ---------------------------------------------------------------------
+
+
+@dataclass
+class _Batch:
+    """What one batch writes, before it has ids."""
+
+    subscribers: list[dict[str, Any]] = field(default_factory=list)
+    # (index into subscribers, channel row) in insertion order
+    channels: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    imported: int = 0
+    pending: int = 0
+    active: int = 0
+    skipped: int = 0
+
+
+def _write_batch(
+    sessions: sessionmaker[Session],
+    batch: list[tuple[int, ValidRow]],
+    context: ImportContext,
+    report: ImportReport,
+    on_error: Callable[[RowError], None],
+) -> None:
+    if not batch:
+        return
+    try:
+        with sessions.begin() as session:
+            planned = _plan(session, batch, context)
+            _insert(session, planned, context.now)
+    except SQLAlchemyError:
+        _write_row_by_row(sessions, batch, context, report, on_error)
+        return
+    report.imported += planned.imported
+    report.pending += planned.pending
+    report.active += planned.active
+    report.skipped += planned.skipped
+
+
+def _plan(session: Session, batch: list[tuple[int, ValidRow]], context: ImportContext) -> _Batch:
+    """Decide, row by row in file order, what each row adds (the rules of `subscribe`)."""
+    addresses = {
+        kind: {getattr(row, column) for _, row in batch} - {None}
+        for kind, column in ((ChannelKind.SMS, "phone"), (ChannelKind.EMAIL, "email"))
+    }
+    taken: set[tuple[str, str]] = set()
+    for kind, wanted in addresses.items():
+        if wanted:
+            taken.update(
+                (kind, address)
+                for address in session.scalars(
+                    select(Channel.address).where(
+                        Channel.kind == kind, one_of(session, Channel.address, wanted)
+                    )
+                )
+            )
+    hashes = {
+        address_hash(address, context.secret): address
+        for kind, wanted in addresses.items()
+        for address in wanted
+        if (kind, address) not in taken
+    }
+    suppressed = {
+        hashes[digest]
+        for digest in (
+            session.scalars(
+                select(Suppression.address_hash).where(
+                    one_of(session, Suppression.address_hash, hashes)
+                )
+            )
+            if hashes
+            else []
+        )
+    }
+    planned = _Batch()
+    for line, row in batch:
+        fresh = []
+        for kind, address in ((ChannelKind.SMS, row.phone), (ChannelKind.EMAIL, row.email)):
+            if address is None or (kind, address) in taken or address in suppressed:
+                continue
+            taken.add((kind, address))  # a later row with it finds it known, as in a signup
+            fresh.append((kind, address))
+        if not fresh:
+            planned.skipped += 1
+            continue
+        planned.imported += 1
+        _add_person(planned, line, row, fresh, context)
+    return planned
+
+
+def _add_person(
+    planned: _Batch,
+    line: int,
+    row: ValidRow,
+    fresh: list[tuple[ChannelKind, str]],
+    context: ImportContext,
+) -> None:
+    now = context.now
+    active = row.evidence is not None
+    planned.subscribers.append(
+        {
+            "timezone": row.zone.timezone,
+            "timezone_candidates": row.zone.stored_candidates,
+            "cadence_per_week": context.cadence_per_week,
+            "created_at": now,
+            "next_plan_at": now if active else None,
+        }
+    )
+    index = len(planned.subscribers) - 1
+    for kind, address in fresh:
+        channel: dict[str, Any] = {
+            "kind": kind.value,
+            "address": address,
+            "created_at": now,
+            "updated_at": now,
+            "consent_at": now,
+        }
+        # Every channel row has the same keys (bulkwrite.insert_rows needs that).
+        if active:
+            channel |= {
+                "status": ChannelStatus.ACTIVE.value,
+                "consent_method": CONSENT_IMPORT_WITH_EVIDENCE,
+                "consent_evidence": {**context.evidence(line), "evidence": row.evidence},
+                "confirmed_at": now,
+                "confirm_evidence": {"method": CONSENT_IMPORT_WITH_EVIDENCE},
+            }
+            planned.active += 1
+        else:
+            channel |= {
+                "status": ChannelStatus.PENDING.value,
+                "consent_method": CONSENT_IMPORT,
+                "consent_evidence": context.evidence(line),
+                "confirmed_at": None,
+                "confirm_evidence": None,
+            }
+            planned.pending += 1
+        planned.channels.append((index, channel))
+
+
+def _insert(session: Session, planned: _Batch, now: datetime) -> None:
+    subscriber_ids = insert_rows(session, _table(Subscriber), planned.subscribers)
+    channel_rows = [
+        {**channel, "subscriber_id": subscriber_ids[index]} for index, channel in planned.channels
+    ]
+    channel_ids = insert_rows(session, _table(Channel), channel_rows)
+    confirmations = [
+        {
+            "subscriber_id": channel["subscriber_id"],
+            "channel_id": channel_id,
+            "channel": channel["kind"],
+            "kind": Kind.CONFIRM.value,
+            "template": CONFIRM_TEMPLATE,
+            "rule": "double_opt_in",
+            "priority": PRIORITY_NOW,
+            "scheduled_for": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for channel_id, channel in zip(channel_ids, channel_rows, strict=True)
+        if channel["status"] == ChannelStatus.PENDING
+    ]
+    insert_rows(session, _table(Message), confirmations)
+
+
+def _table(model: type[Any]) -> Table:
+    return cast(Table, model.__table__)
+
+
+# --- the slow path: row by row, each in its own SAVEPOINT ----------------------------
+
+
+def _write_row_by_row(
+    sessions: sessionmaker[Session],
+    batch: list[tuple[int, ValidRow]],
+    context: ImportContext,
+    report: ImportReport,
+    on_error: Callable[[RowError], None],
+) -> None:
+    with sessions.begin() as session:
+        for line, row in batch:
+            error = _import_one(session, line, row, context, report)
+            if error is not None:
+                report.errors.append(error)
+                on_error(error)
+
+
+def _import_one(
+    session: Session, line: int, row: ValidRow, context: ImportContext, report: ImportReport
+) -> RowError | None:
+    try:
+        with session.begin_nested():
+            phone, email = _new_addresses(session, row, context.secret)
+            created = 0
+            if phone is not None or email is not None:
+                planned = _Batch()
+                fresh = [
+                    (kind, address)
+                    for kind, address in ((ChannelKind.SMS, phone), (ChannelKind.EMAIL, email))
+                    if address is not None
+                ]
+                _add_person(planned, line, row, fresh, context)
+                _insert_one(session, planned, context.now)
+                created = planned.pending + planned.active
+                report.pending += planned.pending
+                report.active += planned.active
+    except Exception as exc:  # any failure rejects this row only: the savepoint undid it
+        return RowError(line, "row", f"not imported ({type(exc).__name__}: {exc})"[:300])
+    if created:
+        report.imported += 1
+    else:
+        report.skipped += 1
+    return None
+
+
+def _insert_one(session: Session, planned: _Batch, now: datetime) -> None:
+    """One person through the ORM and `subscriptions.queue_confirmation`."""
+    subscriber = Subscriber(**planned.subscribers[0])
+    session.add(subscriber)
+    for _, channel in planned.channels:
+        subscriber.channels.append(Channel(**channel))
+    session.flush()
+    for channel_row in subscriber.channels:
+        if channel_row.status == ChannelStatus.PENDING:
+            subscriptions.queue_confirmation(session, channel_row, now)
+    session.flush()
+
+
+def _new_addresses(session: Session, row: ValidRow, secret: str) -> tuple[str | None, str | None]:
+    """The row's addresses Steady has never seen and is free to contact."""
+    fresh: list[str | None] = []
+    for kind, address in ((ChannelKind.SMS, row.phone), (ChannelKind.EMAIL, row.email)):
+        known = address is not None and (
+            session.scalar(
+                select(Channel.id).where(Channel.kind == kind, Channel.address == address)
+            )
+            is not None
+            or subscriptions.is_suppressed(session, address, secret)
+        )
+        fresh.append(None if known else address)
+    return fresh[0], fresh[1]

@@ -1,0 +1,142 @@
+"""Routes that write to the database leave the event loop free.
+
+The test holds SQLite's write lock, so a route's write waits (the busy timeout)
+inside its database call. While it waits, `/healthz` on the same app must still
+answer: a synchronous database call on the event loop would stall it until the
+lock is released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.engine import make_url
+from twilio.request_validator import RequestValidator
+
+from service.storage.db import get_engine
+from service.storage.models import Message
+from service.tokens import Purpose, make_token
+from tests.support.world import PUBLIC_URL, TEST_TWILIO_TOKEN, Harness, make_settings
+
+PHONE = "+12125550142"
+EMAIL = "sam@example.com"
+WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+def _signed_twilio(path: str, params: dict[str, str]) -> dict[str, Any]:
+    signature = RequestValidator(TEST_TWILIO_TOKEN).compute_signature(PUBLIC_URL + path, params)
+    return {"data": params, "headers": {"X-Twilio-Signature": signature}}
+
+
+def _message(harness: Harness, channel: str) -> Message:
+    with harness.runtime.sessions() as session:
+        message = session.scalar(
+            select(Message).where(Message.kind == "confirm", Message.channel == channel)
+        )
+        assert message is not None
+        return message
+
+
+def _signup(_harness: Harness) -> tuple[str, dict[str, Any]]:
+    return "/subscribe", {"json": {"phone": "+12125550199", "consent": True}}
+
+
+def _inbound(_harness: Harness) -> tuple[str, dict[str, Any]]:
+    path = "/webhooks/twilio/inbound"
+    return path, _signed_twilio(
+        path, {"From": PHONE, "To": "+15005550006", "Body": "YES", "MessageSid": "SM" + "1" * 32}
+    )
+
+
+def _status(harness: Harness) -> tuple[str, dict[str, Any]]:
+    message = _message(harness, "sms")
+    path = f"/webhooks/twilio/status?m={message.id}"
+    params = {"MessageSid": message.provider_id or "", "MessageStatus": "delivered"}
+    return path, _signed_twilio(path, params)
+
+
+def _events(harness: Harness) -> tuple[str, dict[str, Any]]:
+    message = _message(harness, "email")
+    events = [
+        {
+            "event": "delivered",
+            "email": EMAIL,
+            "sg_event_id": "event-1",
+            "steady_message_id": str(message.id),
+            "timestamp": 1,
+        }
+    ]
+    return "/webhooks/sendgrid/events", {
+        "content": json.dumps(events),
+        "headers": {"Content-Type": "application/json"},
+    }
+
+
+def _preferences(harness: Harness) -> tuple[str, dict[str, Any]]:
+    message = _message(harness, "sms")
+    assert message.channel_id is not None
+    secret = harness.settings.secret_key.get_secret_value()
+    token = make_token(secret, Purpose.PREFERENCES, message.channel_id)
+    return f"/preferences/{token}", {"data": {"cadence": "14"}}
+
+
+@pytest.mark.parametrize(
+    "route",
+    [_signup, _inbound, _status, _events, _preferences],
+    ids=["signup", "twilio_inbound", "twilio_status", "sendgrid_events", "preferences"],
+)
+def test_healthz_answers_while_a_route_waits_for_the_database(
+    sqlite_url: str, route: Callable[[Harness], tuple[str, dict[str, Any]]]
+) -> None:
+    harness = Harness(make_settings(sqlite_url))
+    response = harness.client.post(
+        "/subscribe", json={"phone": PHONE, "email": EMAIL, "consent": True}
+    )
+    assert response.status_code == 202
+    harness.tick()  # the confirmations go out: callbacks and events have a message to name
+    path, request = route(harness)
+
+    writing = threading.Event()
+
+    def note_write(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith(WRITES):
+            writing.set()
+
+    engine = get_engine(harness.settings.database_url)
+    event.listen(engine, "before_cursor_execute", note_write)
+    lock = sqlite3.connect(make_url(sqlite_url).database or "", isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # SQLite's write lock: the route's write must wait
+
+    async def scenario() -> tuple[int, int, bool]:
+        transport = httpx.ASGITransport(app=harness.client.app)
+        async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
+            slow = asyncio.create_task(client.post(path, **request))
+            for _ in range(500):  # until the route is inside its write, waiting on the lock
+                if writing.is_set():
+                    break
+                await asyncio.sleep(0.01)
+            assert writing.is_set(), "the route never reached its database write"
+            health = await asyncio.wait_for(client.get("/healthz"), timeout=5)
+            answered_while_waiting = not slow.done()
+            lock.execute("ROLLBACK")
+            answer = await asyncio.wait_for(slow, timeout=30)
+            return health.status_code, answer.status_code, answered_while_waiting
+
+    try:
+        health_status, route_status, answered_while_waiting = asyncio.run(scenario())
+    finally:
+        event.remove(engine, "before_cursor_execute", note_write)
+        if lock.in_transaction:
+            lock.execute("ROLLBACK")
+        lock.close()
+    assert health_status == 200
+    assert answered_while_waiting, "/healthz waited for another request's database call"
+    assert route_status < 400, "the route finished its work once the lock was released"
