@@ -55,7 +55,7 @@ def test_urge_gets_a_restraint_message_at_once_as_a_reply(sqlite_url: str) -> No
     harness = subscribed(sqlite_url)
     text = say(harness, "I'm about to text him")
     assert text is not None
-    assert text.startswith("Steady: pause before you send or call.")
+    assert text.startswith("Steady: Pause before you send or call.")
     (reply,) = [m for m in replies(harness) if m.rule == "urge_reply"]
     assert reply.kind == "restraint"
     assert reply.template in RESTRAINT_TEMPLATES
@@ -77,7 +77,7 @@ def test_stats_counts_this_fortnight_both_ways_and_days_since_reaching_out(
     harness.now = NOON_NEW_YORK
     text = say(harness, "STATS")
     assert text == (
-        "Steady: 3 days since you last reached out. Last 14 days: you reached out 1x, "
+        "Steady: It's 3 days since you last reached out. Last 14 days: you reached out 1x, "
         "they did 1x, and you logged 1 activity."
     )
     assert len(rows(harness, ContactLog)) == 3
@@ -117,7 +117,7 @@ def test_a_yes_while_the_question_is_open_answers_it(sqlite_url: str) -> None:
     _ask(harness)
     text = say(harness, "Y")
     assert text is not None
-    assert text.startswith("Steady: thanks for the honest answer, noted.")
+    assert text.startswith("Steady: Thanks for the honest answer, noted.")
     assert _commands(harness)[-1] == SURVEY_YES
     (answer,) = [m for m in replies(harness) if m.rule == "survey_yes"]
     assert answer.kind == "restraint"  # it carries a restraint, as the reply to ME does
@@ -136,7 +136,7 @@ def test_no_answers_the_question_and_without_one_gets_the_guide(sqlite_url: str)
     _ask(harness)
     text = say(harness, "no")
     assert (
-        text == "Steady: noted, no contact from you today. Holding back takes strength; well done."
+        text == "Steady: Noted, no contact from you today. Holding back takes strength; well done."
     )
     assert _commands(harness)[-1] == SURVEY_NO
 
@@ -155,7 +155,7 @@ def test_yes_from_a_pending_number_still_confirms(sqlite_url: str) -> None:
     stranger = "+12125550177"
     harness.text_in(stranger, "JOIN")
     response = harness.text_in(stranger, "Y")
-    assert "welcome aboard" in response.text
+    assert "welcome aboard" in response.text.lower()
     with harness.runtime.sessions() as session:
         channel = session.scalars(select(Channel).where(Channel.address == stranger)).one()
         assert channel.status == "active"

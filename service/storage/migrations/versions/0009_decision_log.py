@@ -1,7 +1,7 @@
 """The decision log, the decision clock and the experiment opt-out.
 
 Revision ID: 0009
-Revises: 0003
+Revises: 0008
 Create Date: 2026-11-28
 
 `decisions`: one append-only row per decision point per subscriber (PRODUCT.md,
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0003"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
