@@ -33,7 +33,6 @@ DECISION_COLUMNS = (
     "message_id",
     "draw",
 )
-_JSON_COLUMNS = frozenset({"options", "probabilities"})
 
 
 def _postgres(session: Session) -> bool:
@@ -87,7 +86,41 @@ def insert_decisions(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     if not _postgres(session):
         session.execute(insert(cast(Table, DecisionRow.__table__)), list(rows))
         return
-    copy_rows(session, "decisions", rows, DECISION_COLUMNS)
+    # Rows of a batch share a few option sets and times: their COPY text is made once.
+    texts: dict[Any, str] = {}
+    times: dict[datetime, datetime] = {}
+
+    def as_json(value: Any, key: Any) -> str:
+        found = texts.get(key)
+        if found is None:
+            found = texts[key] = json.dumps(value, separators=(",", ":"))
+        return found
+
+    driver: Any = session.connection().connection.driver_connection  # psycopg.Connection
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY decisions ({', '.join(DECISION_COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            at = row["at"]
+            naive = times.get(at)
+            if naive is None:
+                naive = times[at] = at.astimezone(UTC).replace(tzinfo=None)
+            options, probabilities = row["options"], row["probabilities"]
+            copy.write_row(
+                (
+                    naive,
+                    row["subscriber_id"],
+                    row["available"],
+                    row["unavailable_reason"],
+                    as_json(options, tuple(options)),
+                    as_json(probabilities, tuple(probabilities.items())),
+                    row["chosen"],
+                    row["policy"],
+                    row["message_id"],
+                    row["draw"],
+                )
+            )
 
 
 def copy_rows(
@@ -104,12 +137,10 @@ def copy_rows(
         cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy,
     ):
         for row in rows:
-            copy.write_row([_copy_value(row[name], name) for name in names])
+            copy.write_row([_copy_value(row[name]) for name in names])
 
 
-def _copy_value(value: Any, name: str) -> Any:
-    if name in _JSON_COLUMNS:
-        return json.dumps(value, separators=(",", ":"))
+def _copy_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC).replace(tzinfo=None)
     if isinstance(value, str):
