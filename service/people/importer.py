@@ -35,6 +35,7 @@ from service.addresses import (
     InvalidAddress,
     address_hash,
     check_timezone,
+    mailbox_key,
     normalise_email,
     normalise_phone,
 )
@@ -355,6 +356,8 @@ def _add_person(
         channel: dict[str, Any] = {
             "kind": kind.value,
             "address": address,
+            # COPY applies no column defaults: the mailbox key lookups use (issue 11).
+            "address_key": mailbox_key(kind, address),
             "created_at": now,
             "updated_at": now,
             "consent_at": now,

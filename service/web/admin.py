@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from service.addresses import mask
 from service.ids import MAX_ROW_ID
-from service.reporting import metrics, stats, tallies
+from service.reporting import metrics, stats
 from service.reporting.charts import dashboard_context
 from service.storage.models import ActivityLog, ContactLog, Message, Subscriber
 from service.web.admin_auth import (
@@ -223,8 +223,6 @@ SubscriberId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 @router.get("/api/stats")
 def api_stats(ctx: Admin) -> JSONResponse:
-    with ctx.sessions.begin() as session:
-        tallies.fold(session)  # pending tally deltas stay few (service/reporting/tallies.py)
     with ctx.read_sessions() as session:
         return _json(stats.collect(session, ctx.clock()))
 
@@ -340,5 +338,5 @@ def api_flagged(ctx: Admin) -> JSONResponse:
 def prometheus_metrics(request: Request) -> Response:
     """Prometheus text exposition: database figures plus this process's counters."""
     ctx = app_context(request)
-    body, content_type = metrics.render(ctx.read_sessions, ctx.clock, ctx.sessions)
+    body, content_type = metrics.render(ctx.read_sessions, ctx.clock)
     return Response(body, media_type=content_type)

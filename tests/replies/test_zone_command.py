@@ -67,13 +67,14 @@ def test_join_from_a_number_in_one_zone_does_not_ask(database_url: str) -> None:
     assert (sub.timezone, sub.timezone_candidates) == ("America/New_York", None)
 
 
-def test_a_number_the_default_zone_was_guessed_for_is_asked(database_url: str) -> None:
-    # The default zone stands in for a number the numbering plan cannot place.
-    harness, _, welcome = joined(
-        database_url, "+881612345678", STEADY_DEFAULT_TIMEZONE="Europe/London"
-    )
-    assert ASK in welcome
-    assert split_zones(person(harness).timezone_candidates) == ("Europe/London",)
+def test_a_number_the_numbering_plan_cannot_place_may_not_join(database_url: str) -> None:
+    """Satellite and international-network numbers are where SMS pumping lives (issue 11):
+    they never join, so no zone is guessed for them (the default-zone guess itself is in
+    tests/people/test_zones.py)."""
+    harness = Harness(make_settings(database_url, STEADY_DEFAULT_TIMEZONE="Europe/London"))
+    assert twiml_text(harness.text_in("+881612345678", "JOIN").text) is None
+    with harness.runtime.sessions() as session:
+        assert session.scalars(select(Subscriber)).first() is None
 
 
 def test_zones_sharing_no_hours_are_told_nothing_comes_until_zone(database_url: str) -> None:
@@ -150,7 +151,8 @@ def test_discreet_zone_replies_say_nothing_about_the_topic(database_url: str) ->
 
 
 def test_zone_replans_the_next_nudge_in_the_named_zones_hours(database_url: str) -> None:
-    harness, _, _ = joined(database_url, AUSTRALIAN)
+    # Australia allowed for SMS (issue 11: only the operator's countries may join).
+    harness, _, _ = joined(database_url, AUSTRALIAN, STEADY_SMS_COUNTRIES="US,CA,AU")
     assert len(split_zones(person(harness).timezone_candidates)) >= 6
     # 12:00 in New York is 04:00 in Sydney: the welcome waits for the shared window.
     harness.tick(NOON_NEW_YORK + timedelta(minutes=1))
