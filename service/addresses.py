@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from pydantic import SecretStr
 
 from service.channels import ChannelKind
 
@@ -68,17 +69,27 @@ def normalise_email(raw: str, *, check_deliverability: bool = False) -> str:
 
 
 def parse_address(raw: str) -> tuple[ChannelKind, str]:
-    """Return (channel kind, normalised address) for a phone number or an email."""
+    """Return (channel kind, normalised address) for a phone number or an email.
+
+    For looking an address up (`steady messages --to`, `erase`): any number
+    `phonenumbers` parses is read, mobile or not (INTERFACE.md §4); whether it may
+    subscribe is `normalise_phone`'s question, not this one's.
+    """
     if "@" in raw:
         return ChannelKind.EMAIL, normalise_email(raw)
-    return ChannelKind.SMS, normalise_phone(raw)
+    try:
+        number = phonenumbers.parse(raw, DEFAULT_PHONE_REGION)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidAddress("phone", "not a phone number we can read") from exc
+    return ChannelKind.SMS, _format(number)
 
 
 def check_timezone(value: str) -> str:
     """Return `value` if it is an IANA zone, else raise InvalidAddress('timezone')."""
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # OSError: a name too long for the file system (zoneinfo opens it as a path).
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise InvalidAddress("timezone", "not a known IANA time zone") from exc
     return value
 
@@ -114,6 +125,21 @@ def mask(address: str) -> str:
     return address[:MASK_KEEP_HEAD] + "•" * hidden + address[-MASK_KEEP_TAIL:]
 
 
-def address_hash(address: str, secret: str) -> str:
-    """A keyed hash of a normalised address, for the suppression list after erasure."""
-    return hashlib.blake2b(address.encode(), key=secret.encode()[:64], digest_size=32).hexdigest()
+class AddressHasher:
+    """Keyed hashes of normalised addresses, for the suppression list (kept after erasure).
+
+    Built once from STEADY_SECRET_KEY and handed to what reads, adds to or clears
+    the list; the key stays inside it (its repr never shows it).
+    """
+
+    __slots__ = ("_key",)
+
+    def __init__(self, secret_key: SecretStr | str) -> None:
+        raw = secret_key.get_secret_value() if isinstance(secret_key, SecretStr) else secret_key
+        self._key = raw.encode()[:64]  # BLAKE2b takes a key of at most 64 bytes
+
+    def __call__(self, address: str) -> str:
+        return hashlib.blake2b(address.encode(), key=self._key, digest_size=32).hexdigest()
+
+    def __repr__(self) -> str:
+        return "AddressHasher(<key>)"

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEVELOPMENT_SECRET_KEY = "steady-development-secret-key-do-not-use-in-production"  # noqa: S105 - the placeholder production refuses
 PLACEHOLDER_SECRETS = frozenset(
@@ -175,8 +177,20 @@ class Settings(BaseSettings):
     def _known_timezone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        # OSError: a name too long for the file system (zoneinfo opens it as a path).
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
             raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @field_validator("database_url", "database_replica_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        # Refused here, every command says so in one line instead of a traceback.
+        if value is not None:
+            try:
+                make_url(value)
+            except ArgumentError as exc:
+                raise ValueError("not a SQLAlchemy database URL") from exc
         return value
 
     @field_validator("sms_countries")

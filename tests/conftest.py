@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
+from service.devtools.servers import scratch_postgres_database
 from service.storage.db import get_engine, upgrade
 from service.storage.models import Base
 
@@ -32,38 +34,21 @@ def _server_missing(what: str, variable: str) -> None:
     pytest.skip(message)
 
 
-def _admin_url(url: str, database: str) -> str:
-    base, _, _ = url.rpartition("/")
-    return f"{base}/{database}"
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A scratch PostgreSQL database for this test session, migrated once, dropped after."""
     if not POSTGRES_URL:
         _server_missing("PostgreSQL", "STEADY_TEST_POSTGRES_URL")
     assert POSTGRES_URL is not None
-    name = f"steady_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(
-        POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1),
-        isolation_level="AUTOCOMMIT",
-    )
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
-        if REQUIRE_SERVERS:
-            pytest.fail(f"PostgreSQL unreachable at {POSTGRES_URL}: {exc}", pytrace=False)
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
-    url = _admin_url(POSTGRES_URL, name)
-    upgrade(url)
-    yield url
-    get_engine(url).dispose()
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(scratch_postgres_database(POSTGRES_URL, "steady_test"))
+        except OperationalError as exc:  # the server is not there (any other error is loud)
+            if REQUIRE_SERVERS:
+                pytest.fail(f"PostgreSQL unreachable at {POSTGRES_URL}: {exc}", pytrace=False)
+            pytest.skip(f"PostgreSQL unreachable: {exc}")
+        yield url
     get_engine.cache_clear()
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture(scope="session")

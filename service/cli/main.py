@@ -321,7 +321,7 @@ def sandbox(
 @app.command()
 def demo() -> None:
     """A simulated fortnight for three personas, printed as a timeline."""
-    from service.devtools.demo.timeline import run_demo
+    from service.devtools.demo.show import run_demo
 
     run_demo(console)
 
@@ -373,4 +373,15 @@ def bench(
 
 
 def main() -> None:
-    app()
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    try:
+        app()
+    except (OperationalError, ProgrammingError) as exc:
+        # An operator's command against a database that is down or not migrated:
+        # one line saying which, not a traceback (the statement may carry addresses).
+        missing = "no such table" in str(exc.orig) or "does not exist" in str(exc.orig)
+        hint = " (run `steady db upgrade`)" if missing else ""
+        first = str(exc.orig).splitlines()[0] if str(exc.orig) else type(exc.orig).__name__
+        errors.print(f"database error: {first}{hint}", markup=False)
+        raise SystemExit(1) from None

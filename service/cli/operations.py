@@ -20,6 +20,8 @@ console = Console(soft_wrap=True, highlight=False)
 errors = Console(stderr=True, soft_wrap=True, highlight=False)
 
 EXIT_USAGE = 2
+# The largest LIMIT a database takes (a signed 64-bit integer); past it, a usage error.
+SQL_INTEGER_MAX = 2**63 - 1
 STATUSES = (
     "scheduled",
     "sending",
@@ -63,7 +65,9 @@ def messages(
     since: Annotated[
         str | None, typer.Option("--since", help="Only messages created at or after (ISO-8601).")
     ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N rows.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, max=SQL_INTEGER_MAX, help="At most N rows.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False,
 ) -> None:
     """The outbound message log, oldest first, streamed (any size, flat memory)."""

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from service.addresses import AddressHasher
 from service.channels import ChannelKind
 from service.cli.config_check import (
     ALL_CHECKS,
@@ -81,7 +82,8 @@ def import_command(
     Rows without consent_evidence get the usual double opt-in (pending, a
     confirmation goes out); rows with it are active at once, the evidence kept.
     """
-    from service.people.bulk import ImportFileError, count_data_lines, import_subscribers
+    from service.people.import_rows import ImportFileError, count_data_lines
+    from service.people.importer import import_subscribers
 
     settings = _settings()
     if not file.is_file():
@@ -102,7 +104,7 @@ def import_command(
             report = import_subscribers(
                 _sessions(settings),
                 handle,
-                secret=settings.secret_key.get_secret_value(),
+                hasher=AddressHasher(settings.secret_key),
                 default_timezone=settings.default_timezone,
                 cadence_per_week=settings.default_cadence_per_week,
                 now=datetime.now(UTC),
@@ -114,6 +116,9 @@ def import_command(
             )
         except ImportFileError as exc:
             errors.print(f"{file.name}: {exc}", markup=False)
+            raise typer.Exit(EXIT_USAGE) from None
+        except UnicodeDecodeError as exc:
+            errors.print(f"{file.name}: not UTF-8 text (byte {exc.start})", markup=False)
             raise typer.Exit(EXIT_USAGE) from None
     if report.imported:
         _wake_planner(settings)
@@ -175,7 +180,7 @@ def erase_command(
         _sessions(settings),
         kind,
         normalised,
-        secret=settings.secret_key.get_secret_value(),
+        hasher=AddressHasher(settings.secret_key),
         now=datetime.now(UTC),
     )
     if report is None:

@@ -64,8 +64,6 @@ from service.learning.design import (
 
 __all__ = [
     "Combination",
-    "Covariates",
-    "EstimationError",
     "ExcursionFit",
     "emee",
     "option_versus_none",

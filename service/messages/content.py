@@ -19,6 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,18 @@ import gsm0338  # noqa: F401 - importing it registers the "gsm03.38" codec
 import jinja2
 from unidecode import unidecode
 
-TEMPLATES_DIR: Path = Path(__file__).resolve().parents[2] / "templates"
+
+def _templates_dir() -> Path:
+    """The templates shipped inside the package (`service/templates`, which in the
+    source tree links to the project's `templates/`): found the same way in a
+    checkout, an editable install and an installed wheel."""
+    root = resources.files("service") / "templates"
+    if not isinstance(root, Path):  # e.g. a zipped install: Jinja reads files on disk
+        raise RuntimeError(f"Steady's templates are not on the file system: {root}")
+    return root
+
+
+TEMPLATES_DIR: Path = _templates_dir()
 
 GSM_SINGLE_SEGMENT_SEPTETS = 160
 GSM_MULTIPART_SEGMENT_SEPTETS = 153  # 7 septets of each part go to the concatenation header

@@ -41,8 +41,8 @@ What (``_choose``), first matching rule wins
        Activities take the chosen areas in turn, never repeat a template within
        ``lookback``, and rest for ``activity_rest_after_done`` after a DONE; when
        none can go, a reminder goes instead (``rest_after_done``, ``activity_rested``).
-    Variants within a kind: least recently used, unused ones first, ties broken
-    by an offset from the subscriber id so people see different orders.
+    Variants within a kind (`service.pacing.variants`): least recently used, unused
+    ones first, ties broken by an offset from the subscriber id.
 """
 
 from __future__ import annotations
@@ -56,15 +56,12 @@ from zoneinfo import ZoneInfo
 
 from service.channels import ChannelKind
 from service.messages.catalog import (
-    ACTIVITY_TEMPLATES,
     CHECKIN_TEMPLATE,
     DEFAULT_ACTIVITY_AREAS,
-    PATIENCE_TEMPLATES,
-    RESTRAINT_TEMPLATES,
-    TIP_TEMPLATES,
     WELCOME_TEMPLATE,
     Kind,
 )
+from service.pacing.variants import choose_activity, choose_patience, choose_restraint
 from service.pacing.window import (
     Zones,
     add_window_time,
@@ -250,63 +247,15 @@ def _schedule(state: SubscriberState, now: datetime, policy: PacingPolicy) -> da
     )
 
 
-# --- variants -------------------------------------------------------------------------
-
-
-def _least_recently_used(candidates: Sequence[str], recent: Sequence[str], seed: int) -> str:
-    """Unused first, then the one used longest ago; ``recent`` is oldest first."""
-    last_use = {template: index for index, template in enumerate(recent)}
-    offset = seed % len(candidates)
-    rotated = [*candidates[offset:], *candidates[:offset]]
-    return min(rotated, key=lambda template: last_use.get(template, -1))
-
-
-def _variant(candidates: Sequence[str], recent: Sequence[str], subscriber_id: int) -> str:
-    used = [t for t in recent if t in candidates]
-    return _least_recently_used(candidates, used, subscriber_id + len(used))
-
-
-def choose_restraint(recent_templates: Sequence[str], subscriber_id: int) -> str:
-    """Restraint template for a reply or a nudge; ``recent_templates`` oldest first."""
-    return _variant(RESTRAINT_TEMPLATES, recent_templates, subscriber_id)
-
-
-def choose_tip(recent_templates: Sequence[str], subscriber_id: int) -> str:
-    """Tip template for the reply to THEM; ``recent_templates`` oldest first."""
-    return _variant(TIP_TEMPLATES, recent_templates, subscriber_id)
-
-
-def choose_patience(recent_templates: Sequence[str], subscriber_id: int) -> str:
-    """Patience template; ``recent_templates`` oldest first."""
-    return _variant(PATIENCE_TEMPLATES, recent_templates, subscriber_id)
-
-
-def _activity_area(template: str) -> str | None:
-    for area, templates in ACTIVITY_TEMPLATES.items():
-        if template in templates:
-            return area
-    return None
-
-
 def _choose_activity(
     history: Sequence[PastNudge], state: SubscriberState, at: datetime, policy: PacingPolicy
 ) -> str | None:
     """The next area in turn with a template unused in ``lookback``, or None."""
-    areas = [a for a in state.activity_areas if a in ACTIVITY_TEMPLATES]
-    if not areas:
-        return None
     used = [n.template for n in history if n.kind == Kind.ACTIVITY]
     recently_used = {
         n.template for n in history if n.kind == Kind.ACTIVITY and n.at > at - policy.lookback
     }
-    last_area = _activity_area(used[-1]) if used else None
-    first = areas.index(last_area) + 1 if last_area in areas else 0
-    for step in range(len(areas)):
-        area = areas[(first + step) % len(areas)]
-        fresh = [t for t in ACTIVITY_TEMPLATES[area] if t not in recently_used]
-        if fresh:
-            return _variant(fresh, used, state.subscriber_id)
-    return None
+    return choose_activity(state.activity_areas, used, recently_used, state.subscriber_id)
 
 
 # --- kind and template ----------------------------------------------------------------

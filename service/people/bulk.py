@@ -2,7 +2,7 @@
 
 Each function takes a session factory and plain values and returns what it did, so
 `steady subscribers …` (service.cli.ops) only parses arguments and prints. The import
-itself lives in service.people.importer (re-exported here).
+itself lives in service.people.importer.
 """
 
 from __future__ import annotations
@@ -15,22 +15,9 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from service.addresses import AddressHasher
 from service.channels import ChannelKind
 from service.people import subscriptions
-from service.people.importer import (
-    CONSENT_IMPORT,
-    CONSENT_IMPORT_WITH_EVIDENCE,
-    IMPORT_BATCH_ROWS,
-    IMPORT_COLUMNS,
-    OPTIONAL_IMPORT_COLUMNS,
-    ImportFileError,
-    ImportReport,
-    RowError,
-    ValidRow,
-    count_data_lines,
-    import_subscribers,
-    validate_row,
-)
 from service.storage.models import (
     ActivityLog,
     Channel,
@@ -40,25 +27,6 @@ from service.storage.models import (
     Message,
     Subscriber,
 )
-
-__all__ = [
-    "CONSENT_IMPORT",
-    "CONSENT_IMPORT_WITH_EVIDENCE",
-    "EXPORT_COLUMNS",
-    "IMPORT_BATCH_ROWS",
-    "IMPORT_COLUMNS",
-    "OPTIONAL_IMPORT_COLUMNS",
-    "ErasureReport",
-    "ImportFileError",
-    "ImportReport",
-    "RowError",
-    "ValidRow",
-    "count_data_lines",
-    "erase_person",
-    "export_rows",
-    "import_subscribers",
-    "validate_row",
-]
 
 EXPORT_YIELD_PER = 1000  # rows fetched per round trip while streaming an export
 EXPORT_COLUMNS = (
@@ -108,7 +76,12 @@ class ErasureReport:
 
 
 def erase_person(
-    sessions: sessionmaker[Session], kind: str, address: str, *, secret: str, now: datetime
+    sessions: sessionmaker[Session],
+    kind: str,
+    address: str,
+    *,
+    hasher: AddressHasher,
+    now: datetime,
 ) -> ErasureReport | None:
     """Delete the person owning `address` and all of theirs; keep hashed suppressions.
 
@@ -148,7 +121,7 @@ def erase_person(
             removed[name] = _count_deleted(session, statement)
         for channel_kind, channel_address in channels:
             subscriptions.suppress(
-                session, channel_address, channel_kind, ERASURE_REASON, secret, now
+                session, channel_address, channel_kind, ERASURE_REASON, hasher, now
             )
     return ErasureReport(subscriber_id=subscriber_id, removed=removed, suppressed=len(channels))
 

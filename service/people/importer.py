@@ -1,7 +1,8 @@
 """`steady subscribers import`: a CSV of people, thousands of rows a second.
 
-The file is read row by row and validated in order, so every bad row is named with its
-line as soon as it is read. Good rows are written in batches of `IMPORT_BATCH_ROWS`:
+The file is read row by row and validated in order (service.people.import_rows), so
+every bad row is named with its line as soon as it is read. Good rows are written in
+batches of `IMPORT_BATCH_ROWS`:
 one query finds which addresses Steady already knows, one which are suppressed, then
 the batch's subscribers, channels and confirmation requests go in with COPY on
 PostgreSQL (batched INSERTs on SQLite), one transaction per batch. Memory stays flat
@@ -17,32 +18,27 @@ its own SAVEPOINT, and only the rows that fail are named.
 
 from __future__ import annotations
 
-import csv
-import multiprocessing
-import os
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import IO, Any, cast
 
 from sqlalchemy import Table, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.addresses import (
-    InvalidAddress,
-    address_hash,
-    check_timezone,
-    mailbox_key,
-    normalise_email,
-    normalise_phone,
-)
+from service.addresses import AddressHasher, mailbox_key
 from service.channels import ChannelKind
 from service.messages.catalog import CONFIRM_TEMPLATE, Kind
 from service.messages.lifecycle import PRIORITY_NOW
-from service.people import subscriptions, zones
+from service.people import subscriptions
+from service.people.import_rows import (
+    RowError,
+    ValidRow,
+    default_workers,
+    read_header,
+    validated_rows,
+)
 from service.storage.bulkwrite import insert_rows, one_of
 from service.storage.models import (
     Channel,
@@ -53,27 +49,8 @@ from service.storage.models import (
 )
 
 IMPORT_BATCH_ROWS = 5000  # rows per transaction: few round trips, little lost to a crash
-VALIDATE_CHUNK_ROWS = 2000  # rows per hand-over to a validating helper process
-IMPORT_COLUMNS = ("phone", "email", "timezone")
-OPTIONAL_IMPORT_COLUMNS = ("consent_evidence",)
 CONSENT_IMPORT = "import"  # the person still confirms (double opt-in)
 CONSENT_IMPORT_WITH_EVIDENCE = "import_with_evidence"  # consent proven elsewhere: active at once
-
-
-class ImportFileError(ValueError):
-    """The file as a whole cannot be imported (no header, wrong columns)."""
-
-
-@dataclass(frozen=True)
-class RowError:
-    """One rejected row: its line in the file, the field at fault and why."""
-
-    line: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.field}: {self.message}"
 
 
 @dataclass
@@ -87,16 +64,8 @@ class ImportReport:
 
 
 @dataclass(frozen=True)
-class ValidRow:
-    phone: str | None
-    email: str | None
-    zone: zones.ZoneGuess
-    evidence: str | None
-
-
-@dataclass(frozen=True)
 class ImportContext:
-    secret: str
+    hasher: AddressHasher
     default_timezone: str
     cadence_per_week: int
     now: datetime
@@ -111,108 +80,11 @@ class ImportContext:
         return {"source": "csv_import", "file": self.source, "line": line, "imported_at": self.at}
 
 
-def validate_row(
-    row: dict[str, str | None], line: int, default_timezone: str, now: datetime
-) -> ValidRow:
-    """Normalise one CSV row or raise `InvalidAddress` naming the field at fault."""
-    values = {key: (value or "").strip() for key, value in row.items() if key is not None}
-    if not any(values.values()):
-        raise InvalidAddress("row", "empty row")
-    if not values.get("phone") and not values.get("email"):
-        raise InvalidAddress("row", "neither phone nor email given")
-    phone = normalise_phone(values["phone"]) if values.get("phone") else None
-    email = normalise_email(values["email"]) if values.get("email") else None
-    if values.get("timezone"):
-        zone = zones.ZoneGuess(check_timezone(values["timezone"]))
-    else:
-        zone = zones.guess_for_number(phone, default_timezone, now)
-    return ValidRow(phone, email, zone, values.get("consent_evidence") or None)
-
-
-def count_data_lines(path: str) -> int:
-    """Lines after the header, counted without holding the file (for the progress bar)."""
-    with open(path, "rb") as handle:
-        return max(sum(1 for _ in handle) - 1, 0)
-
-
-def _reader(handle: IO[str]) -> csv.DictReader[str]:
-    reader = csv.DictReader(handle)
-    header = [name.strip() for name in (reader.fieldnames or [])]
-    missing = [name for name in IMPORT_COLUMNS if name not in header]
-    unknown = [n for n in header if n not in (*IMPORT_COLUMNS, *OPTIONAL_IMPORT_COLUMNS)]
-    if not header or missing or unknown:
-        raise ImportFileError(
-            "the first line must be the header phone,email,timezone[,consent_evidence]"
-            + (f" (missing: {', '.join(missing)})" if missing else "")
-            + (f" (unknown: {', '.join(unknown)})" if unknown else "")
-        )
-    reader.fieldnames = header
-    return reader
-
-
-def validate_chunk(
-    chunk: list[tuple[int, dict[str | None, Any]]], default_timezone: str
-) -> list[tuple[int, ValidRow | RowError]]:
-    """Validate rows (with their line numbers); runs in a helper process for big files."""
-    results: list[tuple[int, ValidRow | RowError]] = []
-    now = datetime.now(UTC)  # which candidate zones keep distinct clocks (zones.guess_for_number)
-    for line, raw in chunk:
-        if None in raw:  # DictReader puts surplus cells under the key None
-            results.append((line, RowError(line, "row", "more cells than the header has columns")))
-            continue
-        try:
-            results.append((line, validate_row(raw, line, default_timezone, now)))  # type: ignore[arg-type]
-        except InvalidAddress as exc:
-            results.append((line, RowError(line, exc.field, exc.message)))
-    return results
-
-
-def _chunks(reader: csv.DictReader[str]) -> Iterator[list[tuple[int, dict[str | None, Any]]]]:
-    chunk: list[tuple[int, dict[str | None, Any]]] = []
-    for raw in reader:
-        chunk.append((reader.line_num, raw))
-        if len(chunk) >= VALIDATE_CHUNK_ROWS:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _validated(
-    reader: csv.DictReader[str], default_timezone: str, workers: int
-) -> Iterator[tuple[int, ValidRow | RowError]]:
-    """Every row validated, in file order. Past the first chunk, helper processes
-    validate ahead (parsing numbers is half an import's CPU) while this one writes."""
-    chunks = _chunks(reader)
-    first = next(chunks, None)
-    if first is None:
-        return
-    yield from validate_chunk(first, default_timezone)
-    if workers <= 0:
-        for chunk in chunks:
-            yield from validate_chunk(chunk, default_timezone)
-        return
-    # spawn, not fork: a forked child would share this process's database sockets.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        ahead: deque[Future[list[tuple[int, ValidRow | RowError]]]] = deque()
-        for chunk in chunks:
-            ahead.append(pool.submit(validate_chunk, chunk, default_timezone))
-            if len(ahead) > 2 * workers:  # bounded: memory stays flat
-                yield from ahead.popleft().result()
-        while ahead:
-            yield from ahead.popleft().result()
-
-
-def default_workers() -> int:
-    """Helper processes for validation: the cores left beside this one (at most 3)."""
-    return max(0, min(3, (os.cpu_count() or 1) - 1))
-
-
 def import_subscribers(
     sessions: sessionmaker[Session],
     handle: IO[str],
     *,
-    secret: str,
+    hasher: AddressHasher,
     default_timezone: str,
     cadence_per_week: int,
     now: datetime,
@@ -224,11 +96,11 @@ def import_subscribers(
 
     `on_row(line)` reports progress after each batch; `on_error` each bad row at once.
     """
-    context = ImportContext(secret, default_timezone, cadence_per_week, now, source)
+    context = ImportContext(hasher, default_timezone, cadence_per_week, now, source)
     report = ImportReport()
     batch: list[tuple[int, ValidRow]] = []
-    reader = _reader(handle)
-    for line, result in _validated(reader, default_timezone, default_workers()):
+    reader = read_header(handle)
+    for line, result in validated_rows(reader, default_timezone, default_workers()):
         report.rows += 1
         if isinstance(result, RowError):
             report.errors.append(result)
@@ -300,7 +172,7 @@ def _plan(session: Session, batch: list[tuple[int, ValidRow]], context: ImportCo
                 )
             )
     hashes = {
-        address_hash(address, context.secret): address
+        context.hasher(address): address
         for kind, wanted in addresses.items()
         for address in wanted
         if (kind, address) not in taken
@@ -342,17 +214,21 @@ def _add_person(
 ) -> None:
     now = context.now
     active = row.evidence is not None
-    planned.subscribers.append(
-        {
-            "timezone": row.zone.timezone,
-            "timezone_candidates": row.zone.stored_candidates,
-            "cadence_per_week": context.cadence_per_week,
-            "created_at": now,
-            "next_plan_at": now if active else None,
-        }
-    )
+    person = {
+        "timezone": row.zone.timezone,
+        "timezone_candidates": row.zone.stored_candidates,
+        "cadence_per_week": context.cadence_per_week,
+        "created_at": now,
+        "next_plan_at": now if active else None,
+    }
+    planned.subscribers.append(dict(person))
     index = len(planned.subscribers) - 1
-    for kind, address in fresh:
+    for number, (kind, address) in enumerate(fresh):
+        if number and not active:
+            # A phone and an email on one row are two people until one of them proves
+            # both (issue 11); consent evidence on the row is the operator's proof.
+            planned.subscribers.append(dict(person))
+            index = len(planned.subscribers) - 1
         channel: dict[str, Any] = {
             "kind": kind.value,
             "address": address,
@@ -436,7 +312,7 @@ def _import_one(
 ) -> RowError | None:
     try:
         with session.begin_nested():
-            phone, email = _new_addresses(session, row, context.secret)
+            phone, email = _new_addresses(session, row, context.hasher)
             created = 0
             if phone is not None or email is not None:
                 planned = _Batch()
@@ -472,7 +348,9 @@ def _insert_one(session: Session, planned: _Batch, now: datetime) -> None:
     session.flush()
 
 
-def _new_addresses(session: Session, row: ValidRow, secret: str) -> tuple[str | None, str | None]:
+def _new_addresses(
+    session: Session, row: ValidRow, hasher: AddressHasher
+) -> tuple[str | None, str | None]:
     """The row's addresses Steady has never seen and is free to contact."""
     fresh: list[str | None] = []
     for kind, address in ((ChannelKind.SMS, row.phone), (ChannelKind.EMAIL, row.email)):
@@ -481,7 +359,7 @@ def _new_addresses(session: Session, row: ValidRow, secret: str) -> tuple[str | 
                 select(Channel.id).where(Channel.kind == kind, Channel.address == address)
             )
             is not None
-            or subscriptions.is_suppressed(session, address, secret)
+            or subscriptions.is_suppressed(session, address, hasher)
         )
         fresh.append(None if known else address)
     return fresh[0], fresh[1]

@@ -29,7 +29,7 @@ import structlog
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from service.addresses import address_hash, mailbox_key
+from service.addresses import AddressHasher, mailbox_key
 from service.channels import ChannelKind
 from service.messages.catalog import CONFIRM_TEMPLATE, NUDGE_KINDS, Kind
 from service.messages.lifecycle import PRIORITY_NOW
@@ -66,28 +66,31 @@ class SignupRequest:
     timezone_candidates: str | None = None  # stored form; see service.people.zones
 
 
-def is_suppressed(session: Session, address: str, secret: str) -> bool:
-    digest = address_hash(address, secret)
+def is_suppressed(session: Session, address: str, hasher: AddressHasher) -> bool:
+    digest = hasher(address)
     return (
         session.scalar(select(Suppression.id).where(Suppression.address_hash == digest)) is not None
     )
 
 
 def suppress(
-    session: Session, address: str, channel: ChannelKind, reason: str, secret: str, now: datetime
+    session: Session,
+    address: str,
+    channel: ChannelKind,
+    reason: str,
+    hasher: AddressHasher,
+    now: datetime,
 ) -> None:
     """Add an address to Steady's own do-not-contact list (idempotent)."""
-    digest = address_hash(address, secret)
+    digest = hasher(address)
     if session.scalar(select(Suppression.id).where(Suppression.address_hash == digest)) is None:
         session.add(
             Suppression(address_hash=digest, channel=channel, reason=reason, created_at=now)
         )
 
 
-def unsuppress(session: Session, address: str, secret: str) -> None:
-    session.execute(
-        delete(Suppression).where(Suppression.address_hash == address_hash(address, secret))
-    )
+def unsuppress(session: Session, address: str, hasher: AddressHasher) -> None:
+    session.execute(delete(Suppression).where(Suppression.address_hash == hasher(address)))
 
 
 def find_channel(session: Session, kind: str, address: str) -> Channel | None:
@@ -143,7 +146,7 @@ def queue_confirmation(session: Session, channel: Channel, now: datetime) -> Mes
 
 
 def subscribe(
-    session: Session, request: SignupRequest, secret: str, now: datetime
+    session: Session, request: SignupRequest, hasher: AddressHasher, now: datetime
 ) -> list[Message]:
     """Record a signup and queue the confirmations. Returns the new confirm messages.
 
@@ -160,7 +163,7 @@ def subscribe(
             continue
         existing = find_channel(session, kind, address)
         if existing is None:
-            channel = _new_person(session, kind, address, request, secret, now)
+            channel = _new_person(session, kind, address, request, hasher, now)
         else:
             channel = existing
             if existing.status == ChannelStatus.STOPPED and kind == ChannelKind.SMS:
@@ -186,13 +189,13 @@ def _new_person(
     kind: ChannelKind,
     address: str,
     request: SignupRequest,
-    secret: str,
+    hasher: AddressHasher,
     now: datetime,
     *,
     joined_from: Channel | None = None,
 ) -> Channel | None:
     """A pending channel with a person of its own; None for a suppressed address."""
-    if is_suppressed(session, address, secret):
+    if is_suppressed(session, address, hasher):
         # On our own do-not-contact list: say nothing, send nothing.
         log.info("signup_suppressed", channel=kind)
         return None
@@ -222,7 +225,7 @@ def request_join(
     kind: ChannelKind,
     address: str,
     request: SignupRequest,
-    secret: str,
+    hasher: AddressHasher,
     now: datetime,
 ) -> Message | None:
     """Ask `address` to join the person of `owner` (a confirmed channel's preferences page).
@@ -236,7 +239,7 @@ def request_join(
         return None
     existing = find_channel(session, kind, address)
     if existing is None:
-        channel = _new_person(session, kind, address, request, secret, now, joined_from=owner)
+        channel = _new_person(session, kind, address, request, hasher, now, joined_from=owner)
     elif (
         existing.status == ChannelStatus.PENDING
         and existing.confirmed_at is None
@@ -323,7 +326,11 @@ def confirm(session: Session, channel: Channel, evidence: dict[str, Any], now: d
 
 
 def confirm_by_link(
-    session: Session, channel: Channel, secret: str, evidence: dict[str, Any], now: datetime
+    session: Session,
+    channel: Channel,
+    hasher: AddressHasher,
+    evidence: dict[str, Any],
+    now: datetime,
 ) -> bool:
     """POST /confirm/{token}: confirm a pending channel. A stopped one stays stopped
     (an old link is no way back after STOP). Returns True if it changed."""
@@ -331,11 +338,12 @@ def confirm_by_link(
         return False
     # A pending address may be an unsubscribed inbox that signed up again: the
     # link was opened from that inbox, which is its consent, so it leaves our list.
-    unsuppress(session, channel.address, secret)
-    return confirm(session, channel, evidence, now)
+    return resume(session, channel, hasher, evidence, now)
 
 
-def stop(session: Session, channel: Channel, reason: str, secret: str, now: datetime) -> bool:
+def stop(
+    session: Session, channel: Channel, reason: str, hasher: AddressHasher, now: datetime
+) -> bool:
     """Stop a channel at once: no nudge on it until the person starts it again."""
     changed = channel.status != ChannelStatus.STOPPED
     channel.status = ChannelStatus.STOPPED
@@ -343,15 +351,19 @@ def stop(session: Session, channel: Channel, reason: str, secret: str, now: date
     channel.stopped_at = now
     channel.updated_at = now
     cancel_pending_nudges(session, channel.subscriber_id, now, channel_id=channel.id)
-    suppress(session, channel.address, channel.kind, reason, secret, now)
+    suppress(session, channel.address, channel.kind, reason, hasher, now)
     return changed
 
 
 def resume(
-    session: Session, channel: Channel, secret: str, evidence: dict[str, Any], now: datetime
+    session: Session,
+    channel: Channel,
+    hasher: AddressHasher,
+    evidence: dict[str, Any],
+    now: datetime,
 ) -> bool:
     """START / YES after a stop: take the address off our list and make it active."""
-    unsuppress(session, channel.address, secret)
+    unsuppress(session, channel.address, hasher)
     return confirm(session, channel, evidence, now)
 
 

@@ -16,6 +16,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.addresses import AddressHasher
 from service.people import subscriptions
 from service.providers.base import Cause, DeliveryReason
 from service.storage.models import Channel, ChannelStatus, Message, MessageStatus, Subscriber
@@ -85,16 +86,16 @@ def apply_verdict(
     channel: Channel,
     verdict: Verdict,
     reason: str,
-    secret: str,
+    hasher: AddressHasher,
     now: datetime,
     *,
     message_id: int | None = None,
 ) -> bool:
     """Carry out a verdict on a channel. Returns True if anything changed."""
     if verdict == Verdict.STOPPED:
-        changed = subscriptions.stop(session, channel, reason, secret, now)
+        changed = subscriptions.stop(session, channel, reason, hasher, now)
     elif verdict == Verdict.SUPPRESSED:
-        changed = suppress_channel(session, channel, reason, secret, now)
+        changed = suppress_channel(session, channel, reason, hasher, now)
     elif verdict == Verdict.PAUSED:
         changed = pause_for_operator(session, channel.subscriber, reason, now)
     else:
@@ -112,7 +113,7 @@ def apply_verdict(
 
 
 def suppress_channel(
-    session: Session, channel: Channel, reason: str, secret: str, now: datetime
+    session: Session, channel: Channel, reason: str, hasher: AddressHasher, now: datetime
 ) -> bool:
     """The provider cannot reach this address: no more sends to it, from any path.
 
@@ -121,7 +122,7 @@ def suppress_channel(
     moves the person to their other confirmed channel if they have one. A channel
     the person stopped stays `stopped`: that is their choice, and it says more.
     """
-    subscriptions.suppress(session, channel.address, channel.kind, reason, secret, now)
+    subscriptions.suppress(session, channel.address, channel.kind, reason, hasher, now)
     if channel.status in (ChannelStatus.STOPPED, ChannelStatus.SUPPRESSED):
         return False
     channel.status = ChannelStatus.SUPPRESSED

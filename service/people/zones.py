@@ -158,7 +158,10 @@ def guess_for_number(e164: str | None, default: str, now: datetime) -> ZoneGuess
 
 def number_zones(e164: str) -> tuple[str, ...]:
     """Every zone the numbering plan allows for this number (see the module docstring)."""
-    number = phonenumbers.parse(e164, None)
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return ()  # a sender that is no number (a short code, a channel prefix): no zone
     zones = [z for z in phone_timezone.time_zones_for_number(number) if z in _known_zones()]
     if zones and _pinned_to_area_code_only(number):
         area = _area_prefix(number)

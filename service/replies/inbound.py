@@ -39,6 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from service.addresses import AddressHasher
 from service.channels import ChannelKind
 from service.messages.catalog import CONFIRM_TEMPLATE, Kind
 from service.messages.compose import CONSENT_BY_TEXT, renders_discreet, sms_context, with_carried
@@ -88,7 +89,7 @@ class InboundHandler:
         # its confirmation spends the daily budget (service/people/abuse.py).
         self.signups = signups or guard_from_settings(settings)
         self.content = content
-        self.secret = settings.secret_key.get_secret_value()
+        self.hasher = AddressHasher(settings.secret_key)
         self.crisis = CrisisDetector.from_file(settings.crisis_words_file)
         self.safety_lines = SafetyLines.from_file(settings.safety_lines_file, settings.safety_line)
         self.policy = pacing_policy(settings)
@@ -147,7 +148,7 @@ class InboundHandler:
             lines = self._crisis_lines(text.sender, assessment)
             if command == Command.STOP:
                 subscriptions.suppress(
-                    session, text.sender, ChannelKind.SMS, "stop", self.secret, now
+                    session, text.sender, ChannelKind.SMS, "stop", self.hasher, now
                 )
                 return None, Reply(
                     "reply_crisis_stopped", Kind.REPLY, "crisis", None, {**_DISCREET, **lines}
@@ -159,10 +160,10 @@ class InboundHandler:
             if not self._may_join(text.sender, now):
                 return None, None
             if (
-                subscriptions.is_suppressed(session, text.sender, self.secret)
+                subscriptions.is_suppressed(session, text.sender, self.hasher)
                 and command == Command.JOIN
             ):
-                subscriptions.unsuppress(session, text.sender, self.secret)
+                subscriptions.unsuppress(session, text.sender, self.hasher)
             zone = zones.guess_for_number(text.sender, self.settings.default_timezone, now)
             subscriber = Subscriber(
                 timezone=zone.timezone,
@@ -184,7 +185,7 @@ class InboundHandler:
             session.flush()
             return channel, Reply(CONFIRM_TEMPLATE, Kind.CONFIRM, "double_opt_in")
         if command == Command.STOP:
-            subscriptions.suppress(session, text.sender, ChannelKind.SMS, "stop", self.secret, now)
+            subscriptions.suppress(session, text.sender, ChannelKind.SMS, "stop", self.hasher, now)
             return None, _stopped(intent.language)
         if command == Command.HELP:
             return None, _help(intent.language)
@@ -229,7 +230,7 @@ class InboundHandler:
         )
         lines = self._crisis_lines(channel.address, assessment)
         if command == Command.STOP and channel.status != ChannelStatus.STOPPED:
-            subscriptions.stop(session, channel, "stop", self.secret, now)
+            subscriptions.stop(session, channel, "stop", self.hasher, now)
             return Reply("reply_crisis_stopped", Kind.REPLY, "crisis", None, lines)
         return Reply("reply_crisis", Kind.REPLY, "crisis", None, lines)
 
@@ -246,7 +247,7 @@ class InboundHandler:
         evidence = {"keyword": normalise(text.body), "message_sid": text.provider_id}
         if command == Command.STOP:
             already = channel.status == ChannelStatus.STOPPED
-            subscriptions.stop(session, channel, "stop", self.secret, now)
+            subscriptions.stop(session, channel, "stop", self.hasher, now)
             # Exactly one confirmation: a second STOP gets silence.
             return None if already else _stopped(intent.language)
         if command in (Command.CONFIRM, Command.START, Command.JOIN):
@@ -258,7 +259,7 @@ class InboundHandler:
                 ask = zones.zone_question(channel.subscriber, now, self.policy)
                 return Reply("reply_confirmed", Kind.REPLY, "confirmed", None, ask)
             if channel.status in (ChannelStatus.STOPPED, ChannelStatus.SUPPRESSED):
-                subscriptions.resume(session, channel, self.secret, evidence, now)
+                subscriptions.resume(session, channel, self.hasher, evidence, now)
                 return Reply("reply_resumed", Kind.REPLY, "resumed")
             return Reply("reply_confirmed", Kind.REPLY, "already_active")
         if command == Command.HELP:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.reporting.records import message_record
 from service.settings import Settings
 from service.storage.db import read_session_factory
 from service.storage.models import Channel, Message
@@ -44,12 +45,13 @@ class LogFilter:
     limit: int | None = None
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def iter_message_log(sessions: sessionmaker[Session], where: LogFilter) -> Iterator[dict[str, Any]]:
-    """Outbound messages, oldest first (by creation), as INTERFACE.md §4's JSON objects."""
+    """Outbound messages, oldest first (by creation), as INTERFACE.md §4's JSON objects.
+
+    The operator's record of each (`message_record`, as the admin API shows it),
+    plus what the command line may show and the admin API does not: the full
+    address and the provider's id.
+    """
     query = (
         select(
             Message.id,
@@ -79,9 +81,13 @@ def iter_message_log(sessions: sessionmaker[Session], where: LogFilter) -> Itera
         query = query.limit(where.limit)
     with sessions() as session:
         for row in session.execute(query):
-            values = list(row)
-            values[8], values[9] = _iso(values[8]), _iso(values[9])
-            yield dict(zip(LOG_COLUMNS, values, strict=True))
+            record = {
+                **message_record(row),
+                "subscriber_id": row.subscriber_id,
+                "to": row.address,
+                "provider_id": row.provider_id,
+            }
+            yield {column: record[column] for column in LOG_COLUMNS}
 
 
 def message_log(settings: Settings, address: str | None = None) -> list[dict[str, Any]]:

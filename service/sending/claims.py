@@ -10,17 +10,46 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, and_, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.channels import ChannelKind
 from service.messages.catalog import IMMEDIATE_KINDS
+from service.messages.compose import Recipient, renders_discreet
 from service.providers.base import Cause
-from service.storage.models import Message, MessageStatus, Subscriber
+from service.storage.models import Channel, Message, MessageStatus, Subscriber
 
 messages_table = cast(Table, Message.__table__)
+
+# What a `Recipient` is read from: a message joined to its channel and subscriber.
+RECIPIENT_COLUMNS = (
+    Message.id,
+    Message.kind,
+    Message.channel_id,
+    Message.channel,
+    Channel.address,
+    Channel.consent_method,
+    Subscriber.discreet,
+    Subscriber.cadence_per_week,
+)
+
+
+def recipient_of(row: Any) -> Recipient:
+    """The recipient a row selected with `RECIPIENT_COLUMNS` names.
+
+    Discreet as the dispatcher renders it, so reconciliation finds the provider's
+    copy by the very same body.
+    """
+    return Recipient(
+        message_id=row.id,
+        channel_id=row.channel_id,
+        channel=row.channel,
+        address=row.address,
+        discreet=renders_discreet(row.kind, bool(row.discreet), row.consent_method),
+        cadence_per_week=row.cadence_per_week,
+    )
 
 
 @dataclass(frozen=True)

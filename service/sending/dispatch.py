@@ -20,26 +20,23 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.addresses import AddressHasher
 from service.channels import ChannelKind
-from service.messages.catalog import IMMEDIATE_KINDS, Kind
-from service.messages.compose import Recipient, compose, renders_discreet
+from service.messages.catalog import IMMEDIATE_KINDS
+from service.messages.compose import compose
 from service.messages.content import Content, TemplateError
-from service.messages.lifecycle import MAX_SEND_ATTEMPTS
 from service.pacing.policy import pacing_policy
-from service.pacing.rules import PacingPolicy
-from service.pacing.window import in_sending_window, split_zones
 from service.providers.base import Provider, ProviderError
 from service.reporting.metrics import provider_send_timer, record_released
 from service.sending import crashpoints
+from service.sending.claimed import Claimed, failure_outcome, load_claimed, why_not_send
 from service.sending.claims import (
     Outcome,
     claim_due,
@@ -59,16 +56,10 @@ from service.sending.ratelimit import (
 )
 from service.sending.reconcile import ReconcileReport
 from service.settings import Settings
-from service.storage.models import Channel, ChannelStatus, Message, MessageStatus, Subscriber
+from service.storage.models import MessageStatus
 
 log = structlog.get_logger(__name__)
 
-MAX_RETRY_DELAY = timedelta(minutes=15)  # INTERFACE.md §4: backoff at most 15 minutes
-FIRST_RETRY_DELAY = timedelta(minutes=1)
-# No answer, or the connection broke after the request went out: the provider may
-# have accepted it. Resending could text a person twice, so the row goes to
-# reconciliation instead. ("connection", no connection made at all, is retried.)
-AMBIGUOUS_ERROR_CODES = frozenset({"timeout", "connection_lost"})
 # Nothing is handed to a provider later than this before the claim's lease ends
 # (plus the provider timeout): the send and the bulk update that records it must
 # land inside the lease, or housekeeping marks the row `unknown` meanwhile.
@@ -90,113 +81,6 @@ class DispatchReport:
 
     def count(self, status: str) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
-
-
-def retry_delay(attempts: int, retry_after: float | None) -> timedelta:
-    """Exponential backoff from one minute, at least Retry-After, at most 15 minutes."""
-    delay: timedelta = FIRST_RETRY_DELAY * (4 ** max(attempts - 1, 0))
-    if retry_after is not None:
-        delay = max(delay, timedelta(seconds=retry_after))
-    return min(delay, MAX_RETRY_DELAY)
-
-
-@dataclass(frozen=True)
-class _Claimed:
-    recipient: Recipient
-    subscriber_id: int | None
-    kind: str
-    template: str
-    rule: str
-    attempts: int
-    expires_at: datetime | None
-    channel_status: str
-    timezone: str
-    candidate_zones: tuple[str, ...]
-    hours: tuple[int, int]
-    paused_until: datetime | None
-    flagged: bool
-    body: str | None = None  # rendered when queued (an operator's reply); else rendered here
-
-
-def _load_claimed(session: Session, ids: list[int]) -> list[_Claimed]:
-    rows = session.execute(
-        select(
-            Message.id,
-            Message.subscriber_id,
-            Message.channel_id,
-            Message.channel,
-            Message.kind,
-            Message.template,
-            Message.rule,
-            Message.attempts,
-            Message.expires_at,
-            Channel.address,
-            Channel.status,
-            Channel.consent_method,
-            Subscriber.discreet,
-            Subscriber.cadence_per_week,
-            Subscriber.timezone,
-            Subscriber.timezone_candidates,
-            Subscriber.hour_start,
-            Subscriber.hour_end,
-            Subscriber.paused_until,
-            Subscriber.flagged_at,
-            Message.body,
-        )
-        .join(Channel, Channel.id == Message.channel_id)
-        .join(Subscriber, Subscriber.id == Message.subscriber_id)
-        .where(Message.id.in_(ids))
-        .order_by(Message.priority, Message.scheduled_for, Message.id)
-    ).all()
-    return [
-        _Claimed(
-            recipient=Recipient(
-                message_id=row.id,
-                channel_id=row.channel_id,
-                channel=row.channel,
-                address=row.address,
-                discreet=renders_discreet(row.kind, row.discreet, row.consent_method),
-                cadence_per_week=row.cadence_per_week,
-            ),
-            subscriber_id=row.subscriber_id,
-            kind=row.kind,
-            template=row.template,
-            rule=row.rule,
-            attempts=row.attempts,
-            expires_at=row.expires_at,
-            channel_status=row.status,
-            timezone=row.timezone,
-            candidate_zones=split_zones(row.timezone_candidates),
-            hours=(row.hour_start, row.hour_end),
-            paused_until=row.paused_until,
-            flagged=row.flagged_at is not None,
-            body=row.body,
-        )
-        for row in rows
-    ]
-
-
-def _why_not_send(item: _Claimed, now: datetime, policy: PacingPolicy) -> tuple[str, str] | None:
-    """A last guard at send time: (status, reason) if this message must not go now."""
-    if item.kind == Kind.CONFIRM:
-        if item.channel_status != ChannelStatus.PENDING:
-            return MessageStatus.CANCELLED, f"channel_{item.channel_status}"
-        return None
-    if item.channel_status != ChannelStatus.ACTIVE:
-        return MessageStatus.CANCELLED, f"channel_{item.channel_status}"
-    if item.kind in IMMEDIATE_KINDS:
-        return None
-    if item.flagged:
-        return MessageStatus.CANCELLED, "flagged"
-    if item.paused_until is not None and item.paused_until > now:
-        return MessageStatus.CANCELLED, "paused"
-    if item.expires_at is not None and item.expires_at < now:
-        return MessageStatus.EXPIRED, "missed_window"
-    if not in_sending_window(
-        now, item.timezone, item.hours, policy, candidates=item.candidate_zones
-    ):
-        return MessageStatus.EXPIRED, "outside_window"
-    return None
 
 
 @dataclass(frozen=True)
@@ -260,6 +144,7 @@ class Dispatcher:
             settings.send_lease_seconds / 2,
         )
         self.policy = pacing_policy(settings)
+        self.hasher = AddressHasher(settings.secret_key)
         limits = sender_limits(settings, providers)
         if limits and limiter is None:
             limiter = shared_limiter(settings.redis_url, settings.database_url)
@@ -312,7 +197,7 @@ class Dispatcher:
             session.commit()
             if not claimed_ids:
                 return chunk
-            claimed = _load_claimed(session, claimed_ids)
+            claimed = load_claimed(session, claimed_ids)
             session.commit()
         released = self._send_claimed(claimed, now, clock, deadline, chunk.outcomes)
         outcomes = chunk.outcomes
@@ -329,7 +214,7 @@ class Dispatcher:
                     for o in outcomes
                     if o.status == MessageStatus.FAILED and o.cause
                 ],
-                self.settings.secret_key.get_secret_value(),
+                self.hasher,
                 now,
             )
             replan_subscribers(
@@ -347,7 +232,7 @@ class Dispatcher:
 
     def _send_claimed(
         self,
-        claimed: list[_Claimed],
+        claimed: list[Claimed],
         now: datetime,
         clock: _BatchClock,
         deadline: float,
@@ -397,7 +282,7 @@ class Dispatcher:
         return claimed, more
 
     def _send_one(
-        self, item: _Claimed, now: datetime, clock: _BatchClock, deadline: float
+        self, item: Claimed, now: datetime, clock: _BatchClock, deadline: float
     ) -> Outcome | str:
         """Send one claimed row: its outcome, or the reason it goes back unsent.
 
@@ -405,20 +290,8 @@ class Dispatcher:
         is too far off, or when the shared limiter cannot be reached.
         """
         recipient = item.recipient
-
-        def outcome(status: str, **extra: Any) -> Outcome:
-            return Outcome(
-                message_id=recipient.message_id,
-                subscriber_id=item.subscriber_id,
-                channel=recipient.channel,
-                kind=item.kind,
-                template=item.template,
-                rule=item.rule,
-                status=status,
-                **extra,
-            )
-
-        refusal = _why_not_send(item, now, self.policy)
+        outcome = item.outcome
+        refusal = why_not_send(item, now, self.policy)
         if refusal is not None:
             status, reason = refusal
             return outcome(status, detail=reason)
@@ -437,7 +310,7 @@ class Dispatcher:
         if recipient.channel in self.pacer.limits:
             # It may have slept for its slot: the window may have closed meanwhile.
             now = clock.now()
-            refusal = _why_not_send(item, now, self.policy)
+            refusal = why_not_send(item, now, self.policy)
             if refusal is not None:
                 status, reason = refusal
                 return outcome(status, detail=reason)
@@ -446,47 +319,12 @@ class Dispatcher:
             with provider_send_timer(provider.name, recipient.channel):
                 provider_id = provider.send(message)
         except ProviderError as exc:
-            return self._failure(item, exc, now, outcome, provider.name)
+            return failure_outcome(item, exc, now, provider.name)
         accepted_at = clock.now()
         crashpoints.reach("after_send")
         log.info("message_sent", message_id=recipient.message_id, provider=provider.name)
         return outcome(
             MessageStatus.SENT, provider_id=provider_id, detail=provider.name, at=accepted_at
-        )
-
-    def _failure(
-        self,
-        item: _Claimed,
-        exc: ProviderError,
-        now: datetime,
-        outcome: Callable[..., Outcome],
-        provider: str,
-    ) -> Outcome:
-        log.warning(
-            "send_failed",
-            message_id=item.recipient.message_id,
-            provider=provider,
-            code=exc.code,
-            http_status=exc.http_status,
-            permanent=exc.permanent,
-            attempt=item.attempts,
-        )
-        detail = str(exc)[:300]
-        if exc.permanent:
-            return outcome(
-                MessageStatus.FAILED, error_code=exc.code, detail=detail, cause=exc.cause
-            )
-        if exc.code in AMBIGUOUS_ERROR_CODES:
-            return outcome(MessageStatus.UNKNOWN, error_code=exc.code, detail=detail)
-        if item.attempts >= MAX_SEND_ATTEMPTS:
-            return outcome(
-                MessageStatus.FAILED, error_code=exc.code or "transient", detail="retries exhausted"
-            )
-        retry_at = now + retry_delay(item.attempts, exc.retry_after)
-        if item.expires_at is not None and retry_at > item.expires_at:
-            return outcome(MessageStatus.EXPIRED, error_code=exc.code, detail="retry after window")
-        return outcome(
-            MessageStatus.SCHEDULED, error_code=exc.code, detail=detail, retry_at=retry_at
         )
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from service.addresses import AddressHasher
 from service.messages.lifecycle import can_move
 from service.people.suppression import Verdict, apply_verdict, verdict_for
 from service.providers.base import Cause, DeliveryReason, DeliveryReport, Engagement
@@ -37,7 +38,7 @@ def _move(message: Message, new_status: str | None, now: datetime) -> bool:
 
 
 def apply_reports(
-    session: Session, reports: Sequence[DeliveryReport], secret: str, now: datetime
+    session: Session, reports: Sequence[DeliveryReport], hasher: AddressHasher, now: datetime
 ) -> list[str]:
     """Record delivery reports in one go; one result per report, in order.
 
@@ -77,12 +78,12 @@ def apply_reports(
             results.append("unknown_message")
             continue
         # The web layer logs one line per callback or event post.
-        results.append(_apply(session, report, message, secret, now))
+        results.append(_apply(session, report, message, hasher, now))
     return results
 
 
 def _apply(
-    session: Session, report: DeliveryReport, message: Message, secret: str, now: datetime
+    session: Session, report: DeliveryReport, message: Message, hasher: AddressHasher, now: datetime
 ) -> str:
     moved = _move(message, report.status, now)
     if moved:
@@ -98,7 +99,7 @@ def _apply(
     if report.cause is not None:
         if report.cause.reason == DeliveryReason.TRANSIENT:
             return "transient"
-        verdict = _apply_cause(session, message, report.cause, secret, now)
+        verdict = _apply_cause(session, message, report.cause, hasher, now)
         if verdict != Verdict.NONE:
             return str(verdict)
     return "applied" if moved or report.status is None else "stale"
@@ -179,7 +180,7 @@ def _record_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
 
 
 def _apply_cause(
-    session: Session, message: Message, cause: Cause, secret: str, now: datetime
+    session: Session, message: Message, cause: Cause, hasher: AddressHasher, now: datetime
 ) -> Verdict:
     if message.channel_id is None:
         return Verdict.NONE
@@ -188,12 +189,12 @@ def _apply_cause(
         return Verdict.NONE
     session.flush()  # a run of failures is counted from the messages table, this one included
     verdict, reason = verdict_for(session, channel, cause)
-    apply_verdict(session, channel, verdict, reason, secret, now, message_id=message.id)
+    apply_verdict(session, channel, verdict, reason, hasher, now, message_id=message.id)
     return verdict
 
 
 def apply_send_errors(
-    session: Session, failures: Iterable[tuple[int, Cause]], secret: str, now: datetime
+    session: Session, failures: Iterable[tuple[int, Cause]], hasher: AddressHasher, now: datetime
 ) -> None:
     """Feedback from failed sends (message id, cause), as a status callback gives.
 
@@ -203,7 +204,7 @@ def apply_send_errors(
     for message_id, cause in failures:
         message = session.get(Message, message_id)
         if message is not None:
-            _apply_cause(session, message, cause, secret, now)
+            _apply_cause(session, message, cause, hasher, now)
 
 
 def _record_click(session: Session, message: Message, clicked_at: datetime) -> None:

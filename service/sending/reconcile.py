@@ -30,20 +30,27 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 import structlog
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.addresses import AddressHasher
 from service.channels import ChannelKind
-from service.messages.compose import Recipient, compose, renders_discreet
+from service.messages.compose import compose
 from service.messages.content import Content, TemplateError
-from service.messages.lifecycle import MAX_SEND_ATTEMPTS, PRIORITY_NUDGE
 from service.providers.base import AcceptanceLookup, AcceptedCopy, Provider, ProviderError
-from service.sending.feedback import apply_send_errors
+from service.sending.settle import (
+    NOT_ACCEPTED,
+    UnknownRow,
+    leave_unknown,
+    load_unknown,
+    settle_as,
+    settle_found,
+    settle_not_found,
+)
 from service.settings import Settings
-from service.storage.models import Channel, Message, MessageStatus, Subscriber
+from service.storage.models import Message, MessageStatus
 
 log = structlog.get_logger(__name__)
 
@@ -63,16 +70,12 @@ UNDECIDED_RECHECK = timedelta(minutes=15)
 # the rows it did not reach are free for the next pass.
 RECONCILE_TIME_BUDGET_SECONDS = 10.0
 
-# Settled outcomes (besides the copy's own status) and reasons to stay unknown.
-RESENT = "resent"
-SUPERSEDED = "superseded"
-NOT_ACCEPTED = "not_accepted"
+# Reasons to stay unknown (settled outcomes are in `service.sending.settle`).
 LOOKUP_FAILED = "lookup_failed"
 AMBIGUOUS = "ambiguous"
 UNSUPPORTED = "unsupported"
 UNRENDERABLE = "unrenderable"
 DEFERRED = "deferred"  # not asked this pass (its provider is down, or out of time)
-RACED = "raced"  # a status callback (or another reconciler) settled it first
 
 
 @dataclass
@@ -113,13 +116,14 @@ def reconcile_unknown(
     """Claim up to `limit` settled-down `unknown` rows, ask their providers, settle each."""
     report = ReconcileReport()
     delay = settle_delay(settings, settle_after)
+    hasher = AddressHasher(settings.secret_key)
     hold_until = now + RECONCILE_HOLD
     with sessions() as session:
         ids = claim_unknown(session, now, limit, delay, hold_until)
         session.commit()
         if not ids:
             return report
-        rows = _load(session, ids)
+        rows = load_unknown(session, ids)
         session.commit()
     started = time.monotonic()
     down: set[str] = set()
@@ -128,11 +132,13 @@ def reconcile_unknown(
         # pass, not once per row, and the pass stops asking after its time budget.
         if row.channel in down or time.monotonic() - started > RECONCILE_TIME_BUDGET_SECONDS:
             with sessions() as session:
-                _leave_unknown(session, row, now + delay if row.channel in down else now)
+                leave_unknown(session, row, now + delay if row.channel in down else now)
                 session.commit()
             report.left_unknown[row.id] = DEFERRED
             continue
-        outcome, settled = _reconcile_one(sessions, providers, settings, content, row, now, delay)
+        outcome, settled = _reconcile_one(
+            sessions, providers, settings, content, row, now, delay, hasher
+        )
         (report.settled if settled else report.left_unknown)[row.id] = outcome
         if outcome == LOOKUP_FAILED:
             down.add(row.channel)
@@ -170,117 +176,38 @@ def claim_unknown(
     return sorted(claimed)
 
 
-@dataclass(frozen=True)
-class _Unknown:
-    id: int
-    subscriber_id: int | None
-    channel_id: int | None
-    channel: ChannelKind
-    kind: str
-    template: str
-    priority: int
-    attempts: int
-    scheduled_for: datetime
-    expires_at: datetime | None
-    updated_at: datetime
-    lease_until: datetime
-    provider_id: str | None
-    sent_at: datetime | None
-    address: str | None
-    discreet: bool
-    cadence_per_week: int
-
-    @property
-    def is_nudge(self) -> bool:
-        # Confirmations and replies answer something the person did: never superseded.
-        return self.priority == PRIORITY_NUDGE
-
-
-def _load(session: Session, ids: list[int]) -> list[_Unknown]:
-    rows = session.execute(
-        select(
-            Message.id,
-            Message.subscriber_id,
-            Message.channel_id,
-            Message.channel,
-            Message.kind,
-            Message.template,
-            Message.priority,
-            Message.attempts,
-            Message.scheduled_for,
-            Message.expires_at,
-            Message.updated_at,
-            Message.lease_until,
-            Message.provider_id,
-            Message.sent_at,
-            Channel.address,
-            Channel.consent_method,
-            Subscriber.discreet,
-            Subscriber.cadence_per_week,
-        )
-        .outerjoin(Channel, Channel.id == Message.channel_id)
-        .outerjoin(Subscriber, Subscriber.id == Message.subscriber_id)
-        .where(Message.id.in_(ids))
-        .order_by(Message.priority, Message.updated_at, Message.id)
-    ).all()
-    return [_unknown(row) for row in rows]
-
-
-def _unknown(row: Any) -> _Unknown:
-    return _Unknown(
-        id=row.id,
-        subscriber_id=row.subscriber_id,
-        channel_id=row.channel_id,
-        channel=row.channel,
-        kind=row.kind,
-        template=row.template,
-        priority=row.priority,
-        attempts=row.attempts,
-        scheduled_for=row.scheduled_for,
-        expires_at=row.expires_at,
-        updated_at=row.updated_at,
-        lease_until=row.lease_until,
-        provider_id=row.provider_id,
-        sent_at=row.sent_at,
-        address=row.address,
-        # As the dispatcher decided it: the provider's copy is matched by its body.
-        discreet=renders_discreet(row.kind, bool(row.discreet), row.consent_method),
-        cadence_per_week=row.cadence_per_week or 7,
-    )
-
-
 def _reconcile_one(
     sessions: sessionmaker[Session],
     providers: Mapping[ChannelKind, Provider],
     settings: Settings,
     content: Content,
-    row: _Unknown,
+    row: UnknownRow,
     now: datetime,
     retry_after: timedelta,
+    hasher: AddressHasher,
 ) -> tuple[str, bool]:
     """Settle one claimed row in its own transaction; (outcome, whether it settled)."""
     provider = providers.get(row.channel)
-    secret = settings.secret_key.get_secret_value()
     with sessions() as session:
         if row.provider_id:
             # A slow worker recorded its send after the lease ran out: the
             # provider's id is already here.
             found = AcceptedCopy(row.provider_id, same_content=True, accepted_at=row.sent_at)
-            outcome = _settle_found(session, row, found, now, None, secret)
-        elif row.address is None or row.channel_id is None:
-            outcome = _settle(
+            outcome = settle_found(session, row, found, now, None, hasher)
+        elif row.recipient is None:
+            outcome = settle_as(
                 session, row, now, MessageStatus.FAILED, NOT_ACCEPTED, "no address to send to"
             )
         else:
             reason = _ask(session, provider, settings, content, row, now)
             if isinstance(reason, AcceptedCopy):
-                outcome = _settle_found(session, row, reason, now, provider, secret)
+                outcome = settle_found(session, row, reason, now, provider, hasher)
             elif reason is None:
-                outcome = _settle_not_found(session, row, now)
+                outcome = settle_not_found(session, row, now)
             else:
                 # A provider that is down is asked again after the settle delay.
                 recheck = retry_after if reason == LOOKUP_FAILED else UNDECIDED_RECHECK
-                _leave_unknown(session, row, now + max(retry_after, recheck))
+                leave_unknown(session, row, now + max(retry_after, recheck))
                 session.commit()
                 log.warning("reconcile_undecided", message_id=row.id, reason=reason)
                 return reason, False
@@ -294,25 +221,16 @@ def _ask(
     provider: Provider | None,
     settings: Settings,
     content: Content,
-    row: _Unknown,
+    row: UnknownRow,
     now: datetime,
 ) -> AcceptedCopy | str | None:
     """The provider's copy of this message, None if it has none, or why it cannot tell."""
     if not isinstance(provider, AcceptanceLookup):
         return UNSUPPORTED
-    assert row.address is not None
-    assert row.channel_id is not None
-    recipient = Recipient(
-        message_id=row.id,
-        channel_id=row.channel_id,
-        channel=row.channel,
-        address=row.address,
-        discreet=row.discreet,
-        cadence_per_week=row.cadence_per_week,
-    )
+    assert row.recipient is not None
     try:
         # Rendered exactly as the dispatcher rendered it: Twilio is matched on the body.
-        message = compose(settings, content, recipient, row.template)
+        message = compose(settings, content, row.recipient, row.template)
     except TemplateError:
         return UNRENDERABLE
     try:
@@ -356,141 +274,3 @@ def _owned_elsewhere(session: Session, message_id: int, provider_ids: set[str]) 
             )
         )
     }
-
-
-def _settle_found(
-    session: Session,
-    row: _Unknown,
-    copy: AcceptedCopy,
-    now: datetime,
-    provider: Provider | None,
-    secret: str,
-) -> str:
-    # `sent`, and the provider's own callbacks and events move it on from there
-    # (had they come while it was unknown, they would have settled it already). A
-    # failure the provider reports is kept with its code: it feeds suppression.
-    status = {
-        "undelivered": MessageStatus.UNDELIVERED,
-        "failed": MessageStatus.FAILED,
-    }.get(copy.outcome, MessageStatus.SENT)
-    sent_at = min(copy.accepted_at, now) if copy.accepted_at is not None else row.updated_at
-    values: dict[str, Any] = {"provider_id": copy.provider_id, "sent_at": sent_at}
-    if provider is not None:
-        values["provider"] = provider.name
-    if copy.error_code:
-        values["error_code"] = copy.error_code
-    if not _update(session, row, now, status=status, **values):
-        return RACED
-    if status == MessageStatus.FAILED and copy.cause:
-        # The same feedback a failed callback gives (STOP, unreachable number, ...).
-        apply_send_errors(session, [(row.id, copy.cause)], secret, now)
-    _replan(session, row, now)
-    return str(status)
-
-
-def _settle_not_found(session: Session, row: _Unknown, now: datetime) -> str:
-    """The provider never took it: send it again if that is still right."""
-    if row.expires_at is not None and row.expires_at <= now:
-        return _settle(
-            session,
-            row,
-            now,
-            MessageStatus.EXPIRED,
-            NOT_ACCEPTED,
-            "not accepted by the provider; its window has passed",
-        )
-    if row.is_nudge and _superseded(session, row):
-        return _settle(
-            session,
-            row,
-            now,
-            MessageStatus.CANCELLED,
-            SUPERSEDED,
-            "not accepted by the provider; a newer nudge replaced it",
-        )
-    if row.attempts >= MAX_SEND_ATTEMPTS:
-        return _settle(
-            session,
-            row,
-            now,
-            MessageStatus.FAILED,
-            NOT_ACCEPTED,
-            "not accepted by the provider; retries exhausted",
-        )
-    if not _update(
-        session,
-        row,
-        now,
-        status=MessageStatus.SCHEDULED,
-        scheduled_for=now,
-        error_detail="not accepted by the provider; sent again",
-    ):
-        return RACED
-    return RESENT
-
-
-def _settle(
-    session: Session, row: _Unknown, now: datetime, status: str, code: str, detail: str
-) -> str:
-    if not _update(session, row, now, status=status, error_code=code, error_detail=detail):
-        return RACED
-    _replan(session, row, now)
-    return str(status)
-
-
-def _superseded(session: Session, row: _Unknown) -> bool:
-    """A newer nudge for the same person exists: the planner has moved on without this one."""
-    if row.subscriber_id is None:
-        return False
-    newer = session.scalar(
-        select(Message.id)
-        .where(
-            Message.subscriber_id == row.subscriber_id,
-            Message.priority == PRIORITY_NUDGE,
-            Message.id > row.id,
-        )
-        .limit(1)
-    )
-    return newer is not None
-
-
-def _update(session: Session, row: _Unknown, now: datetime, **values: Any) -> bool:
-    """Apply `values` if the row is still unknown and still ours; False if not."""
-    changed = session.scalar(
-        update(Message)
-        .where(
-            Message.id == row.id,
-            Message.status == MessageStatus.UNKNOWN,
-            Message.lease_until == row.lease_until,
-        )
-        .values(**values, lease_until=None, updated_at=now)
-        .returning(Message.id)
-        .execution_options(synchronize_session=False)
-    )
-    return changed is not None
-
-
-def _leave_unknown(session: Session, row: _Unknown, retry_at: datetime) -> None:
-    """Keep it unknown; ask again no sooner than `retry_at` (a down provider is not hammered)."""
-    session.execute(
-        update(Message)
-        .where(
-            Message.id == row.id,
-            Message.status == MessageStatus.UNKNOWN,
-            Message.lease_until == row.lease_until,
-        )
-        .values(lease_until=retry_at, updated_at=Message.updated_at)
-        .execution_options(synchronize_session=False)
-    )
-
-
-def _replan(session: Session, row: _Unknown, now: datetime) -> None:
-    """A nudge settled for good: the planner may choose the person's next one."""
-    if not row.is_nudge or row.subscriber_id is None:
-        return
-    session.execute(
-        update(Subscriber)
-        .where(Subscriber.id == row.subscriber_id, Subscriber.flagged_at.is_(None))
-        .values(next_plan_at=now)
-        .execution_options(synchronize_session=False)
-    )

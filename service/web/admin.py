@@ -20,7 +20,6 @@ a number out.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import structlog
@@ -29,10 +28,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from service.addresses import mask
 from service.ids import MAX_ROW_ID
 from service.reporting import metrics, stats
 from service.reporting.charts import dashboard_context
+from service.reporting.records import iso, message_record, subscriber_record
 from service.storage.models import ActivityLog, ContactLog, Message, Subscriber
 from service.web.admin_auth import (
     Admin,
@@ -112,7 +111,7 @@ def dashboard(request: Request) -> Response:
     with ctx.read_sessions() as session:
         figures = stats.dashboard(session, now)
         flagged = _flagged(session, limit=RECENT_LOGS)
-    context = dashboard_context(figures, [_summary(s) for s in flagged])
+    context = dashboard_context(figures, [subscriber_record(s) for s in flagged])
     return _secured(ctx.pages.TemplateResponse(request, "admin.html", context))
 
 
@@ -151,43 +150,6 @@ def logout(request: Request) -> Response:
 
 
 # --- JSON API --------------------------------------------------------------------------
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _summary(subscriber: Subscriber) -> dict[str, Any]:
-    """One subscriber as operators see it: masked addresses, no free text."""
-    statuses = {channel.status for channel in subscriber.channels}
-    status = next((s for s in stats.SUBSCRIBER_STATUS_ORDER if s in statuses), None)
-    return {
-        "id": subscriber.id,
-        "created_at": _iso(subscriber.created_at),
-        "timezone": subscriber.timezone,
-        "status": status,
-        "channels": [
-            {
-                "kind": channel.kind,
-                "status": channel.status,
-                "address": mask(channel.address),
-                "status_reason": channel.status_reason,
-                "confirmed_at": _iso(channel.confirmed_at),
-                "stopped_at": _iso(channel.stopped_at),
-            }
-            for channel in subscriber.channels
-        ],
-        "cadence": {
-            "per_week": subscriber.cadence_per_week,
-            "hour_start": subscriber.hour_start,
-            "hour_end": subscriber.hour_end,
-        },
-        "discreet": subscriber.discreet,
-        "paused_until": _iso(subscriber.paused_until),
-        "flagged": subscriber.flagged_at is not None,
-        "flagged_at": _iso(subscriber.flagged_at),
-        "flag_reason": subscriber.flag_reason,
-    }
 
 
 def _flagged(session: Session, *, limit: int) -> list[Subscriber]:
@@ -249,14 +211,14 @@ def api_subscribers(
         query = query.where(Subscriber.id > after)
     with ctx.sessions() as session:
         page = list(session.scalars(query.order_by(Subscriber.id).limit(limit)))
-        rows = [_summary(subscriber) for subscriber in page]
+        rows = [subscriber_record(subscriber) for subscriber in page]
     return _json({"subscribers": rows, "next_after": page[-1].id if len(page) == limit else None})
 
 
 @router.get("/api/subscribers/{subscriber_id}")
 def api_subscriber(ctx: Admin, subscriber_id: SubscriberId) -> JSONResponse:
     with ctx.sessions() as session:
-        detail = _summary(_subscriber_or_404(session, subscriber_id))
+        detail = subscriber_record(_subscriber_or_404(session, subscriber_id))
         detail["contact_logs"] = {
             "count": session.scalar(
                 select(func.count()).where(ContactLog.subscriber_id == subscriber_id)
@@ -265,7 +227,7 @@ def api_subscriber(ctx: Admin, subscriber_id: SubscriberId) -> JSONResponse:
                 {
                     "initiator": row.initiator,
                     "medium": row.medium,
-                    "occurred_at": _iso(row.occurred_at),
+                    "occurred_at": iso(row.occurred_at),
                 }
                 for row in session.scalars(
                     select(ContactLog)
@@ -281,7 +243,7 @@ def api_subscriber(ctx: Admin, subscriber_id: SubscriberId) -> JSONResponse:
                 select(func.count()).where(ActivityLog.subscriber_id == subscriber_id)
             ),
             "recent": [
-                {"area": row.area, "occurred_at": _iso(row.occurred_at)}
+                {"area": row.area, "occurred_at": iso(row.occurred_at)}
                 for row in session.scalars(
                     select(ActivityLog)
                     .where(ActivityLog.subscriber_id == subscriber_id)
@@ -310,20 +272,7 @@ def api_subscriber_messages(
     with ctx.sessions() as session:
         _subscriber_or_404(session, subscriber_id)
         page = list(session.scalars(query.order_by(Message.id).limit(limit)))
-    rows = [
-        {
-            "id": message.id,
-            "channel": message.channel,
-            "kind": message.kind,
-            "template": message.template,
-            "rule": message.rule,
-            "status": message.status,
-            "scheduled_for": _iso(message.scheduled_for),
-            "sent_at": _iso(message.sent_at),
-            "error_code": message.error_code,
-        }
-        for message in page
-    ]
+    rows = [message_record(message) for message in page]
     return _json({"messages": rows, "next_after": page[-1].id if len(page) == limit else None})
 
 
@@ -331,7 +280,9 @@ def api_subscriber_messages(
 def api_flagged(ctx: Admin) -> JSONResponse:
     """Flagged subscribers, latest first: an array (INTERFACE.md §2)."""
     with ctx.sessions() as session:
-        return _json([_summary(subscriber) for subscriber in _flagged(session, limit=MAX_FLAGGED)])
+        return _json(
+            [subscriber_record(subscriber) for subscriber in _flagged(session, limit=MAX_FLAGGED)]
+        )
 
 
 @metrics_router.get("/metrics")

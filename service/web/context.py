@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import StrictUndefined
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.addresses import AddressHasher
 from service.messages.content import Content
 from service.people.abuse import SignupGuard
 from service.providers.base import DeliveryReport
@@ -44,9 +45,12 @@ class AppContext:
     # Status callbacks, committed in groups (one transaction per batch of
     # concurrent ones; service/web/ingest.py).
     delivery_reports: GroupCommit[DeliveryReport, str] = field(init=False)
+    # Hashes addresses for the suppression list (the one use of the secret key there).
+    hasher: AddressHasher = field(init=False)
 
     def __post_init__(self) -> None:
         self.delivery_reports = GroupCommit(self._apply_reports)
+        self.hasher = AddressHasher(self.settings.secret_key)
 
     @property
     def read_sessions(self) -> sessionmaker[Session]:
@@ -55,9 +59,7 @@ class AppContext:
 
     def _apply_reports(self, reports: Sequence[DeliveryReport]) -> list[str]:
         with self.sessions.begin() as session:
-            return apply_reports(
-                session, reports, self.settings.secret_key.get_secret_value(), self.clock()
-            )
+            return apply_reports(session, reports, self.hasher, self.clock())
 
 
 def make_pages() -> Jinja2Templates:

@@ -3,66 +3,31 @@
 `GET /preferences/{token}` only shows the form (link scanners fetch GETs);
 `POST` saves it. The token is single-purpose (`Purpose.PREFERENCES`) and names
 the channel whose message carried the link; the page changes that person.
-
-A field left out of a POST is left as it is. Checkboxes come with a hidden
-"off" field of the same name, so an unticked box still says "off" while a
-client that never showed the box changes nothing.
+The rules of what may change live in `service.people.preferences`; this module
+reads the form, hands it over and shows the result.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from service.addresses import InvalidAddress, mask, normalise_email, normalise_phone
+from service.addresses import mask
 from service.channels import ChannelKind
-from service.pacing.window import split_zones
-from service.people import subscriptions, zones
-from service.people.abuse import SignupAttempt, check_sms_number
-from service.storage.models import Channel, ChannelStatus, Subscriber
+from service.people import preferences
+from service.storage.models import Channel, ChannelStatus
 from service.tokens import Purpose
 from service.web.context import AppContext, app_context, channel_for, invalid_link
 
 router = APIRouter(include_in_schema=False)
 
-# The cadences a person can pick (PRODUCT.md "Pacing v1": 3 a week to 3 a day).
-CADENCE_CHOICES: tuple[int, ...] = (3, 5, 7, 10, 14, 21)
-# Their own hours narrow the legal sending window, 08:00-20:00 local, never widen it.
-EARLIEST_HOUR = 8
-LATEST_HOUR = 20
-# Pause lengths offered, in days; 0 ends a pause now.
-PAUSE_CHOICES: tuple[int, ...] = (1, 3, 7, 14, 30)
-MAX_PAUSE_DAYS = max(PAUSE_CHOICES)
 CHANNEL_LABELS = {ChannelKind.SMS: "Text messages", ChannelKind.EMAIL: "Email"}
 SAVED_TEXT = "Your preferences are saved."
 NEWEST_MESSAGE = "The newest message from Steady has a fresh one."
-ADD_FIELDS = {ChannelKind.SMS: "new_phone", ChannelKind.EMAIL: "new_email"}
-ADDED_TEXT = (
-    "If that address can receive our messages, a confirmation is on its way. "
-    "Once you confirm it from there, it joins these settings."
-)
-
-
-@dataclass
-class PreferenceChanges:
-    """A validated POST: None means "leave as it is"."""
-
-    cadence: int | None = None
-    hours: tuple[int, int] | None = None
-    timezone: str | None = None
-    discreet: bool | None = None
-    pause_days: int | None = None
-    channels_on: dict[str, bool] = field(default_factory=dict)
-    # Another channel to ask to join this person: (kind, normalised address).
-    new_channel: tuple[ChannelKind, str] | None = None
 
 
 def _cadence_label(per_week: int) -> str:
@@ -72,154 +37,9 @@ def _cadence_label(per_week: int) -> str:
     return f"{per_week} a week"
 
 
-def _checkbox(form: FormData, name: str) -> bool | None:
-    values = form.getlist(name)
-    if not values:
-        return None
-    return any(str(value).strip().casefold() in {"on", "true", "yes", "1"} for value in values)
-
-
-def _int_field(form: FormData, name: str) -> tuple[int | None, bool]:
-    """(value, ok): a missing or blank field is (None, True)."""
-    raw = str(form.get(name) or "").strip()
-    if not raw:
-        return None, True
-    try:
-        return int(raw), True
-    except ValueError:
-        return None, False
-
-
-def _missing_kind(subscriber: Subscriber) -> ChannelKind | None:
-    """The kind of channel this person could add (they have one of each at most)."""
-    kinds = {channel.kind for channel in subscriber.channels}
-    return next((kind for kind in ChannelKind if kind not in kinds), None)
-
-
-def _new_channel(
-    form: FormData, subscriber: Subscriber, sms_countries: frozenset[str]
-) -> tuple[tuple[ChannelKind, str] | None, dict[str, str]]:
-    kind = _missing_kind(subscriber)
-    if kind is None:
-        return None, {}
-    name = ADD_FIELDS[kind]
-    raw = str(form.get(name) or "").strip()
-    if not raw:
-        return None, {}
-    try:
-        if kind == ChannelKind.SMS:
-            address = normalise_phone(raw)
-            check_sms_number(address, sms_countries)
-        else:
-            address = normalise_email(raw)
-    except InvalidAddress as exc:
-        return None, {name: exc.message}
-    return (kind, address), {}
-
-
-def validate_preferences(
-    form: FormData, subscriber: Subscriber, sms_countries: frozenset[str] = frozenset()
-) -> tuple[PreferenceChanges, dict[str, str]]:
-    """Read the POST; returns the changes and {field: message} for anything wrong."""
-    changes = PreferenceChanges()
-    errors: dict[str, str] = {}
-    cadence, ok = _int_field(form, "cadence")
-    if not ok or (cadence is not None and cadence not in CADENCE_CHOICES):
-        errors["cadence"] = "choose one of the listed frequencies"
-    changes.cadence = cadence
-    start, start_ok = _int_field(form, "hour_start")
-    end, end_ok = _int_field(form, "hour_end")
-    if start is not None or end is not None:
-        start = subscriber.hour_start if start is None else start
-        end = subscriber.hour_end if end is None else end
-        if not (start_ok and end_ok) or not (EARLIEST_HOUR <= start < end <= LATEST_HOUR):
-            errors["hour_start"] = (
-                f"choose hours between {EARLIEST_HOUR}:00 and {LATEST_HOUR}:00, "
-                "the start before the end"
-            )
-        else:
-            changes.hours = (start, end)
-    elif not (start_ok and end_ok):
-        errors["hour_start"] = "choose hours from the lists"
-    typed = str(form.get("timezone_other") or "").strip()
-    chosen = typed or str(form.get("timezone") or "").strip()
-    if chosen:
-        changes.timezone = zones.check_zone_name(chosen)
-        if changes.timezone is None:
-            errors["timezone"] = "not a time zone we know; write it like America/Chicago"
-    pause, ok = _int_field(form, "pause_days")
-    if not ok or (pause is not None and not 0 <= pause <= MAX_PAUSE_DAYS):
-        errors["pause_days"] = f"choose a pause of up to {MAX_PAUSE_DAYS} days"
-    changes.pause_days = pause
-    changes.discreet = _checkbox(form, "discreet")
-    for kind in (ChannelKind.SMS, ChannelKind.EMAIL):
-        wanted = _checkbox(form, f"channel_{kind}")
-        if wanted is not None:
-            changes.channels_on[kind] = wanted
-    changes.new_channel, new_errors = _new_channel(form, subscriber, sms_countries)
-    errors.update(new_errors)
-    return changes, errors
-
-
-def apply_preferences(
-    session: Session,
-    subscriber: Subscriber,
-    own_channel: Channel,
-    changes: PreferenceChanges,
-    *,
-    secret: str,
-    evidence: dict[str, Any],
-    now: datetime,
-) -> list[str]:
-    """Save the changes; returns notes for the person (what could not be done)."""
-    notes: list[str] = []
-    replan = False
-    if changes.cadence is not None and changes.cadence != subscriber.cadence_per_week:
-        subscriber.cadence_per_week = changes.cadence
-        replan = True
-    if changes.hours is not None and changes.hours != (subscriber.hour_start, subscriber.hour_end):
-        subscriber.hour_start, subscriber.hour_end = changes.hours
-        replan = True
-    if changes.timezone is not None:
-        # Naming a zone ends every guess; a changed zone plans the next nudge again.
-        zones.set_zone(session, subscriber, changes.timezone, now)
-    if changes.discreet is not None:
-        subscriber.discreet = changes.discreet
-    if changes.pause_days is not None:
-        subscriber.paused_until = (
-            now + timedelta(days=changes.pause_days) if changes.pause_days > 0 else None
-        )
-        replan = True
-    for channel in _confirmed_channels(subscriber, own_channel):
-        wanted = changes.channels_on.get(channel.kind)
-        if wanted is None:
-            continue
-        if not wanted and channel.status == ChannelStatus.ACTIVE:
-            subscriptions.stop(session, channel, "preferences_page", secret, now)
-        elif wanted and channel.status == ChannelStatus.STOPPED:
-            if channel.id == own_channel.id:
-                # The link reached them at this very address: that is their consent again.
-                subscriptions.resume(session, channel, secret, evidence, now)
-            elif channel.kind == ChannelKind.SMS:
-                # After STOP only the phone itself can start texts again (carriers
-                # block us until START comes from that number).
-                notes.append("To get text messages again, text START to Steady's number.")
-            else:
-                notes.append("To get email again, use the link in one of Steady's emails.")
-    if replan:
-        # New cadence, hours or pause: the nudge already planned may be wrong now.
-        subscriptions.cancel_pending_nudges(session, subscriber.id, now)
-    return notes
-
-
-def _confirmed_channels(subscriber: Subscriber, via: Channel) -> list[Channel]:
-    """Confirmed channels this link may show: its own and those proven with it."""
-    return [
-        channel
-        for channel in subscriptions.proven_channels(subscriber, via)
-        if channel.confirmed_at is not None
-        and channel.status in (ChannelStatus.ACTIVE, ChannelStatus.STOPPED)
-    ]
+def _fields(form: FormData) -> preferences.Fields:
+    """Every posted field's values as text, in the order they came."""
+    return {name: [str(value) for value in form.getlist(name)] for name in form}
 
 
 def _page(
@@ -234,7 +54,6 @@ def _page(
     status_code: int = 200,
 ) -> Response:
     subscriber = via.subscriber
-    cadences = sorted({*CADENCE_CHOICES, subscriber.cadence_per_week})
     paused_until = None
     if subscriber.paused_until is not None and subscriber.paused_until > ctx.clock():
         local = subscriber.paused_until.astimezone(ZoneInfo(subscriber.timezone))
@@ -246,15 +65,14 @@ def _page(
             "address": mask(channel.address),
             "on": channel.status == ChannelStatus.ACTIVE,
         }
-        for channel in _confirmed_channels(subscriber, via)
+        for channel in preferences.confirmed_channels(subscriber, via)
     ]
     unreachable = [
         {"label": CHANNEL_LABELS[c.kind], "address": mask(c.address)}
-        for c in subscriptions.proven_channels(subscriber, via)
-        if c.status == ChannelStatus.SUPPRESSED
+        for c in preferences.unreachable_channels(subscriber, via)
     ]
-    missing = _missing_kind(subscriber)
-    add_field = ADD_FIELDS[missing] if missing is not None and via.confirmed_at else None
+    addable = preferences.addable_kind(via)
+    zone = preferences.zone_choices(subscriber)
     return ctx.pages.TemplateResponse(
         request,
         "preferences.html",
@@ -264,36 +82,26 @@ def _page(
             "saved": SAVED_TEXT if saved else "",
             "notes": notes,
             "errors": errors,
-            "cadences": [(value, _cadence_label(value)) for value in cadences],
+            "cadences": [
+                (value, _cadence_label(value)) for value in preferences.cadence_choices(subscriber)
+            ],
             "cadence": subscriber.cadence_per_week,
-            "start_hours": list(range(EARLIEST_HOUR, LATEST_HOUR)),
-            "end_hours": list(range(EARLIEST_HOUR + 1, LATEST_HOUR + 1)),
+            "start_hours": list(range(preferences.EARLIEST_HOUR, preferences.LATEST_HOUR)),
+            "end_hours": list(range(preferences.EARLIEST_HOUR + 1, preferences.LATEST_HOUR + 1)),
             "hour_start": subscriber.hour_start,
             "hour_end": subscriber.hour_end,
-            **_zone_fields(subscriber),
+            "zone_options": zone.options,
+            "timezone": zone.selected,
+            "zone_candidates": zone.candidates,
             "discreet": subscriber.discreet,
-            "pause_choices": PAUSE_CHOICES,
+            "pause_choices": preferences.PAUSE_CHOICES,
             "paused_until": paused_until,
             "channels": channels,
             "unreachable": unreachable,
-            "add_field": add_field,
+            "add_field": preferences.ADD_FIELDS[addable] if addable is not None else None,
         },
         status_code=status_code,
     )
-
-
-def _zone_fields(subscriber: Subscriber) -> dict[str, Any]:
-    """The zone select: the common zones, the person's own if it is another one, and
-    while it is only a guess, a blank choice and the zones their number may be in."""
-    options = dict(zones.COMMON_ZONES)
-    candidates = split_zones(subscriber.timezone_candidates)
-    if not candidates and subscriber.timezone not in options:
-        options = {subscriber.timezone: subscriber.timezone, **options}
-    return {
-        "zone_options": list(options.items()),
-        "timezone": "" if candidates else subscriber.timezone,
-        "zone_candidates": [zones.zone_city(zone) for zone in candidates],
-    }
 
 
 @router.get("/preferences/{token}", response_class=HTMLResponse)
@@ -310,81 +118,39 @@ def preferences_page(request: Request, token: str) -> Response:
 @router.post("/preferences/{token}", response_class=HTMLResponse)
 async def save_preferences(request: Request, token: str) -> Response:
     form = await request.form()
-    return await run_in_threadpool(_save_preferences, request, token, form)
+    return await run_in_threadpool(_save_preferences, request, token, _fields(form))
 
 
-def _save_preferences(request: Request, token: str, form: FormData) -> Response:
+def _save_preferences(request: Request, token: str, fields: preferences.Fields) -> Response:
     """The database side of a save; runs on a worker thread, off the event loop."""
     ctx = app_context(request)
-    woken: list[int] = []
     with ctx.sessions.begin() as session:
         channel = channel_for(session, ctx, Purpose.PREFERENCES, token)
         if channel is None:
             return invalid_link(request, ctx, NEWEST_MESSAGE)
-        subscriber = channel.subscriber
-        changes, errors = validate_preferences(form, subscriber, ctx.settings.sms_country_codes)
-        if errors:
+        saved = preferences.save(
+            session,
+            channel,
+            fields,
+            client=request.client.host if request.client else None,
+            user_agent=request.headers.get("user-agent", ""),
+            signups=ctx.signups,
+            sms_countries=ctx.settings.sms_country_codes,
+            hasher=ctx.hasher,
+            now=ctx.clock(),
+        )
+        if saved.errors:
             return _page(
                 request,
                 ctx,
                 token,
                 channel,
-                errors=errors,
+                errors=saved.errors,
                 notes=[],
                 saved=False,
                 status_code=422,
             )
-        evidence = {
-            "source": "preferences_page",
-            "ip": request.client.host if request.client else None,
-            "user_agent": request.headers.get("user-agent", "")[:200],
-        }
-        notes = apply_preferences(
-            session,
-            subscriber,
-            channel,
-            changes,
-            secret=ctx.settings.secret_key.get_secret_value(),
-            evidence=evidence,
-            now=ctx.clock(),
-        )
-        if changes.new_channel is not None:
-            notes.append(_add_channel(request, ctx, session, channel, changes.new_channel, woken))
-        session.flush()
-        response = _page(request, ctx, token, channel, errors={}, notes=notes, saved=True)
-    ctx.waker.wake(woken)
+        response = _page(request, ctx, token, channel, errors={}, notes=saved.notes, saved=True)
+    # Only after the commit: a worker woken earlier could miss the new message.
+    ctx.waker.wake(saved.woken)
     return response
-
-
-def _add_channel(
-    request: Request,
-    ctx: AppContext,
-    session: Session,
-    channel: Channel,
-    new_channel: tuple[ChannelKind, str],
-    woken: list[int],
-) -> str:
-    """Ask the new address to join; the note is the same whatever became of it."""
-    kind, address = new_channel
-    attempt = SignupAttempt(
-        request.client.host if request.client else "unknown",
-        address if kind == ChannelKind.SMS else None,
-        address if kind == ChannelKind.EMAIL else None,
-    )
-    now = ctx.clock()
-    if ctx.signups.admit(attempt, now) is not None:
-        return "Too many signups lately for that address; please try again later."
-    join = subscriptions.SignupRequest(
-        phone=attempt.phone,
-        email=attempt.email,
-        timezone=channel.subscriber.timezone,
-        consent_method="preferences_page",
-        consent_evidence={"source": "preferences_page", "via_channel": channel.id},
-        cadence_per_week=channel.subscriber.cadence_per_week,
-    )
-    secret = ctx.settings.secret_key.get_secret_value()
-    message = subscriptions.request_join(session, channel, kind, address, join, secret, now)
-    if message is not None:
-        session.flush()
-        woken.append(message.id)
-    return ADDED_TEXT

@@ -168,7 +168,7 @@ def record_signup(ctx: AppContext, form: SignupForm, evidence: dict[str, Any], n
                     consent_evidence=evidence,
                     cadence_per_week=ctx.settings.default_cadence_per_week,
                 ),
-                ctx.settings.secret_key.get_secret_value(),
+                ctx.hasher,
                 now,
             )
             ids = [message.id for message in confirmations]
@@ -214,9 +214,7 @@ def confirm(request: Request, token: str) -> Response:
             "user_agent": request.headers.get("user-agent", "")[:200],
         }
         # A stopped channel stays stopped: after STOP only the phone's START brings it back.
-        subscriptions.confirm_by_link(
-            session, channel, ctx.settings.secret_key.get_secret_value(), evidence, ctx.clock()
-        )
+        subscriptions.confirm_by_link(session, channel, ctx.hasher, evidence, ctx.clock())
         active = channel.status == ChannelStatus.ACTIVE
     if active:
         ctx.waker.wake_planner()  # the welcome is planned now, not at the next tick
@@ -261,7 +259,7 @@ def unsubscribe(request: Request, token: str) -> Response:
             session,
             channel,
             "unsubscribe_link",
-            ctx.settings.secret_key.get_secret_value(),
+            ctx.hasher,
             ctx.clock(),
         )
     return ctx.pages.TemplateResponse(

@@ -131,6 +131,4 @@ async def sendgrid_events(request: Request) -> Response:
 def _apply_reports(ctx: AppContext, reports: list[DeliveryReport]) -> list[str]:
     """The database side of an event post; runs on a worker thread, off the event loop."""
     with ctx.sessions.begin() as session:
-        return apply_reports(
-            session, reports, ctx.settings.secret_key.get_secret_value(), ctx.clock()
-        )
+        return apply_reports(session, reports, ctx.hasher, ctx.clock())

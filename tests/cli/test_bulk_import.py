@@ -14,7 +14,7 @@ from service.people import importer, subscriptions
 from service.storage.db import session_factory
 from service.storage.models import Channel, Message, Subscriber
 from tests.cli.test_operator_cli import (  # the fixtures too: same CLI environment
-    SECRET,
+    HASHER,
     cli_env,  # noqa: F401
     db,  # noqa: F401
     invoke,
@@ -47,10 +47,10 @@ def test_thousands_of_rows_with_bad_ones_import_in_batches(
                     "web_form",
                     {},
                 ),
-                SECRET,
+                HASHER,
                 now,
             )
-        subscriptions.suppress(session, "erased@example.com", "email", "erased", SECRET, now)
+        subscriptions.suppress(session, "erased@example.com", "email", "erased", HASHER, now)
 
     lines: list[str] = []
     bad: dict[int, str] = {}  # file line -> field named

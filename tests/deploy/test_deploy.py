@@ -22,9 +22,10 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from service.cli.main import app
+from service.devtools.servers import free_port, wait_until
 from service.settings import SECRET_FIELDS, Settings
 from tests.conftest import POSTGRES_URL
-from tests.support.processes import STEADY, free_port, steady_process, steady_web, wait_until
+from tests.support.processes import STEADY, steady_process, steady_web
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -176,30 +177,28 @@ def test_dockerfile_is_multi_stage_and_runs_as_a_non_root_user() -> None:
 
 @pytest.mark.slow
 def test_image_layout_finds_the_templates(tmp_path: Path) -> None:
-    """Replay the builder stage's COPY lines and its install into a scratch site-packages."""
+    """Replay the builder stage's COPY lines and its install into a scratch site-packages:
+    the templates come with the package, and nothing is copied into site-packages by hand."""
     builder = dockerfile_stages()[0]
     site_in_image = "/opt/steady/lib/python3.11/site-packages"
     src, site = tmp_path / "src", tmp_path / "site-packages"
     src.mkdir()
-    templates_destination = None
     for line in builder:
         if not line.startswith("COPY "):
             continue
         *sources, destination = line.split()[1:]
-        if destination.startswith(site_in_image):
-            target = site / destination.removeprefix(site_in_image + "/")
-            templates_destination = target
-        else:
-            target = src / destination
+        assert not destination.startswith(site_in_image), f"copied by hand: {line}"
+        target = src / destination
         for source in sources:
             path = ROOT / source
             into = target / path.name if destination.endswith("/") else target
             if path.is_dir():
-                shutil.copytree(path, into, ignore=shutil.ignore_patterns("__pycache__"))
+                # Docker's COPY keeps links as links (service/templates -> ../templates).
+                ignore = shutil.ignore_patterns("__pycache__")
+                shutil.copytree(path, into, symlinks=True, ignore=ignore)
             else:
                 into.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(path, into)
-    assert templates_destination == site / "templates"
     # `pip install .` puts exactly what setuptools' build_py produces into site-packages;
     # running build_py directly needs neither the network nor the `wheel` package.
     install = subprocess.run(
@@ -227,7 +226,8 @@ def test_image_layout_finds_the_templates(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     package_file, templates_dir, body = result.stdout.splitlines()[:3]
     assert package_file.startswith(str(site)), "the installed copy, not the source tree"
-    assert Path(templates_dir) == site / "templates"
+    assert Path(templates_dir) == site / "service" / "templates"
+    assert not Path(templates_dir).is_symlink(), "real files in the installed package"
     assert body
 
 

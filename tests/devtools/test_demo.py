@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from service.cli.main import app
 from service.devtools.demo.personas import ALEX, JORDAN, PERSONAS, SAM, DemoResult
-from service.devtools.demo.timeline import run_demo, simulate
+from service.devtools.demo.show import run_demo
+from service.devtools.demo.timeline import simulate
 from service.messages.catalog import NUDGE_KINDS
 
 MAX_SMS_NUDGES_PER_24H = 3

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 
+from service.learning.design import EstimationError
 from service.learning.estimators import (
-    EstimationError,
     ExcursionFit,
     emee,
     option_versus_none,

@@ -32,11 +32,10 @@ from service.pacing.rules import (
     PastNudge,
     PlannedNudge,
     SubscriberState,
-    choose_restraint,
-    choose_tip,
     effective_cadence,
     plan_next,
 )
+from service.pacing.variants import choose_restraint, choose_tip
 from service.pacing.window import in_sending_window, sending_window
 
 POLICY = PacingPolicy()

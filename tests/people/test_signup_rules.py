@@ -10,13 +10,14 @@ from itertools import pairwise
 import pytest
 from sqlalchemy import func, select
 
-from service.addresses import mailbox_key
+from service.addresses import AddressHasher, mailbox_key
 from service.people import subscriptions
 from service.storage.db import session_factory
 from service.storage.models import Channel, ChannelKind, Message, Subscriber
 
 NOON = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
+HASHER = AddressHasher(SECRET)
 PHONE = "+12125550142"
 
 
@@ -53,13 +54,13 @@ def test_confirmations_are_capped_at_one_per_10_minutes_and_3_a_day(database_url
     for minutes in range(0, 24 * 60, 5):  # a signup every 5 minutes for a day
         now = NOON + timedelta(minutes=minutes)
         with sessions.begin() as session:
-            sent = subscriptions.subscribe(session, request(phone=PHONE), SECRET, now)
+            sent = subscriptions.subscribe(session, request(phone=PHONE), HASHER, now)
         queued += [now] * len(sent)
     assert len(queued) == 3
     assert all(b - a >= timedelta(minutes=10) for a, b in pairwise(queued))
     with sessions.begin() as session:
         later = subscriptions.subscribe(
-            session, request(phone=PHONE), SECRET, queued[0] + timedelta(days=1, minutes=1)
+            session, request(phone=PHONE), HASHER, queued[0] + timedelta(days=1, minutes=1)
         )
     assert len(later) == 1, "a day after the first, one more may go"
 
@@ -67,7 +68,7 @@ def test_confirmations_are_capped_at_one_per_10_minutes_and_3_a_day(database_url
 def test_a_phone_and_an_email_given_together_are_two_people(database_url: str) -> None:
     sessions = session_factory(database_url)
     with sessions.begin() as session:
-        subscriptions.subscribe(session, request(PHONE, "sam@example.com"), SECRET, NOON)
+        subscriptions.subscribe(session, request(PHONE, "sam@example.com"), HASHER, NOON)
     with sessions() as session:
         owners = dict(session.execute(select(Channel.kind, Channel.subscriber_id)).all())
         assert owners[ChannelKind.SMS] != owners[ChannelKind.EMAIL]
@@ -77,12 +78,12 @@ def test_a_phone_and_an_email_given_together_are_two_people(database_url: str) -
 def test_a_join_waits_apart_until_confirmed_on_itself(database_url: str) -> None:
     sessions = session_factory(database_url)
     with sessions.begin() as session:
-        subscriptions.subscribe(session, request(email="sam@example.com"), SECRET, NOON)
+        subscriptions.subscribe(session, request(email="sam@example.com"), HASHER, NOON)
     with sessions.begin() as session:
         email = session.scalars(select(Channel)).one()
         subscriptions.confirm(session, email, {}, NOON)
         message = subscriptions.request_join(
-            session, email, ChannelKind.SMS, PHONE, request(phone=PHONE), SECRET, NOON
+            session, email, ChannelKind.SMS, PHONE, request(phone=PHONE), HASHER, NOON
         )
         assert message is not None
     with sessions.begin() as session:
@@ -107,11 +108,11 @@ def test_a_join_waits_apart_until_confirmed_on_itself(database_url: str) -> None
 def test_a_join_needs_a_confirmed_channel_to_ask(database_url: str) -> None:
     sessions = session_factory(database_url)
     with sessions.begin() as session:
-        subscriptions.subscribe(session, request(email="sam@example.com"), SECRET, NOON)
+        subscriptions.subscribe(session, request(email="sam@example.com"), HASHER, NOON)
         email = session.scalars(select(Channel)).one()
         assert (
             subscriptions.request_join(
-                session, email, ChannelKind.SMS, PHONE, request(phone=PHONE), SECRET, NOON
+                session, email, ChannelKind.SMS, PHONE, request(phone=PHONE), HASHER, NOON
             )
             is None
         )

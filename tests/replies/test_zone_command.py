@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from service.pacing.window import split_zones
+from service.people import zones
 from service.storage.models import Message, Subscriber
 from tests.support.world import Harness, make_settings
 
@@ -67,14 +68,13 @@ def test_join_from_a_number_in_one_zone_does_not_ask(database_url: str) -> None:
     assert (sub.timezone, sub.timezone_candidates) == ("America/New_York", None)
 
 
-def test_a_number_the_numbering_plan_cannot_place_may_not_join(database_url: str) -> None:
-    """Satellite and international-network numbers are where SMS pumping lives (issue 11):
-    they never join, so no zone is guessed for them (the default-zone guess itself is in
-    tests/people/test_zones.py)."""
-    harness = Harness(make_settings(database_url, STEADY_DEFAULT_TIMEZONE="Europe/London"))
-    assert twiml_text(harness.text_in("+881612345678", "JOIN").text) is None
-    with harness.runtime.sessions() as session:
-        assert session.scalars(select(Subscriber)).first() is None
+def test_a_number_the_default_zone_was_guessed_for_is_marked_uncertain() -> None:
+    # The default zone stands in for a number the numbering plan cannot place; the
+    # guess keeps it as a candidate, so the welcome asks (as for split area codes).
+    # (Such numbers can no longer JOIN by text: issue 11 refuses non-allowed ranges.)
+    guess = zones.guess_for_number("+881612345678", "Europe/London", NOON_NEW_YORK)
+    assert guess.timezone == "Europe/London"
+    assert split_zones(guess.stored_candidates) == ("Europe/London",)
 
 
 def test_zones_sharing_no_hours_are_told_nothing_comes_until_zone(database_url: str) -> None:
@@ -151,7 +151,7 @@ def test_discreet_zone_replies_say_nothing_about_the_topic(database_url: str) ->
 
 
 def test_zone_replans_the_next_nudge_in_the_named_zones_hours(database_url: str) -> None:
-    # Australia allowed for SMS (issue 11: only the operator's countries may join).
+    # Australia among the operator's SMS countries (STEADY_SMS_COUNTRIES, issue 11).
     harness, _, _ = joined(database_url, AUSTRALIAN, STEADY_SMS_COUNTRIES="US,CA,AU")
     assert len(split_zones(person(harness).timezone_candidates)) >= 6
     # 12:00 in New York is 04:00 in Sydney: the welcome waits for the shared window.

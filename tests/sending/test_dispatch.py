@@ -16,13 +16,13 @@ import structlog
 from sqlalchemy import select
 
 from service.devtools.sandbox.server import SandboxServer
+from service.devtools.servers import free_port, wait_until
 from service.pacing.window import midday_zone
 from service.providers.twilio.sms import TwilioSmsProvider
 from service.sending.claims import Outcome, claim_due, record_outcomes
 from service.sending.dispatch import Dispatcher
 from service.sending.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from service.storage.models import Message
-from tests.support.processes import free_port, wait_until
 from tests.support.world import (
     PUBLIC_URL,
     TEST_TWILIO_TOKEN,

@@ -18,6 +18,7 @@ import redis
 import structlog
 
 from service.devtools.sandbox.server import SandboxServer
+from service.devtools.servers import free_port, wait_until
 from service.pacing.window import midday_zone
 from service.sending.ratelimit import (
     MICROSECONDS,
@@ -28,7 +29,7 @@ from service.sending.ratelimit import (
     gcra_reserve,
     interval_us,
 )
-from tests.support.processes import free_port, steady_process, wait_until
+from tests.support.processes import steady_process
 from tests.support.world import make_settings, plan_welcome_nudges
 
 # The bound: over any window the sandbox never sees more than the limit plus 5%.

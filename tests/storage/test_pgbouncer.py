@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 
+from service.devtools.servers import ServerUnavailable, free_port, wait_until
 from service.reporting.message_log import LogFilter, iter_message_log
 from service.storage.db import get_engine, normalise_url, session_factory
 from service.storage.models import Message
-from tests.support.processes import ServerUnavailable, free_port, wait_until
 from tests.support.world import Harness, make_settings, plan_welcome_nudges
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from service.devtools.servers import PrivateRedis, ServerUnavailable, free_port, wait_until
 from service.sending.wake import PLAN_TASK, CeleryWaker
 from service.storage.redis_url import (
     BadRedisURL,
@@ -19,7 +20,6 @@ from service.storage.redis_url import (
     parse_sentinel_url,
     redis_client,
 )
-from tests.support.processes import PrivateRedis, ServerUnavailable, free_port, wait_until
 
 
 def test_a_sentinel_url_names_its_sentinels_master_and_database() -> None:

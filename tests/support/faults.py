@@ -26,6 +26,7 @@ from sqlalchemy import select, update
 
 from service.channels import ChannelKind
 from service.devtools.sandbox.server import SandboxServer
+from service.devtools.servers import free_port, wait_until
 from service.pacing.policy import pacing_policy
 from service.pacing.window import midday_zone
 from service.sending.planner import plan_due
@@ -37,7 +38,7 @@ from service.storage.models import (
     MessageStatus,
     Subscriber,
 )
-from tests.support.processes import free_port, steady_process_group, wait_until
+from tests.support.processes import steady_process_group
 from tests.support.world import make_settings
 
 REQUIRE_SERVERS = os.environ.get("STEADY_REQUIRE_SERVERS") == "1"

@@ -163,3 +163,13 @@ def enrol_one_person(harness: Harness, phone: str, email: str) -> None:
     with harness.runtime.sessions() as session:
         owners = set(session.scalars(select(Channel.subscriber_id)))
     assert len(owners) == 1, "the phone joined the email's person"
+
+
+def confirmation(harness: Harness, channel: str) -> Message:
+    """The confirmation message that went to the harness's subscriber on `channel`."""
+    with harness.runtime.sessions() as session:
+        message = session.scalar(
+            select(Message).where(Message.kind == "confirm", Message.channel == channel)
+        )
+        assert message is not None
+        return message

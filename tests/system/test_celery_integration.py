@@ -13,10 +13,11 @@ import pytest
 from sqlalchemy import select
 
 from service.devtools.sandbox.server import SandboxServer
+from service.devtools.servers import free_port, wait_until
 from service.pacing.window import midday_zone
 from service.storage.db import session_factory
 from service.storage.models import Channel, Message
-from tests.support.processes import free_port, steady_process, steady_web, wait_until
+from tests.support.processes import steady_process, steady_web
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 

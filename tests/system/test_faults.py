@@ -31,6 +31,12 @@ import httpx
 import pytest
 
 from service.devtools.sandbox.server import SandboxServer
+from service.devtools.servers import (
+    PrivatePostgres,
+    PrivateRedis,
+    ServerUnavailable,
+    private_postgres_database,
+)
 from service.storage.models import MessageStatus
 from tests.support.faults import (
     TWILIO_TOKEN,
@@ -49,19 +55,13 @@ from tests.support.faults import (
     skip_backoff,
     twilio_requests,
 )
-from tests.support.processes import (
-    PrivatePostgres,
-    PrivateRedis,
-    ServerUnavailable,
-    private_postgres_database,
-)
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
 # How long each provider outage lasts in the outage scenario. The issue says a
 # minute each; 15 s keeps the stage in budget and loses nothing (see the test).
 PHASE_SECONDS = float(os.environ.get("STEADY_FAULT_PHASE_SECONDS", "15"))
-FIRST_BACKOFF_SECONDS = 60.0  # service.sending.dispatch.FIRST_RETRY_DELAY
+FIRST_BACKOFF_SECONDS = 60.0  # service.sending.claimed.FIRST_RETRY_DELAY
 SECOND_BACKOFF_SECONDS = 240.0  # ×4 per attempt
 CRASH_SECONDS = 90.0
 QUIET_SECONDS = 2.0

@@ -23,10 +23,11 @@ import pytest
 from sqlalchemy import select
 
 from service.devtools.sandbox.server import SandboxServer
+from service.devtools.servers import wait_until
 from service.storage.db import session_factory
 from service.storage.models import Message
 from tests.support.faults import add_subscribers, phone_numbers, seed_due_nudges, service_env
-from tests.support.processes import STEADY, steady_process_group, wait_until
+from tests.support.processes import STEADY, steady_process_group
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 

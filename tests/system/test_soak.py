@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
+from service.addresses import AddressHasher
 from service.people.importer import import_subscribers
 from service.storage.db import get_engine, session_factory
 from tests.support.world import Harness, make_settings
@@ -42,7 +43,7 @@ def seed(url: str) -> None:
     report = import_subscribers(
         session_factory(url),
         io.StringIO("phone,email,timezone,consent_evidence\n" + rows),
-        secret="soak-secret-key-0123456789abcdef0123",
+        hasher=AddressHasher("soak-secret-key-0123456789abcdef0123"),
         default_timezone="America/New_York",
         cadence_per_week=7,
         now=NOW,

@@ -17,14 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from twilio.request_validator import RequestValidator
 
 from service.storage.db import get_engine
-from service.storage.models import Message
 from service.tokens import Purpose, make_token
-from tests.support.world import PUBLIC_URL, TEST_TWILIO_TOKEN, Harness, make_settings
+from tests.support.world import PUBLIC_URL, TEST_TWILIO_TOKEN, Harness, confirmation, make_settings
 
 PHONE = "+12125550142"
 EMAIL = "sam@example.com"
@@ -34,15 +33,6 @@ WRITES = ("INSERT", "UPDATE", "DELETE")
 def _signed_twilio(path: str, params: dict[str, str]) -> dict[str, Any]:
     signature = RequestValidator(TEST_TWILIO_TOKEN).compute_signature(PUBLIC_URL + path, params)
     return {"data": params, "headers": {"X-Twilio-Signature": signature}}
-
-
-def _message(harness: Harness, channel: str) -> Message:
-    with harness.runtime.sessions() as session:
-        message = session.scalar(
-            select(Message).where(Message.kind == "confirm", Message.channel == channel)
-        )
-        assert message is not None
-        return message
 
 
 def _signup(_harness: Harness) -> tuple[str, dict[str, Any]]:
@@ -57,14 +47,14 @@ def _inbound(_harness: Harness) -> tuple[str, dict[str, Any]]:
 
 
 def _status(harness: Harness) -> tuple[str, dict[str, Any]]:
-    message = _message(harness, "sms")
+    message = confirmation(harness, "sms")
     path = f"/webhooks/twilio/status?m={message.id}"
     params = {"MessageSid": message.provider_id or "", "MessageStatus": "delivered"}
     return path, _signed_twilio(path, params)
 
 
 def _events(harness: Harness) -> tuple[str, dict[str, Any]]:
-    message = _message(harness, "email")
+    message = confirmation(harness, "email")
     events = [
         {
             "event": "delivered",
@@ -81,7 +71,7 @@ def _events(harness: Harness) -> tuple[str, dict[str, Any]]:
 
 
 def _preferences(harness: Harness) -> tuple[str, dict[str, Any]]:
-    message = _message(harness, "sms")
+    message = confirmation(harness, "sms")
     assert message.channel_id is not None
     secret = harness.settings.secret_key.get_secret_value()
     token = make_token(secret, Purpose.PREFERENCES, message.channel_id)

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.addresses import AddressHasher
 from service.providers.base import DeliveryReport
 from service.providers.twilio.webhooks import status_report
 from service.sending.feedback import apply_reports
@@ -66,7 +67,7 @@ def ingest(sessions: sessionmaker[Session], sizes: list[int]) -> GroupCommit[Del
     def apply(reports: Sequence[DeliveryReport]) -> list[str]:
         sizes.append(len(reports))
         with sessions.begin() as session:
-            return apply_reports(session, reports, "secret", NOW)
+            return apply_reports(session, reports, AddressHasher("secret"), NOW)
 
     return GroupCommit(apply)
 

@@ -19,7 +19,7 @@ from service.devtools.sandbox.state import SigningKey
 from service.sending.claims import Outcome, claim_due, record_outcomes
 from service.storage.models import Channel, DeliveryEvent, Message, Suppression
 from service.tokens import Purpose, make_token
-from tests.support.world import PUBLIC_URL, TEST_TWILIO_TOKEN, Harness, make_settings
+from tests.support.world import PUBLIC_URL, TEST_TWILIO_TOKEN, Harness, confirmation, make_settings
 
 PHONE = "+12125550142"
 EMAIL = "sam@example.com"
@@ -41,15 +41,6 @@ def harness(database_url: str) -> Harness:
     assert response.status_code == 202
     harness.tick()  # the two confirmations go out
     return harness
-
-
-def confirmation(harness: Harness, channel: str) -> Message:
-    with harness.runtime.sessions() as session:
-        message = session.scalar(
-            select(Message).where(Message.kind == "confirm", Message.channel == channel)
-        )
-        assert message is not None
-        return message
 
 
 def post_status(

@@ -11,41 +11,26 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from service.devtools.servers import (
+    PrivateRedis,
+    ServerUnavailable,
+    scratch_postgres_database,
+    stop_process_group,
+)
 from service.storage.db import get_engine, normalise_url, upgrade
 
 DEFAULT_POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 SHARED_REDIS = "redis://127.0.0.1:6379/14"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"bench: gave up waiting for {what}")
 
 
 def _postgres_reachable(url: str) -> bool:
@@ -70,32 +55,21 @@ def scratch_database(override: str | None, workdir: Path) -> Iterator[str]:
     server = override
     if server is None:
         server = DEFAULT_POSTGRES_SERVER if _postgres_reachable(DEFAULT_POSTGRES_SERVER) else None
-    if server is None or server.startswith("sqlite"):
-        path = Path(make_url(server).database or "") if server else workdir / "steady-bench.sqlite3"
-        if path.exists():
-            raise RuntimeError(f"bench: {path} exists; the bench only writes to a new database")
-        url = f"sqlite:///{path}"
-        upgrade(url)
-        try:
+    if server is not None and not server.startswith("sqlite"):
+        with scratch_postgres_database(server, "steady_bench") as url:
             yield url
-        finally:
-            get_engine(url).dispose()
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
         return
-    name = f"steady_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(normalise_url(server), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(normalise_url(server)).set(database=name).render_as_string(hide_password=False)
+    path = Path(make_url(server).database or "") if server else workdir / "steady-bench.sqlite3"
+    if path.exists():
+        raise RuntimeError(f"bench: {path} exists; the bench only writes to a new database")
+    url = f"sqlite:///{path}"
+    upgrade(url)
     try:
-        upgrade(url)
         yield url
     finally:
         get_engine(url).dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -104,40 +78,16 @@ def scratch_redis(override: str | None, workdir: Path) -> Iterator[str]:
     if override:
         yield override
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        yield SHARED_REDIS
-        return
-    port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own argument list
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
     try:
-        import redis
-
-        client = redis.Redis.from_url(url)
-        wait_until(lambda: bool(client.ping()), 10, "the private redis-server")
-        client.close()
-        yield url
+        redis = PrivateRedis(workdir / "redis")
+    except ServerUnavailable:
+        yield SHARED_REDIS  # no redis-server binary here: a queue of our own on the shared one
+        return
+    redis.start()
+    try:
+        yield redis.url()
     finally:
-        _stop(process)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        redis.stop()
 
 
 @dataclass
@@ -167,12 +117,13 @@ class Processes:
 
     def stop(self, pid: int) -> None:
         for process in self.started:
-            if process.pid == pid:
-                _stop(process)
+            if process.pid == pid and process.returncode is None:
+                stop_process_group(process, grace_seconds=10)
 
     def stop_all(self) -> None:
         for process in reversed(self.started):
-            _stop(process)
+            if process.returncode is None:
+                stop_process_group(process, grace_seconds=10)
         self.started.clear()
 
     def log_tail(self, name: str, lines: int = 30) -> str:

@@ -1,4 +1,4 @@
-"""`steady demo`: a simulated fortnight for three people, printed as a timeline.
+"""`steady demo`: a simulated fortnight for three people (printed by `show.py`).
 
 The real machinery runs on a simulated clock: signup and double opt-in
 (`subscriptions`), the reply grammar (`InboundHandler`), the planner and the
@@ -19,19 +19,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from textwrap import shorten, wrap
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service.addresses import AddressHasher
 from service.channels import ChannelKind
 from service.devtools.demo.personas import (
     DAY_ONE_TIME,
@@ -43,11 +39,9 @@ from service.devtools.demo.personas import (
     PersonaResult,
     Source,
     persona_timeline,
-    takeaway,
 )
 from service.messages.catalog import NUDGE_KINDS, Kind
 from service.messages.lifecycle import PRIORITY_NOW
-from service.pacing.rules import RULES
 from service.people import subscriptions
 from service.providers.base import InboundText, OutboundMessage, Provider
 from service.providers.outbox import OutboxProvider
@@ -125,6 +119,7 @@ class Simulation:
         }
         self.runtime = Runtime.from_settings(settings, providers=providers)
         self.handler = InboundHandler(settings, self.runtime.content)
+        self.hasher = AddressHasher(settings.secret_key)
         self.result = DemoResult(personas={}, first_day=first_day, days=days)
         self._by_subscriber: dict[int, PersonaResult] = {}
         self._message_sids = itertools.count(1)
@@ -161,7 +156,7 @@ class Simulation:
             consent_evidence={"source": "steady demo"},
         )
         with self.runtime.sessions() as session:
-            confirmations = subscriptions.subscribe(session, request, DEMO_SECRET_KEY, now)
+            confirmations = subscriptions.subscribe(session, request, self.hasher, now)
             session.commit()
         subscriber_id = confirmations[0].subscriber_id
         assert subscriber_id is not None  # a new address always gets a new subscriber
@@ -308,96 +303,3 @@ def simulate(*, days: int = 14, start: datetime | None = None) -> DemoResult:
             return Simulation(demo_settings(url), first_day.astimezone(zone), days).run(PERSONAS)
         finally:
             get_engine(url).dispose()  # close the file before the directory goes
-
-
-# --- printing ---------------------------------------------------------------------------
-
-NAME_STYLES = ("cyan", "green", "magenta")
-NAME_WIDTH = 8
-INDENT = 7 + NAME_WIDTH  # "HH:MM  " and the name: continuation lines start under the arrow
-MAX_QUOTE = 100  # characters of a message body shown
-
-
-def _intro(console: Console, result: DemoResult) -> None:
-    last = result.first_day + timedelta(days=result.days - 1)
-    console.print(
-        "[bold]Steady[/bold] texts short nudges to people going through a separation (hold "
-        "back, give it time, do good things for yourself) and paces itself on what they text "
-        "back: ME (I reached out), THEM (they did), DONE gym.\n"
-        f"Below: {len(result.personas)} simulated people, {result.first_day:%a %-d %b} to "
-        f"{last:%a %-d %b %Y}, nothing really sent. ← they texted; → Steady sent, with the "
-        "rule that chose it. Times are each person's local time.",
-        highlight=False,
-    )
-    for name, persona_result in zip(_names(result).values(), result.personas.values(), strict=True):
-        persona = persona_result.persona
-        place = persona.timezone.split("/")[-1].replace("_", " ")
-        console.print(Text("  ") + name + Text(f"{persona.role} ({place})"))
-
-
-def _names(result: DemoResult) -> dict[str, Text]:
-    """Each name padded to the name column, in its own colour."""
-    return {
-        name: Text(f"{name:<{NAME_WIDTH}}", NAME_STYLES[index % len(NAME_STYLES)])
-        for index, name in enumerate(result.personas)
-    }
-
-
-def _event_lines(event: DemoEvent, name: Text, explained: set[str], width: int) -> list[Text]:
-    head = Text(f"{event.local:%H:%M}  ") + name
-    if event.source == "signup":
-        return [head + Text("signs up on the web; Steady texts to ask for a YES")]
-    if event.source == "confirm":
-        return []  # the signup line says it
-    if event.source == "inbound":
-        said = Text(f'← "{event.text}"')
-        if event.effect:
-            said.pad_right(max(1, 20 - len(said.plain)))
-        return [head + said + Text(event.effect or "", style="bold")]
-    what = Text(f"→ {event.kind or '':<10}{event.template or '':<21}")
-    lines = [head + what + Text(f"rule: {event.rule}", style="yellow")]
-    rule = event.rule or ""
-    if rule in RULES and rule not in explained:  # the reason once; the rule id every time
-        explained.add(rule)
-        lines += [Text(" " * INDENT + line) for line in wrap("why: " + RULES[rule], width)]
-    if event.text:
-        quote = shorten(event.text, min(MAX_QUOTE, width - 2), placeholder="…")
-        lines.append(Text(" " * INDENT) + Text(f'"{quote}"', style="dim"))
-    return lines
-
-
-def _timeline(console: Console, result: DemoResult) -> None:
-    names = _names(result)
-    explained: set[str] = set()
-    day = None
-    for event in result.timeline():
-        if event.local.date() != day:
-            day = event.local.date()
-            console.print()
-            console.rule(Text(f"{event.local:%a %-d %b}", style="bold"), align="left")
-        for line in _event_lines(event, names[event.persona], explained, console.width - INDENT):
-            console.print(line, highlight=False)
-
-
-def _summary(console: Console, result: DemoResult) -> None:
-    """Figures as rows, people as columns: narrow enough for any terminal."""
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    table.add_column("")
-    for name in result.personas:
-        table.add_column(name, justify="right")
-    columns = [persona_result.figures() for persona_result in result.personas.values()]
-    for label in columns[0]:
-        table.add_row(label, *(column[label] for column in columns))
-    console.print()
-    console.rule(Text("The fortnight in numbers", style="bold"), align="left")
-    console.print(table)
-    console.print(takeaway(result), highlight=False)
-
-
-def run_demo(console: Console, *, days: int = 14, start: datetime | None = None) -> DemoResult:
-    """Simulate the fortnight and print it on `console` as a timeline with a summary."""
-    result = simulate(days=days, start=start)
-    _intro(console, result)
-    _timeline(console, result)
-    _summary(console, result)
-    return result
