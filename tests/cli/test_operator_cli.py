@@ -84,8 +84,7 @@ def test_import_names_bad_rows_by_line_and_field_and_imports_the_good_ones(
         ",not-an-email,,\n"  # line 5: bad email
         "+12125550143,,Mars/Olympus_Mons,\n"  # line 6: bad timezone
         ",,,\n"  # line 7: empty
-        # line 8: good, two channels of one person (the operator's file says so; each
-        # link still shows only its own channel: issue 11)
+        # line 8: good, two channels: two people until one proves both (issue 11)
         "+1 212 555 0144,lee@example.org,Europe/London,\n",
     )
 
@@ -99,7 +98,7 @@ def test_import_names_bad_rows_by_line_and_field_and_imports_the_good_ones(
     assert "line 7: row: empty row" in stderr
     for good_line in ("line 2:", "line 3:", "line 8:"):
         assert good_line not in stderr
-    assert count(db, Subscriber) == 3
+    assert count(db, Subscriber) == 4
     with session_factory(db)() as session:
         channels = {c.address: c for c in session.scalars(select(Channel))}
         confirms = session.scalars(select(Message).where(Message.kind == "confirm")).all()
@@ -225,12 +224,12 @@ def test_export_csv_and_json_round_trip(db: str, tmp_path: Path) -> None:
     assert lines[0] == "id,phone,email,timezone,status_sms,status_email,created_at"
     rows = list(csv.DictReader(io.StringIO(exported.stdout)))
     objects = json.loads(as_json.stdout)
-    assert len(rows) == len(objects) == count(db, Subscriber) == 3
+    assert len(rows) == len(objects) == count(db, Subscriber) == 4
     assert [r["id"] for r in rows] == [str(o["id"]) for o in objects]
     by_email = {o["email"]: o for o in objects}
     assert by_email["ann@example.com"]["status_email"] == "active"
     assert by_email["ann@example.com"]["status_sms"] is None
-    assert by_email["bo@example.org"]["phone"] == "+12125550144"
+    assert by_email["bo@example.org"]["phone"] is None, "a phone beside it is another person"
     assert rows[0]["timezone"] == "America/Chicago"
     assert rows[0]["status_sms"] == "pending"
     assert datetime.fromisoformat(objects[0]["created_at"]).tzinfo is not None
