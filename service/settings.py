@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     expiry_grace_minutes: int = Field(
         120, ge=1, validation_alias=_env("STEADY_EXPIRY_GRACE_MINUTES")
     )
+    # A window's nudges are spread over up to this much of it, each person at a
+    # time of their own, instead of all at its opening (service/pacing/spread.py).
+    send_spread_minutes: int = Field(180, ge=0, validation_alias=_env("STEADY_SEND_SPREAD_MINUTES"))
 
     # Work sizes and timings.
     planner_batch_size: int = Field(1000, ge=1, validation_alias=_env("STEADY_PLANNER_BATCH_SIZE"))
@@ -134,6 +137,10 @@ class Settings(BaseSettings):
     email_rate_per_second: float = Field(
         0.0, ge=0, validation_alias=_env("STEADY_EMAIL_RATE_PER_SECOND")
     )
+    # Segments one SMS sender may send in any 24 hours (a 10DLC brand's T-Mobile
+    # cap, issue 13; service/sending/budget.py); 0 = none. The rate above counts
+    # segments too. docs/operators.md has the figures per sender type.
+    sms_segments_per_day: int = Field(0, ge=0, validation_alias=_env("STEADY_SMS_SEGMENTS_PER_DAY"))
 
     # Abuse defences of the public signup (issue 11, PRODUCT.md "Abuse").
     sms_countries: str = Field("US,CA", validation_alias=_env("STEADY_SMS_COUNTRIES"))

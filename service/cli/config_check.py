@@ -22,6 +22,7 @@ CHECK_TIMEOUT_SECONDS = 5.0
 
 
 OK, FAIL, SKIP = "✓", "✗", "–"
+WARN = "!"  # works, but needs an operator's attention soon (does not fail the check)
 
 
 @dataclass(frozen=True)
@@ -247,6 +248,25 @@ def shown_value(value: Any) -> str:
     return mask_url(text) if "://" in text else text
 
 
+def _check_budget(settings: Settings) -> list[Check]:
+    """The SMS sender's budget against the plan (`steady capacity`): warn from 80 %."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.sending.capacity import budget_summary, estimate
+    from service.storage.db import read_session_factory
+
+    sessions = read_session_factory(settings.database_url, settings.database_replica_url)
+    try:
+        with sessions() as session:
+            report = estimate(settings, session, datetime.now(UTC))
+    except SQLAlchemyError:
+        return [Check("sms budget", SKIP, "the database cannot be read (see above)")]
+    mark = {"ok": OK, "warn": WARN, "over": FAIL}[report["status"]]
+    return [Check("sms budget", mark, budget_summary(report) + "; see `steady capacity`")]
+
+
 # In the order `steady config check` prints them.
 ALL_CHECKS: tuple[Callable[[Settings], list[Check]], ...] = (
     _check_production,
@@ -257,4 +277,5 @@ ALL_CHECKS: tuple[Callable[[Settings], list[Check]], ...] = (
     _check_templates,
     _check_crisis_words,
     _check_safety_lines,
+    _check_budget,
 )

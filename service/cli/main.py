@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from service.cli.capacity import capacity
 from service.cli.operations import archive, health, messages
 from service.cli.ops import config_app, send_test, subscribers_app
 from service.settings import ConfigurationError, Settings, load_settings
@@ -27,6 +28,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(config_app, name="config")
 app.command("send-test")(send_test)
+app.command("capacity")(capacity)  # service/cli/capacity.py
 # Operations (service/cli/operations.py): the message log, archive, health.
 app.command("messages")(messages)
 app.command("archive")(archive)

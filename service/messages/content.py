@@ -1,4 +1,4 @@
-"""Render Steady's messages from `templates/`, and measure them as SMS.
+"""Render Steady's messages from `templates/` (their SMS length: `service.messages.segments`).
 
 SMS come from `templates/sms/<name>.txt`; email from
 `templates/email/<name>/{subject.txt, body.txt, body.html}`, whose bodies extend the
@@ -14,7 +14,6 @@ reads.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,9 +22,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import gsm0338  # noqa: F401 - importing it registers the "gsm03.38" codec
 import jinja2
 from unidecode import unidecode
+
+from service.messages.segments import gsm7_septets
 
 
 def _templates_dir() -> Path:
@@ -39,11 +39,6 @@ def _templates_dir() -> Path:
 
 
 TEMPLATES_DIR: Path = _templates_dir()
-
-GSM_SINGLE_SEGMENT_SEPTETS = 160
-GSM_MULTIPART_SEGMENT_SEPTETS = 153  # 7 septets of each part go to the concatenation header
-UCS2_SINGLE_SEGMENT_UNITS = 70
-UCS2_MULTIPART_SEGMENT_UNITS = 67
 
 # Typographic characters editors and phones produce, mapped to what a reader expects
 # rather than to whatever transliteration would guess.
@@ -66,10 +61,10 @@ _TYPOGRAPHIC_TO_GSM = {
     "\u2009": " ",
     "\t": " ",
 }
-# ESC is encodable but means "the next septet is from the extension table"; a stray
-# one would corrupt the character after it on the handset.
-_GSM_ESCAPE = "\x1b"
 _SPACES_WITHIN_LINE = re.compile(r"[ \t\u00a0]+")
+
+
+SMS_CACHE_SIZE = 4096
 
 
 class TemplateError(Exception):
@@ -102,9 +97,26 @@ class Content:
         }
         self._text = jinja2.Environment(autoescape=False, **common)  # noqa: S701 - SMS and plain-text email must not be HTML-escaped
         self._html = jinja2.Environment(autoescape=True, **common)
+        # An SMS depends only on its template and a handful of settings-like values
+        # (no links, no tokens), so the dispatcher's thousands a second are a few
+        # dozen distinct texts: rendered once each (~20 µs of CPU a send saved).
+        self._sms_cache: dict[tuple[Any, ...], str] = {}
 
     def sms(self, name: str, context: Mapping[str, Any]) -> str:
         """Render `sms/<name>.txt` as the exact text to send."""
+        try:
+            key = (name, *sorted(context.items()))
+            hash(key)
+        except TypeError:  # an unhashable value: render every time
+            return self._render_sms(name, context)
+        text = self._sms_cache.get(key)
+        if text is None:
+            text = self._render_sms(name, context)
+            if len(self._sms_cache) < SMS_CACHE_SIZE:
+                self._sms_cache[key] = text
+        return text
+
+    def _render_sms(self, name: str, context: Mapping[str, Any]) -> str:
         raw = _render(self._text, f"sms/{name}.txt", context)
         lines = (_SPACES_WITHIN_LINE.sub(" ", line).strip() for line in raw.splitlines())
         # Blank lines cost septets and read oddly on a phone; single breaks are kept
@@ -143,13 +155,7 @@ def _gsm_equivalent(char: str) -> str:
 
 def _is_gsm(char: str) -> bool:
     """Tell whether a character is in the GSM-7 default alphabet or its extension."""
-    if char == _GSM_ESCAPE:
-        return False
-    try:
-        char.encode("gsm03.38")
-    except UnicodeError:
-        return False
-    return True
+    return gsm7_septets(char) > 0
 
 
 def normalise_gsm(text: str) -> str:
@@ -160,25 +166,6 @@ def normalise_gsm(text: str) -> str:
     Idempotent: every character it emits is GSM-7 and maps to itself.
     """
     return "".join(_gsm_equivalent(char) for char in text)
-
-
-def sms_segments(text: str) -> int:
-    """Return how many SMS segments `text` takes on the wire.
-
-    GSM-7 counts septets (extension characters such as "€" take two); anything else
-    goes as UCS-2, counted in UTF-16 code units. An empty text counts as 1, as a
-    message that is sent at all occupies one segment.
-    """
-    try:
-        septets = len(text.encode("gsm03.38"))
-    except UnicodeError:
-        units = len(text.encode("utf-16-le")) // 2
-        if units <= UCS2_SINGLE_SEGMENT_UNITS:
-            return 1
-        return math.ceil(units / UCS2_MULTIPART_SEGMENT_UNITS)
-    if septets <= GSM_SINGLE_SEGMENT_SEPTETS:
-        return 1
-    return math.ceil(septets / GSM_MULTIPART_SEGMENT_SEPTETS)
 
 
 def sample_context(*, discreet: bool = False, channel: str = "sms") -> dict[str, Any]:

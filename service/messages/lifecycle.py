@@ -19,6 +19,7 @@ RANK: dict[str, int] = {
     S.DELIVERED: 4,
     S.UNDELIVERED: 4,
     S.FAILED: 4,
+    S.EXPIRED: 4,  # the provider held it past its validity (Twilio 30036)
 }
 FINAL = frozenset({S.DELIVERED, S.UNDELIVERED, S.FAILED, S.EXPIRED, S.CANCELLED})
 

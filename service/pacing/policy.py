@@ -23,6 +23,8 @@ class PacingLimits(Protocol):
     def min_spacing_minutes(self) -> int: ...
     @property
     def expiry_grace_minutes(self) -> int: ...
+    @property
+    def send_spread_minutes(self) -> int: ...
 
 
 def pacing_policy(limits: PacingLimits) -> PacingPolicy:
@@ -32,4 +34,5 @@ def pacing_policy(limits: PacingLimits) -> PacingPolicy:
         max_sms_per_24h=limits.max_sms_per_24h,
         min_spacing=timedelta(minutes=limits.min_spacing_minutes),
         expiry_grace=timedelta(minutes=limits.expiry_grace_minutes),
+        spread=timedelta(minutes=limits.send_spread_minutes),
     )

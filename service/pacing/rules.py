@@ -61,6 +61,7 @@ from service.messages.catalog import (
     WELCOME_TEMPLATE,
     Kind,
 )
+from service.pacing.spread import spread_in_window
 from service.pacing.variants import choose_activity, choose_patience, choose_restraint
 from service.pacing.window import (
     Zones,
@@ -122,6 +123,9 @@ class PacingPolicy:
     activity_rest_after_done: timedelta = timedelta(hours=24)
     min_cadence_per_week: int = 3
     max_cadence_per_week: int = 21
+    # Nudges that pacing puts at a window's opening or at `now` are spread over
+    # this much of the window, per subscriber (``service.pacing.spread``); 0 = off.
+    spread: timedelta = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -365,9 +369,17 @@ def plan_next(
     """
     require_aware(now, "now")
     now = now.astimezone(UTC)
-    scheduled_for = _schedule(state, now, policy).astimezone(UTC)
     start_hour, end_hour = window_hours(state.hours, policy)
-    closing = window_closing_for(scheduled_for, _zones(state), start_hour, end_hour)
+    zones = _zones(state)
+    scheduled_for = spread_in_window(
+        _schedule(state, now, policy).astimezone(UTC),
+        now,
+        zones,
+        (start_hour, end_hour),
+        state.subscriber_id,
+        policy.spread,
+    )
+    closing = window_closing_for(scheduled_for, zones, start_hour, end_hour)
     kind, template, rule = _choose(state, now, scheduled_for, policy)
     return PlannedNudge(
         kind=kind,

@@ -29,9 +29,10 @@ from service.addresses import mask
 from service.channels import ChannelKind
 from service.messages.catalog import OPERATOR_TEMPLATE, Kind
 from service.messages.compose import sms_context
-from service.messages.content import Content, sms_segments
+from service.messages.content import Content
 from service.messages.lifecycle import PRIORITY_NOW
 from service.messages.safety_lines import country_of
+from service.messages.segments import count_segments
 from service.pacing.rules import PacingPolicy
 from service.pacing.window import (
     NoSharedWindow,
@@ -244,7 +245,7 @@ def send_operator_reply(
         settings, discreet=subscriber.discreet, cadence_per_week=subscriber.cadence_per_week
     )
     rendered = content.sms(OPERATOR_TEMPLATE, {**context, "body": text})
-    if sms_segments(rendered) > MAX_REPLY_SEGMENTS:
+    if count_segments(rendered) > MAX_REPLY_SEGMENTS:
         raise ReviewError(422, f"the reply is longer than {MAX_REPLY_SEGMENTS} SMS segments")
     at_once = _texted_lately(session, subscriber_id, now)
     due = now if at_once else _next_window_opening(subscriber, now, policy)

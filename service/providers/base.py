@@ -21,7 +21,7 @@ from service.channels import ChannelKind
 CopyOutcome = Literal["sent", "delivered", "undelivered", "failed"]
 # Where a delivery report says a message is: the message statuses a provider can
 # report (`service.storage.models.MessageStatus` values; a test keeps them so).
-DeliveryStatus = Literal["sending", "sent", "delivered", "undelivered", "failed"]
+DeliveryStatus = Literal["sending", "sent", "delivered", "undelivered", "failed", "expired"]
 
 
 class DeliveryReason(StrEnum):
@@ -104,6 +104,9 @@ class OutboundMessage:
     status_callback: str | None = None
     unsubscribe_url: str | None = None
     sender_name: str | None = None
+    # How long the provider may hold it before it is late (Twilio's ValidityPeriod);
+    # None: the provider's default. Set by the dispatcher for nudges.
+    validity_seconds: int | None = None
 
 
 class ProviderError(Exception):

@@ -75,8 +75,16 @@ RATE_LIMIT_RELEASED = Counter(
     "steady_rate_limit_released",
     "Claimed messages put back unsent for a later tick, by channel and reason "
     "(paced: the next slot is too far off; lease: the claim's lease is ending; "
-    "unavailable: the shared limiter cannot be reached).",
+    "unavailable: the shared limiter cannot be reached; day_spent: the sender's "
+    "daily segments for that priority are spent).",
     ["channel", "reason"],
+    registry=PROCESS_REGISTRY,
+)
+SEGMENTS = Counter(
+    "steady_segments",
+    "Message segments taken from the senders' budgets, by channel and source "
+    "(dispatch: sent by the dispatcher; reply: a TwiML reply to an inbound text).",
+    ["channel", "source"],
     registry=PROCESS_REGISTRY,
 )
 WEBHOOKS = Counter(
@@ -151,6 +159,11 @@ def provider_send_timer(provider: str, channel: str) -> Iterator[None]:
 def record_rate_limit_wait(channel: str, seconds: float) -> None:
     """One send's wait for its rate-limit slot (0 when the sender was idle)."""
     RATE_LIMIT_WAIT_SECONDS.labels(channel).observe(seconds)
+
+
+def record_segments(channel: str, segments: int, *, reply: bool = False) -> None:
+    """Segments one message took from its sender's budget."""
+    SEGMENTS.labels(channel, "reply" if reply else "dispatch").inc(segments)
 
 
 def record_released(channel: str, reason: str, count: int = 1) -> None:
@@ -251,8 +264,15 @@ class _ProcessCollector(Collector):
         return PROCESS_REGISTRY.collect()
 
 
-def render(sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> tuple[bytes, str]:
-    """The exposition text for one scrape, and its content type."""
+def render(
+    sessions: sessionmaker[Session],
+    clock: Callable[[], datetime],
+    extra: Iterable[Collector] = (),
+) -> tuple[bytes, str]:
+    """The exposition text for one scrape, and its content type.
+
+    `extra`: collectors of parts above this one (the SMS budget, `service.sending.capacity`).
+    """
     registry = CollectorRegistry()
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
@@ -261,4 +281,6 @@ def render(sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> tu
     else:
         registry.register(_ProcessCollector())
     registry.register(DatabaseCollector(sessions, clock))
+    for collector in extra:
+        registry.register(collector)
     return generate_latest(registry), CONTENT_TYPE_LATEST

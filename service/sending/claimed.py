@@ -3,6 +3,8 @@ more just before it goes, and what a failed send does to it."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,10 +15,16 @@ from sqlalchemy.orm import Session
 
 from service.messages.catalog import IMMEDIATE_KINDS, Kind
 from service.messages.compose import Recipient
-from service.messages.lifecycle import MAX_SEND_ATTEMPTS
+from service.messages.lifecycle import MAX_SEND_ATTEMPTS, PRIORITY_NUDGE
 from service.pacing.rules import PacingPolicy
-from service.pacing.window import in_sending_window, split_zones
-from service.providers.base import ProviderError
+from service.pacing.window import (
+    in_sending_window,
+    sending_zones,
+    split_zones,
+    window_closing_for,
+    window_hours,
+)
+from service.providers.base import OutboundMessage, ProviderError
 from service.sending.claims import RECIPIENT_COLUMNS, Outcome, recipient_of
 from service.storage.models import Channel, ChannelStatus, Message, MessageStatus, Subscriber
 
@@ -48,6 +56,7 @@ class Claimed:
     paused_until: datetime | None
     flagged: bool
     body: str | None = None  # rendered when queued (an operator's reply); else rendered here
+    priority: int = PRIORITY_NUDGE  # PRIORITY_NOW: answers the person (the day's last tenth)
 
     def outcome(self, status: str, **extra: Any) -> Outcome:
         """What became of this message, for the bulk update."""
@@ -80,6 +89,7 @@ def load_claimed(session: Session, ids: list[int]) -> list[Claimed]:
             Subscriber.paused_until,
             Subscriber.flagged_at,
             Message.body,
+            Message.priority,
         )
         .join(Channel, Channel.id == Message.channel_id)
         .join(Subscriber, Subscriber.id == Message.subscriber_id)
@@ -102,6 +112,7 @@ def load_claimed(session: Session, ids: list[int]) -> list[Claimed]:
             paused_until=row.paused_until,
             flagged=row.flagged_at is not None,
             body=row.body,
+            priority=row.priority,
         )
         for row in rows
     ]
@@ -128,6 +139,31 @@ def why_not_send(item: Claimed, now: datetime, policy: PacingPolicy) -> tuple[st
     ):
         return MessageStatus.EXPIRED, "outside_window"
     return None
+
+
+def validity_seconds(item: Claimed, at: datetime, policy: PacingPolicy) -> int | None:
+    """Seconds the provider may still hold this message before it is late; None: no limit.
+
+    A nudge is worth sending until its window closes (the window its candidate
+    zones share), or its own expiry if sooner. Replies, confirmations and
+    operators' texts answer the person at any hour: the provider's default.
+    """
+    if item.kind in IMMEDIATE_KINDS:
+        return None
+    zones = sending_zones(item.timezone, item.candidate_zones)
+    end = window_closing_for(at, zones, *window_hours(item.hours, policy))
+    if item.expires_at is not None:
+        end = min(end, item.expires_at)
+    return math.floor((end - at).total_seconds())
+
+
+def with_validity(message: OutboundMessage, seconds: int | None) -> OutboundMessage | None:
+    """The message with its validity, or None when less than a second of it is left."""
+    if seconds is None:
+        return message
+    if seconds < 1:
+        return None
+    return dataclasses.replace(message, validity_seconds=seconds)
 
 
 def retry_delay(attempts: int, retry_after: float | None) -> timedelta:

@@ -105,12 +105,14 @@ def claim_due(
     *,
     ids: Collection[int] | None = None,
     channels: Collection[str] | None = None,
+    max_priority: int | None = None,
 ) -> list[int]:
     """Atomically move up to `limit` due rows to `sending`; returns their ids.
 
     Replies and confirmations (priority 0) first, then the longest due.
     `channels` narrows the claim to those channels (a limited channel is
-    claimed on its own, by its sender's pace).
+    claimed on its own, by its sender's pace); `max_priority` to rows of that
+    priority or more urgent (a sender whose day is nearly spent).
 
     PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent workers take disjoint
     rows without waiting. SQLite has one writer at a time, and the outer
@@ -132,6 +134,8 @@ def claim_due(
         due = due.where(Message.id.in_(list(ids)))
     if channels is not None:
         due = due.where(Message.channel.in_(list(channels)))
+    if max_priority is not None:
+        due = due.where(Message.priority <= max_priority)
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     due_rows = due.cte("due").prefix_with("MATERIALIZED", dialect="postgresql")

@@ -8,19 +8,28 @@ reconciled against the provider, never blindly resent. So nothing is handed to
 a provider once the claim's lease is nearly over: the rest of the batch goes
 back to `scheduled` instead, as if never claimed.
 
-Provider rate limits (issue 5, `service.sending.ratelimit`): a limited channel claims
-only what its sender can send in a couple of seconds, each send first takes its
-sender's next slot (shared by every worker) and sleeps until it, and when the
-slot is too far off the channel's unsent rows go back to `scheduled`. Claims
+Provider budgets (issues 5 and 13, `service.sending.budget`): a limited channel
+claims only what its sender can send in a couple of seconds, each send first
+takes its sender's next slot for its segments (shared by every worker) and
+sleeps until it, and when the slot is too far off, or the day's allowance for
+its priority is spent, the channel's unsent rows go back to `scheduled`. Claims
 take replies and confirmations (priority 0) before nudges, so one that comes
-due behind a paced backlog goes out in the next small claim.
+due behind a paced backlog goes out in the next small claim; once a sender has
+spent the nudges' share of its day, only priority 0 is claimed on it.
+
+Never late at the carrier: a nudge tells the provider how long it stays worth
+sending (`validity_seconds`, Twilio's ValidityPeriod): the seconds left in the
+subscriber's window, or to the nudge's own expiry if sooner. With less than a
+second left it is not sent at all but `expired`.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -32,11 +41,21 @@ from service.channels import ChannelKind
 from service.messages.catalog import IMMEDIATE_KINDS
 from service.messages.compose import compose
 from service.messages.content import Content, TemplateError
+from service.messages.lifecycle import PRIORITY_NOW
+from service.messages.segments import count_segments
 from service.pacing.policy import pacing_policy
 from service.providers.base import Provider, ProviderError
 from service.reporting.metrics import provider_send_timer, record_released
 from service.sending import crashpoints
-from service.sending.claimed import Claimed, failure_outcome, load_claimed, why_not_send
+from service.sending.budget import RELEASE_LEASE, SendPacer, sender_limits
+from service.sending.claimed import (
+    Claimed,
+    failure_outcome,
+    load_claimed,
+    validity_seconds,
+    why_not_send,
+    with_validity,
+)
 from service.sending.claims import (
     Outcome,
     claim_due,
@@ -47,13 +66,7 @@ from service.sending.claims import (
     replan_subscribers,
 )
 from service.sending.feedback import apply_send_errors
-from service.sending.ratelimit import (
-    RELEASE_LEASE,
-    RateLimiter,
-    SendPacer,
-    sender_limits,
-    shared_limiter,
-)
+from service.sending.ratelimit import RateLimiter, shared_limiter
 from service.sending.reconcile import ReconcileReport
 from service.settings import Settings
 from service.storage.models import MessageStatus
@@ -67,6 +80,8 @@ LEASE_MARGIN_SECONDS = 5.0
 # A paced batch (a limited channel, claimed a couple of seconds at a time) keeps
 # claiming for this long before it returns, so one call keeps a sender busy.
 PACED_RUN_SECONDS = 10.0
+# Threads per process that send a free channel's claimed rows (see `_send_pool`).
+SEND_THREADS = 4
 # A `now` this close to the wall clock is the real time (see `_BatchClock`).
 LIVE_CLOCK_TOLERANCE = timedelta(minutes=1)
 
@@ -246,7 +261,21 @@ class Dispatcher:
         """
         released: list[tuple[str, str, int]] = []
         stopped: dict[str, str] = {}
-        for item in claimed:
+        paced = [item for item in claimed if item.recipient.channel in self.pacer.limits]
+        free = [item for item in claimed if item.recipient.channel not in self.pacer.limits]
+        # A free channel's sends overlap their waits for the provider in a few threads
+        # (its only reason to stop is the lease, which each send checks for itself);
+        # a paced channel goes one by one, in claim order, at its sender's pace.
+        if free:
+            results = _send_pool().map(
+                lambda item: self._send_one(item, now, clock, deadline), free
+            )
+            for item, result in zip(free, results, strict=True):
+                if isinstance(result, Outcome):
+                    outcomes.append(result)
+                else:
+                    released.append((item.recipient.channel, result, item.recipient.message_id))
+        for item in paced:
             channel = item.recipient.channel
             reason = stopped.get(channel)
             if reason is None:
@@ -261,22 +290,43 @@ class Dispatcher:
     def _claim(
         self, session: Session, now: datetime, limit: int, ids: Collection[int] | None
     ) -> tuple[list[int], bool]:
-        """Claim due rows: free channels together, each limited one by its pace.
+        """Claim due rows: free channels together, each paced one by its pace.
 
-        Returns the ids and whether a limited channel filled its share.
+        A channel whose sender spent the nudges' share of its day is claimed for
+        replies and confirmations only. Returns the ids and whether a paced
+        channel filled its share.
         """
+        held = {channel for channel in self.providers if self.pacer.nudges_held(channel)}
         paced = {
             channel: min(size, limit)
             for channel in self.providers
             if (size := self.pacer.claim_size(channel)) is not None
         }
-        if not paced:
-            return claim_due(session, now, limit, self.lease, ids=ids), False
+        claimed: list[int] = []
         free = [channel for channel in self.providers if channel not in paced]
-        claimed = claim_due(session, now, limit, self.lease, ids=ids, channels=free) if free else []
+        for only_now in (False, True):
+            group = [channel for channel in free if (channel in held) == only_now]
+            if group:
+                claimed += claim_due(
+                    session,
+                    now,
+                    limit - len(claimed),
+                    self.lease,
+                    ids=ids,
+                    channels=group,
+                    max_priority=PRIORITY_NOW if only_now else None,
+                )
         more = False
         for channel, size in paced.items():
-            taken = claim_due(session, now, size, self.lease, ids=ids, channels=[channel])
+            taken = claim_due(
+                session,
+                now,
+                size,
+                self.lease,
+                ids=ids,
+                channels=[channel],
+                max_priority=PRIORITY_NOW if channel in held else None,
+            )
             claimed += taken
             more = more or len(taken) == size
         return claimed, more
@@ -304,7 +354,10 @@ class Dispatcher:
         patience = deadline - time.monotonic()
         if patience <= 0:
             return RELEASE_LEASE
-        held = self.pacer.wait_for_slot(recipient.channel, patience)
+        segments = count_segments(message.body) if recipient.channel == "sms" else 1
+        held = self.pacer.wait_for_slot(
+            recipient.channel, patience, segments=segments, priority=item.priority
+        )
         if held is not None:
             return held
         if recipient.channel in self.pacer.limits:
@@ -314,10 +367,13 @@ class Dispatcher:
             if refusal is not None:
                 status, reason = refusal
                 return outcome(status, detail=reason)
+        timed = with_validity(message, validity_seconds(item, clock.now(), self.policy))
+        if timed is None:
+            return outcome(MessageStatus.EXPIRED, detail="no_validity_left")
         crashpoints.reach("before_send")
         try:
             with provider_send_timer(provider.name, recipient.channel):
-                provider_id = provider.send(message)
+                provider_id = provider.send(timed)
         except ProviderError as exc:
             return failure_outcome(item, exc, now, provider.name)
         accepted_at = clock.now()
@@ -326,6 +382,22 @@ class Dispatcher:
         return outcome(
             MessageStatus.SENT, provider_id=provider_id, detail=provider.name, at=accepted_at
         )
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _send_pool() -> ThreadPoolExecutor:
+    """This process's send threads (made after a fork: a Celery child has its own).
+
+    `SEND_THREADS` like the SDK's own ceiling on this kind of machine (PERFORMANCE.md:
+    2 processes × 4 threads): while one send waits for the provider's answer,
+    another renders or parses.
+    """
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="send"))
+    return _POOL[1]
 
 
 def _count_released(released: list[tuple[str, str, int]]) -> None:

@@ -32,6 +32,7 @@ from service.ids import MAX_ROW_ID
 from service.reporting import metrics, stats
 from service.reporting.charts import dashboard_context
 from service.reporting.records import iso, message_record, subscriber_record
+from service.sending.capacity import BudgetCollector, budget_summary, estimate
 from service.storage.models import ActivityLog, ContactLog, Message, Subscriber
 from service.web.admin_auth import (
     Admin,
@@ -111,7 +112,9 @@ def dashboard(request: Request) -> Response:
     with ctx.read_sessions() as session:
         figures = stats.dashboard(session, now)
         flagged = _flagged(session, limit=RECENT_LOGS)
+        budget = estimate(ctx.settings, session, now)
     context = dashboard_context(figures, [subscriber_record(s) for s in flagged])
+    context.update(budget=budget, budget_line=budget_summary(budget))
     return _secured(ctx.pages.TemplateResponse(request, "admin.html", context))
 
 
@@ -186,7 +189,9 @@ SubscriberId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 @router.get("/api/stats")
 def api_stats(ctx: Admin) -> JSONResponse:
     with ctx.read_sessions() as session:
-        return _json(stats.collect(session, ctx.clock()))
+        figures = stats.collect(session, ctx.clock())
+        figures["sms_budget"] = estimate(ctx.settings, session, ctx.clock())
+        return _json(figures)
 
 
 @router.get("/api/subscribers")
@@ -289,5 +294,9 @@ def api_flagged(ctx: Admin) -> JSONResponse:
 def prometheus_metrics(request: Request) -> Response:
     """Prometheus text exposition: database figures plus this process's counters."""
     ctx = app_context(request)
-    body, content_type = metrics.render(ctx.read_sessions, ctx.clock)
+    body, content_type = metrics.render(
+        ctx.read_sessions,
+        ctx.clock,
+        extra=[BudgetCollector(ctx.settings, ctx.read_sessions, ctx.clock)],
+    )
     return Response(body, media_type=content_type)

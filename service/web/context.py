@@ -18,6 +18,7 @@ from service.messages.content import Content
 from service.people.abuse import SignupGuard
 from service.providers.base import DeliveryReport
 from service.replies.inbound import InboundHandler
+from service.sending.budget import ReplyCharger
 from service.sending.feedback import apply_reports
 from service.sending.wake import Waker
 from service.settings import Settings
@@ -47,10 +48,13 @@ class AppContext:
     delivery_reports: GroupCommit[DeliveryReport, str] = field(init=False)
     # Hashes addresses for the suppression list (the one use of the secret key there).
     hasher: AddressHasher = field(init=False)
+    # TwiML replies are charged to the SMS sender's budget after they went.
+    reply_budget: ReplyCharger = field(init=False)
 
     def __post_init__(self) -> None:
         self.delivery_reports = GroupCommit(self._apply_reports)
         self.hasher = AddressHasher(self.settings.secret_key)
+        self.reply_budget = ReplyCharger.from_settings(self.settings)
 
     @property
     def read_sessions(self) -> sessionmaker[Session]:

@@ -9,8 +9,10 @@ from urllib.parse import parse_qsl
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from service.messages.segments import count_segments
 from service.providers.base import DeliveryReport, InboundText
 from service.providers.sendgrid import webhooks as sendgrid
 from service.providers.twilio import webhooks as twilio
@@ -64,7 +66,10 @@ async def twilio_inbound(request: Request) -> Response:
     reply = None if text is None else await run_in_threadpool(_handle_inbound, ctx, text)
     if text is not None:
         record_webhook("twilio_inbound", "replied" if reply else "silent")
-    return Response(twilio.reply_twiml(reply), media_type=twilio.TWIML)
+    # The reply goes whatever the budget says; its segments are charged to the
+    # sender after the answer is on its way, so a slow Redis never delays it.
+    charge = BackgroundTask(ctx.reply_budget.charge, count_segments(reply)) if reply else None
+    return Response(twilio.reply_twiml(reply), media_type=twilio.TWIML, background=charge)
 
 
 def _handle_inbound(ctx: AppContext, text: InboundText) -> str | None:

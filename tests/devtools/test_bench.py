@@ -59,6 +59,17 @@ def test_bench_measures_each_phase_and_sends_every_message_once() -> None:
     assert dispatch["check"]["ok"]
     assert len(dispatch["rss"]["peak_mib_per_child"]) == 2
     assert all(0 < mib < 300 for mib in dispatch["rss"]["peak_mib_per_child"])
+    ceiling = result["sdk_ceiling"]
+    assert (ceiling["messages"], ceiling["processes"], ceiling["threads_per_process"]) == (
+        SUBSCRIBERS,
+        2,
+        4,
+    )
+    assert ceiling["check"] == {"accepted": 2 * SUBSCRIBERS, "ok": True}
+    assert ceiling["per_s"] == max(ceiling["runs_per_s"])
+    assert result["dispatch_vs_ceiling"] == pytest.approx(
+        dispatch["per_s"] / ceiling["per_s"], rel=0.01
+    )
     latency = result["latency"]
     assert latency["check"]["ok"]
     assert 0 <= latency["p50_s"] <= latency["p95_s"] <= latency["p99_s"] <= latency["max_s"]

@@ -28,7 +28,7 @@ from service.devtools.sandbox.callbacks import CallbackSender
 from service.devtools.sandbox.receiver import ReceivedRequest, WebhookReceiver
 from service.devtools.sandbox.server import SandboxServer
 from service.devtools.sandbox.state import MessageLog, SandboxMessage
-from service.devtools.sandbox.twilio_api import count_segments
+from service.messages.segments import count_segments
 
 ACCOUNT_SID = "AC" + "fedcba9876543210" * 2
 AUTH_TOKEN = "token-used-by-the-client"

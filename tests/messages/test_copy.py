@@ -21,8 +21,9 @@ from service.messages.catalog import (
     TIP_TEMPLATES,
 )
 from service.messages.compose import with_carried
-from service.messages.content import Content, sample_context, sms_segments
+from service.messages.content import Content, sample_context
 from service.messages.safety_lines import read_lines_file
+from service.messages.segments import count_segments
 
 ALL_SMS = BOTH_CHANNEL_TEMPLATES + SMS_ONLY_TEMPLATES
 MODES = pytest.mark.parametrize("discreet", [False, True], ids=["plain", "discreet"])
@@ -159,7 +160,7 @@ def test_me_reply_with_its_restraint_asks_for_no_second_log(
     assert starts_capitalised(text), text
     assert doubled_commands(text) == [], text
     assert not re.search(r"\bReply ME\b", text), text
-    assert sms_segments(text) <= 2, text
+    assert count_segments(text) <= 2, text
 
 
 @MODES
@@ -172,7 +173,7 @@ def test_them_reply_with_its_tip_reads_as_one_message(
     assert starts_capitalised(text), text
     assert doubled_commands(text) == [], text
     assert ". Noted." not in text, "the tip's own opening is dropped"
-    assert sms_segments(text) <= 2, text
+    assert count_segments(text) <= 2, text
 
 
 def test_restraint_12_reads_grammatically() -> None:
@@ -201,7 +202,7 @@ def test_both_safety_lines_of_every_example_country_fit_four_segments(
     text = content.sms(name, {**sample_context(discreet=discreet), "safety_lines": both})
     for line in both:
         assert " ".join(line.split()) in " ".join(text.split()), line
-    assert sms_segments(text) <= MAX_SAFETY_SEGMENTS, (len(text), text)
+    assert count_segments(text) <= MAX_SAFETY_SEGMENTS, (len(text), text)
 
 
 @MODES

@@ -19,8 +19,8 @@ from service.messages.content import (
     TemplateError,
     normalise_gsm,
     sample_context,
-    sms_segments,
 )
+from service.messages.segments import count_segments
 
 ALL_SMS = BOTH_CHANNEL_TEMPLATES + SMS_ONLY_TEMPLATES
 # Texts the planner schedules or sends as one-liners; only HELP and the crisis replies,
@@ -128,7 +128,7 @@ def test_sms_is_gsm7_and_fits_two_segments(content: Content, name: str, discreet
     assert text
     text.encode("gsm03.38")  # raises if a character would force UCS-2
     assert normalise_gsm(text) == text
-    assert sms_segments(text) <= MAX_NUDGE_SEGMENTS, text
+    assert count_segments(text) <= MAX_NUDGE_SEGMENTS, text
 
 
 @pytest.mark.parametrize("discreet", [False, True], ids=["plain", "discreet"])
@@ -141,7 +141,7 @@ def test_reply_help_lists_commands_and_fits_four_segments(content: Content, disc
     assert context["frequency"] in text
     assert context["support_contact"] in text
     assert context["safety_lines"][0] in text
-    assert sms_segments(text) <= MAX_HELP_SEGMENTS
+    assert count_segments(text) <= MAX_HELP_SEGMENTS
 
 
 def test_reply_help_leaves_out_support_lines_that_are_not_set(content: Content) -> None:
@@ -413,4 +413,4 @@ def test_normalise_gsm_output_is_gsm7_and_idempotent(text: str) -> None:
     ],
 )
 def test_sms_segments_counts_gsm7_septets_and_ucs2_units(text: str, segments: int) -> None:
-    assert sms_segments(text) == segments
+    assert count_segments(text) == segments

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from service.messages.content import Content, normalise_gsm, sample_context, sms_segments
+from service.messages.content import Content, normalise_gsm, sample_context
+from service.messages.segments import count_segments
 
 ASKS = [
     {},
@@ -24,7 +25,7 @@ def test_the_welcome_reply_asks_for_the_zone_only_when_uncertain_in_two_segments
 ) -> None:
     text = Content().sms("reply_confirmed", {**sample_context(discreet=discreet), **ask})
     assert normalise_gsm(text) == text
-    assert sms_segments(text) <= 2
+    assert count_segments(text) <= 2
     assert ("ZONE" in text) == bool(ask)
     if ask.get("zone_shared_hours") is False:
         assert "start once you reply ZONE" in text
@@ -39,7 +40,7 @@ def test_zone_replies_fit_one_segment_and_stay_neutral_when_discreet(
     name: str, discreet: bool
 ) -> None:
     text = Content().sms(name, {**sample_context(discreet=discreet), **ZONE_CONTEXT})
-    assert sms_segments(text) == 1
+    assert count_segments(text) == 1
     assert text[0].isupper()
     if discreet:
         assert REVEALING.search(text) is None, text

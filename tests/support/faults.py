@@ -109,6 +109,7 @@ def service_env(
         "STEADY_PUBLIC_URL": f"http://127.0.0.1:{free_port()}",
         "STEADY_SECRET_KEY": SECRET_KEY,
         "STEADY_TICK_SECONDS": "0.5",
+        "STEADY_SEND_SPREAD_MINUTES": "0",  # welcomes due at once, unspread
         "STEADY_SEND_LEASE_SECONDS": "5",
         "STEADY_DISPATCH_BATCH_SIZE": "4",
         "STEADY_PROVIDER_TIMEOUT_SECONDS": "2",

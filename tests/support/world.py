@@ -77,6 +77,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         # tests set their own rates.
         "STEADY_SMS_RATE_PER_SECOND": "1000",
         "STEADY_EMAIL_RATE_PER_SECOND": "1000",
+        # Nudges go when pacing says, unspread, so tests can expect them at `now`;
+        # tests/pacing/test_spread.py checks the spreading itself.
+        "STEADY_SEND_SPREAD_MINUTES": "0",
         "_env_file": None,
     }
     values.update(overrides)

@@ -37,6 +37,7 @@ def test_signup_yes_and_welcome_through_real_worker_and_sandbox(
             "STEADY_PUBLIC_URL": public_url,
             "STEADY_SECRET_KEY": "integration-secret-key-0123456789abcdef",
             "STEADY_TICK_SECONDS": "1",
+            "STEADY_SEND_SPREAD_MINUTES": "0",  # welcomes due at once, unspread
             "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
             "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
             "TWILIO_FROM_NUMBER": "+15005550006",

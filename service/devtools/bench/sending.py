@@ -122,7 +122,12 @@ def latency(world: BenchWorld, seconds: float, dispatch_rate: float) -> dict[str
 
 
 def naive(world: BenchWorld, limit: int | None, concurrency: int) -> dict[str, Any]:
-    from service.devtools.bench.naive import NAIVE_QUEUE, NAIVE_SEND_TASK, make_naive_celery
+    from service.devtools.bench.naive import (
+        NAIVE_PREFETCH,
+        NAIVE_QUEUE,
+        NAIVE_SEND_TASK,
+        make_naive_celery,
+    )
 
     with world.sessions() as session:
         ids = world.backlog[:limit] if limit else world.backlog
@@ -142,8 +147,8 @@ def naive(world: BenchWorld, limit: int | None, concurrency: int) -> dict[str, A
             )
         session.commit()
     world.progress(
-        f"naive baseline: {len(ids):,} messages, one Celery task each (eta), "
-        f"--concurrency {concurrency}"
+        f"naive baseline: {len(ids):,} messages, one Celery task each, "
+        f"--concurrency {concurrency} (one per core), prefetch ×{NAIVE_PREFETCH}"
     )
     celery = str(Path(sys.executable).with_name("celery"))
     worker = world.processes.start(
@@ -165,12 +170,13 @@ def naive(world: BenchWorld, limit: int | None, concurrency: int) -> dict[str, A
     producer = make_naive_celery(world.settings)
     cpu_before = tree_cpu_seconds(worker)
     started = time.monotonic()
-    eta = datetime.now(UTC)
 
     def enqueue() -> None:
+        # Due now, so sent now: an `eta` would only park each task in the worker's
+        # memory first (PERFORMANCE.md's ETA trap), which a competent app avoids.
         with producer.producer_or_acquire() as publisher:
             for message_id in ids:
-                producer.send_task(NAIVE_SEND_TASK, args=[message_id], eta=eta, producer=publisher)
+                producer.send_task(NAIVE_SEND_TASK, args=[message_id], producer=publisher)
 
     thread = threading.Thread(target=enqueue, daemon=True)
     thread.start()

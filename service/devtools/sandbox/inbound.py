@@ -20,7 +20,8 @@ from twilio.request_validator import RequestValidator  # type: ignore[import-unt
 
 from service.devtools.sandbox.callbacks import TRANSPORT_ERRORS, CallbackSender, OutgoingPost
 from service.devtools.sandbox.state import SandboxState
-from service.devtools.sandbox.twilio_api import API_VERSION, SANDBOX_PHONE_NUMBER, count_segments
+from service.devtools.sandbox.twilio_api import API_VERSION, SANDBOX_PHONE_NUMBER
+from service.messages.segments import count_segments
 
 
 async def simulate_inbound(request: Request) -> Response:

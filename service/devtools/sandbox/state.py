@@ -103,6 +103,7 @@ class MessageLog:
 CALLBACK_STATUSES = frozenset({"undelivered", "failed"})
 # 30003 unreachable destination handset; 30008 unknown error (Twilio's error dictionary).
 DEFAULT_CALLBACK_ERROR_CODES = {"undelivered": "30003", "failed": "30008"}
+TWILIO_VALIDITY_EXPIRED = "30036"  # the ValidityPeriod ran out in Twilio's queue
 SENDGRID_FAULT_EVENTS = frozenset({"bounce", "dropped"})
 
 
@@ -118,6 +119,8 @@ class FaultRule:
     `timeout` holds the answer back for `sleep_seconds` (a slow API still accepts
     the message unless `http_status` is set too); `callback_status` / `error_code`
     and `sendgrid_event` accept the message but report that failure afterwards.
+    `expire` accepts the message and then reports it `failed` with 30036, as
+    Twilio does when a message outlived the ValidityPeriod it was sent with.
     `times` limits how many requests it applies to (unset: until cleared).
     """
 
@@ -133,6 +136,7 @@ class FaultRule:
     error_code: str | None = None
     sendgrid_event: str | None = None
     message: str | None = None
+    expire: bool = False
 
     @classmethod
     def from_json(cls, data: Any) -> FaultRule:
@@ -143,6 +147,8 @@ class FaultRule:
         if unknown:
             raise FaultRuleError(f"unknown fault fields: {', '.join(unknown)}")
         rule = cls(**data)
+        if rule.expire:
+            rule.callback_status, rule.error_code = "failed", TWILIO_VALIDITY_EXPIRED
         if rule.api not in (None, "twilio", "sendgrid"):
             raise FaultRuleError("api must be 'twilio' or 'sendgrid'")
         if rule.http_status is not None and not 400 <= int(rule.http_status) <= 599:

@@ -12,7 +12,6 @@ import asyncio
 import base64
 import binascii
 import functools
-import math
 import os
 import time
 import uuid
@@ -26,23 +25,13 @@ from twilio.request_validator import RequestValidator  # type: ignore[import-unt
 
 from service.devtools.sandbox.callbacks import CallbackSender, OutgoingPost, Stage
 from service.devtools.sandbox.state import FaultRule, SandboxMessage, SandboxState
+from service.messages.segments import count_segments
 
 API_VERSION = "2010-04-01"
 SANDBOX_PHONE_NUMBER = "+15005550006"  # Twilio's own "valid sender" test number
 HOLD_POLL_SECONDS = 0.05
-GSM7_SINGLE_SEGMENT = 160
-GSM7_MULTIPART_SEGMENT = 153
-UCS2_SINGLE_SEGMENT = 70
-UCS2_MULTIPART_SEGMENT = 67
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
-
-# GSM 03.38 basic set, and the extension set (two septets each).
-GSM7_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")
 
 # Twilio's messages for the error codes the sandbox produces itself.
 TWILIO_ERROR_MESSAGES = {
@@ -57,7 +46,10 @@ TWILIO_ERROR_MESSAGES = {
     21604: "A 'To' phone number is required.",
     21610: "Attempt to send to unsubscribed recipient",
     21614: "'To' number is not a valid mobile number",
+    21624: "Validity period can only be set to integers between 1 and 36,000 seconds.",
 }
+# Twilio's ValidityPeriod range (https://www.twilio.com/docs/api/errors/90007).
+VALIDITY_PERIOD_RANGE = (1, 36_000)
 DEFAULT_CODE_FOR_STATUS = {401: 20003, 404: 20404, 429: 20429, 500: 20500, 503: 20503}
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -76,17 +68,6 @@ def _rfc2822_second(second: int) -> str:
         f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
     )
-
-
-def count_segments(body: str) -> int:
-    """SMS segments Twilio would bill: GSM-7 160/153 septets, else UCS-2 70/67 units."""
-    if all(ch in GSM7_BASIC or ch in GSM7_EXTENDED for ch in body):
-        units = len(body) + sum(1 for ch in body if ch in GSM7_EXTENDED)
-        single, multi = GSM7_SINGLE_SEGMENT, GSM7_MULTIPART_SEGMENT
-    else:
-        units = len(body.encode("utf-16-le")) // 2
-        single, multi = UCS2_SINGLE_SEGMENT, UCS2_MULTIPART_SEGMENT
-    return 1 if units <= single else math.ceil(units / multi)
 
 
 def twilio_error(
@@ -219,13 +200,19 @@ def _lifecycle(
 
 
 def _missing_parameter_code(params: dict[str, str]) -> int | None:
-    """Twilio's error code for a create without To, content or sender; None when complete."""
+    """Twilio's error code for a create without To, content or sender, or with a
+    ValidityPeriod out of range; None when the request is complete."""
     if not params.get("To"):
         return 21604
     if not (params.get("Body") or params.get("MediaUrl") or params.get("ContentSid")):
         return 21602
     if not (params.get("From") or params.get("MessagingServiceSid")):
         return 21603
+    validity = params.get("ValidityPeriod")
+    if validity is not None:
+        low, high = VALIDITY_PERIOD_RANGE
+        if not validity.isdigit() or not low <= int(validity) <= high:
+            return 21624
     return None
 
 

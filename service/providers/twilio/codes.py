@@ -29,6 +29,17 @@ STATUSES: dict[str, DeliveryStatus] = {
 }
 # Statuses whose ErrorCode says why the message did not arrive.
 FAILURE_STATUSES = frozenset({"undelivered", "failed"})
+# 30036: Twilio held the message past the ValidityPeriod we gave it and dropped it
+# unsent; it would have been late (the dispatcher sets ValidityPeriod on nudges).
+VALIDITY_EXPIRED = "30036"
+
+
+def delivery_status(status: str, error_code: str | None) -> DeliveryStatus | None:
+    """Our status for a callback's MessageStatus and ErrorCode; None for one we do not track."""
+    if error_code == VALIDITY_EXPIRED and status in FAILURE_STATUSES:
+        return "expired"
+    return STATUSES.get(status)
+
 
 # Error codes after which the same message can never go through.
 PERMANENT_ERROR_CODES = frozenset(
@@ -64,7 +75,7 @@ SENDER_COMPLIANCE_PREFIXES = ("3002", "3003")
 
 def cause_of(code: str | None) -> Cause | None:
     """What a Twilio error code says about the number, or None if nothing."""
-    if not code:
+    if not code or code == VALIDITY_EXPIRED:  # our deadline, nothing about the number
         return None
     if code == OPTED_OUT:
         return Cause(DeliveryReason.OPTED_OUT, f"carrier_opt_out_{code}", code)

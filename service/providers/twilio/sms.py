@@ -47,6 +47,8 @@ LOOKUP_LIMIT = 200
 # Only messages created through the REST API can be a lost `messages.create`;
 # TwiML replies are `outbound-reply` and are logged from the webhook instead.
 REST_API_DIRECTION = "outbound-api"
+# Twilio takes a ValidityPeriod of 1 to 36,000 seconds (error 90007 otherwise).
+VALIDITY_RANGE_SECONDS = (1, 36_000)
 HTTP_TOO_MANY_REQUESTS = 429
 HTTP_SERVER_ERROR = 500
 
@@ -183,11 +185,14 @@ class TwilioSmsProvider:
             if self._from_number
             else {"messaging_service_sid": str(self._messaging_service_sid)}
         )
-        callback: dict[str, str] = (
+        extra: dict[str, Any] = (
             {"status_callback": message.status_callback} if message.status_callback else {}
         )
+        if message.validity_seconds is not None:
+            low, high = VALIDITY_RANGE_SECONDS
+            extra["validity_period"] = min(high, max(low, message.validity_seconds))
         try:
-            created = self._messages.create(to=message.to, body=message.body, **sender, **callback)
+            created = self._messages.create(to=message.to, body=message.body, **sender, **extra)
         except TwilioRestException as exc:
             error = classify_twilio_error(exc)
         except requests.Timeout:

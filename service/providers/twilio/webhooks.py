@@ -14,7 +14,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from service.channels import ChannelKind
 from service.ids import parse_row_id
 from service.providers.base import DeliveryReport, InboundText
-from service.providers.twilio.codes import FAILURE_STATUSES, STATUSES, cause_of
+from service.providers.twilio.codes import FAILURE_STATUSES, cause_of, delivery_status
 
 PROVIDER = "twilio"
 SIGNATURE_HEADER = "X-Twilio-Signature"
@@ -56,7 +56,7 @@ def status_report(params: Mapping[str, str], message_id: str | None) -> Delivery
         event=status,
         message_id=parse_row_id(message_id),
         provider_id=sid,
-        status=STATUSES.get(status),
+        status=delivery_status(status, error_code),
         # Only a failure's ErrorCode says why it did not arrive; one on a
         # delivered report changes nothing.
         cause=cause_of(error_code) if status in FAILURE_STATUSES else None,
