@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from service.cli.capacity import capacity
+from service.cli.learning import decisions_command, evaluate_command, simulate_command
 from service.cli.operations import archive, health, messages
 from service.cli.ops import config_app, send_test, subscribers_app
 from service.settings import ConfigurationError, Settings, load_settings
@@ -29,6 +30,10 @@ app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(config_app, name="config")
 app.command("send-test")(send_test)
 app.command("capacity")(capacity)  # service/cli/capacity.py
+# Learning what helps (service/cli/learning.py).
+app.command("decisions")(decisions_command)
+app.command("evaluate")(evaluate_command)
+app.command("simulate")(simulate_command)
 # Operations (service/cli/operations.py): the message log, archive, health.
 app.command("messages")(messages)
 app.command("archive")(archive)
@@ -321,11 +326,19 @@ def sandbox(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    decisions: Annotated[
+        Path | None,
+        typer.Option(help="Also write the decision log, with outcomes, to this JSON file."),
+    ] = None,
+    experiment: Annotated[
+        bool, typer.Option("--experiment", help="Run with STEADY_EXPERIMENT=on.")
+    ] = False,
+) -> None:
     """A simulated fortnight for three personas, printed as a timeline."""
     from service.devtools.demo.show import run_demo
 
-    run_demo(console)
+    run_demo(console, decisions=decisions, experiment=experiment)
 
 
 @app.command()

@@ -103,6 +103,17 @@ RULES: Mapping[str, str] = MappingProxyType(
         "let them make the next move.",
         "them_reply_tip": "You logged that they got in touch, so the reply carried a tip: "
         "keep it light and short, end well, and let them ask the questions.",
+        # Learning what helps (service.pacing.experiment): chance picked the kind.
+        "experiment_restraint": "Steady varies its messages to learn what helps; this time "
+        "chance picked a reminder to hold back.",
+        "experiment_risky_hour": "Steady varies its messages to learn what helps; this time "
+        "chance picked a reminder to hold back, timed before the hours you most often reach out.",
+        "experiment_activity": "Steady varies its messages to learn what helps; this time "
+        "chance picked an idea for something good for yourself.",
+        "experiment_patience": "Steady varies its messages to learn what helps; this time "
+        "chance picked a reminder to give it time.",
+        "urge_reply": "You said you were about to get in touch, so the reply carried a "
+        "reminder to wait.",
     }
 )
 

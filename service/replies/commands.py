@@ -96,7 +96,10 @@ class SubscriberCommands:
         return Reply("reply_guide", Kind.REPLY, "guide") if action is None else action(turn)
 
     def _actions(self) -> dict[Command, Callable[[Turn], Reply | None]]:
+        from service.replies import learning  # its handlers take this module's Turn and Reply
+
         return {
+            **learning.ACTIONS,
             Command.ME: self._log_contact,
             Command.THEM: self._log_contact,
             Command.DONE: self._log_done,

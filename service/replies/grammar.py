@@ -68,6 +68,12 @@ class Command(StrEnum):
     MORE = "more"
     LESS = "less"
     WHY = "why"
+    URGE = "urge"  # about to get in touch: an immediate restraint message
+    STATS = "stats"  # the person's own summary
+    # Y / N: answers to the daily question only while one is open (service.replies.learning
+    # then records the text as storage.models.SURVEY_YES / SURVEY_NO).
+    SURVEY_YES = "answer_yes"
+    SURVEY_NO = "answer_no"
     ZONE = "zone"  # ZONE <place>: the subscriber names their time zone
     UNKNOWN = "unknown"
 
@@ -177,6 +183,53 @@ def _row(
     mutual: bool = False,
 ) -> Row:
     return Row(re.compile(pattern), command, medium, language, mutual)
+
+
+# Learning what helps (INTERFACE.md §3): URGE and STATS, and the answers to the daily
+# question. Last, so every row above keeps its meaning; "yes" stays CONFIRM here (the
+# inbound handler reads it as an answer only while a question is open).
+_URGE_VERB = (
+    r"(?:text|txt|texting|message|messaging|msg|call|calling|ring|ringing|phone|phoning|"
+    r"email|emailing|dm|write to|writing to|see|seeing|visit|visiting|contact|contacting|"
+    r"reach out to|reaching out to|reach out|get in touch with|getting in touch with|go see|"
+    r"go over to|drive over to|facetime|snap)"
+)
+_URGE_WANT = (
+    r"(?:about to|going to|gonna|want to|wanna|need to|dying to|tempted to|itching to|"
+    r"close to|on the verge of|trying not to|trying hard not to|fighting the urge to|"
+    r"have the urge to|have an urge to|feel like|feel the urge to|cant stop myself from|"
+    r"cant help|so close to)"
+)
+_URGE_TAIL = r"(?: (?:so bad|so badly|right now|now|again|tonight|today|rn|asap))*"
+LEARNING_ROWS: tuple[tuple[str, Command], ...] = (
+    (
+        r"(?:urge|urges|an urge|i have an urge|i have the urge|i got the urge|"
+        r"i have a strong urge|craving|help me hold back|hold me back)" + _COURTESY_TAIL,
+        Command.URGE,
+    ),
+    (
+        rf"{_LEAD}(?:i )?(?:im |i am |i m )?(?:(?:so|really|just|kinda|kind of|still) )*"
+        rf"{_URGE_WANT} (?:(?:so|really|just) )*{_URGE_VERB}"
+        rf"(?: {PARTNER}(?: .*)?|{_URGE_TAIL})",
+        Command.URGE,
+    ),
+    (
+        r"(?:stats|stat|statistics|my stats|my statistics|summary|my summary|progress|"
+        r"my progress|how am i doing|how am i doing so far|how have i done|my numbers)"
+        + _COURTESY_TAIL,
+        Command.STATS,
+    ),
+    (
+        r"(?:yes i did|yeah i did|yep i did|i did|yes unfortunately|unfortunately yes|"
+        r"sadly yes|yes sadly|yes i reached out|i reached out today)" + _COURTESY_TAIL,
+        Command.SURVEY_YES,
+    ),
+    (
+        r"(?:n|no|nope|nah|no i didnt|no i did not|no i havent|no i have not|i didnt|"
+        r"i did not|not today|no not today|no contact|i held back|no i held back)" + _COURTESY_TAIL,
+        Command.SURVEY_NO,
+    ),
+)
 
 
 GRAMMAR: tuple[Row, ...] = (
@@ -322,6 +375,7 @@ GRAMMAR: tuple[Row, ...] = (
     _row(rf"{_LEAD}(?:i )?{_ADVERB}{VISIT_THEIRS}{_TAIL}", Command.ME, "saw"),
     _row(rf"{_LEAD}i {_ADVERB}{_ME_VERB}(?: {PARTNER}{_TAIL}| (?:and|but) .*)?", Command.ME),
     _row(rf"{_LEAD}{_ADVERB}{_ME_VERB} {PARTNER}{_TAIL}", Command.ME),
+    *(_row(pattern, command) for pattern, command in LEARNING_ROWS),
 )
 
 # One-word typos: corrected to these, and only these, words.

@@ -58,6 +58,7 @@ from service.providers.base import InboundText
 from service.replies.commands import Reply, SubscriberCommands, Turn
 from service.replies.crisis import Assessment, CrisisDetector
 from service.replies.grammar import Command, Intent, interpret, normalise
+from service.replies.learning import survey_open
 from service.reporting.metrics import record_sms_confirmation_sent
 from service.settings import Settings
 from service.storage.models import Channel, ChannelStatus, InboundMessage, Subscriber
@@ -245,6 +246,13 @@ class InboundHandler:
     ) -> Reply | None:
         command = intent.command
         evidence = {"keyword": normalise(text.body), "message_sid": text.provider_id}
+        if (
+            command == Command.CONFIRM
+            and channel.status == ChannelStatus.ACTIVE
+            and survey_open(session, channel.subscriber_id, now)
+        ):
+            # A YES while the daily question is open answers it (service.replies.learning).
+            intent, command = Intent(Command.SURVEY_YES), Command.SURVEY_YES
         if command == Command.STOP:
             already = channel.status == ChannelStatus.STOPPED
             subscriptions.stop(session, channel, "stop", self.hasher, now)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -138,12 +140,20 @@ class Subscriber(Base):
     # Safety: crisis words flag a person for an operator and stop nudges.
     flagged_at: Mapped[datetime | None]
     flag_reason: Mapped[str | None] = mapped_column(String(200))
+    # Learning what helps (PRODUCT.md): the person's next decision point while
+    # STEADY_EXPERIMENT is on (service.sending.decisions), and their opt-out of the
+    # randomisation (they get Pacing v1, and are left out of estimation).
+    next_decision_at: Mapped[datetime | None]
+    experiment_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     channels: Mapped[list[Channel]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", order_by="Channel.id"
     )
 
-    __table_args__ = (Index("ix_subscribers_next_plan_at", "next_plan_at"),)
+    __table_args__ = (
+        Index("ix_subscribers_next_plan_at", "next_plan_at"),
+        Index("ix_subscribers_next_decision_at", "next_decision_at"),
+    )
 
 
 def _address_key_default(context: DefaultExecutionContext | None) -> str | None:
@@ -309,6 +319,12 @@ class DeliveryEvent(Base):
     __table_args__ = (Index("ix_delivery_events_message_id", "message_id"),)
 
 
+# `inbound_messages.command` of an answer to the daily question (service.replies.learning);
+# the outcome of each decision reads them (service.reporting.decision_log).
+SURVEY_YES = "survey_yes"
+SURVEY_NO = "survey_no"
+
+
 class InboundMessage(Base):
     """A text a person sent us. Kept whether or not we understood it."""
 
@@ -400,6 +416,35 @@ class TallyDelta(Base):
     channel: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(32))
     n: Mapped[int] = mapped_column(BigInteger)
+
+
+class Decision(Base):
+    """One decision point of one subscriber: append-only (PRODUCT.md, "Learning what helps").
+
+    `options` lists what could have been chosen ("none" included), `probabilities`
+    maps each to its chance, `chosen` is what was; `draw` is the seeded uniform number
+    that chose (null when nothing was drawn). `message_id` names the nudge it planned:
+    a plain reference, not a foreign key, since archived messages leave the table.
+    """
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime]
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    available: Mapped[bool] = mapped_column(Boolean)
+    unavailable_reason: Mapped[str | None] = mapped_column(String(32))
+    options: Mapped[list[str]] = mapped_column(JSON)
+    probabilities: Mapped[dict[str, float]] = mapped_column(JSON)
+    chosen: Mapped[str] = mapped_column(String(32))
+    policy: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    draw: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_decisions_subscriber_at", "subscriber_id", "at"),
+        Index("ix_decisions_at", "at"),
+    )
 
 
 # --- archive: rows `steady archive` moved out of the live tables (service/storage/archive.py)
