@@ -27,9 +27,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.addresses import (
-    AddressHasher,
-)
+from service.addresses import AddressHasher, mailbox_key
 from service.channels import ChannelKind
 from service.messages.catalog import CONFIRM_TEMPLATE, Kind
 from service.messages.lifecycle import PRIORITY_NOW
@@ -234,6 +232,8 @@ def _add_person(
         channel: dict[str, Any] = {
             "kind": kind.value,
             "address": address,
+            # COPY applies no column defaults: the mailbox key lookups use (issue 11).
+            "address_key": mailbox_key(kind, address),
             "created_at": now,
             "updated_at": now,
             "consent_at": now,

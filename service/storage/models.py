@@ -156,8 +156,10 @@ class Subscriber(Base):
     )
 
 
-def _address_key_default(context: DefaultExecutionContext) -> str | None:
+def _address_key_default(context: DefaultExecutionContext | None) -> str | None:
     """Every insert gets its mailbox key, whichever code path adds the channel."""
+    if context is None:  # called without a statement (storage.bulkwrite fills defaults)
+        return None
     values = context.get_current_parameters()  # type: ignore[no-untyped-call]
     address = values.get("address")
     return None if address is None else mailbox_key(str(values.get("kind") or ""), str(address))
