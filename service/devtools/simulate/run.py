@@ -48,7 +48,8 @@ from service.reporting.decision_log import load_rows
 from service.sending.decisions import _me_times, population_prior
 from service.sending.runtime import Runtime
 from service.storage.db import get_engine, upgrade
-from service.storage.models import Decision, Message, MessageStatus, Subscriber
+from service.storage.models import Message, MessageStatus, Subscriber
+from service.storage.models_records import Decision
 
 ZONES = ("America/New_York", "America/Chicago")
 # A Monday in April: the weeks after it cross no daylight-saving change in these zones.
