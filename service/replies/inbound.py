@@ -57,7 +57,8 @@ from service.people.review import CRISIS_FLAG_REASON
 from service.providers.base import InboundText
 from service.replies.commands import Reply, SubscriberCommands, Turn
 from service.replies.crisis import Assessment, CrisisDetector
-from service.replies.grammar import Command, Intent, interpret, normalise
+from service.replies.grammar import Intent, interpret, normalise
+from service.replies.grammar_rows import Command
 from service.replies.learning import survey_open
 from service.reporting.metrics import record_sms_confirmation_sent
 from service.settings import Settings
