@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session
 
 from service.messages.catalog import NUDGE_KINDS, Kind
 from service.messages.lifecycle import PRIORITY_NUDGE, WENT_OUT
-from service.pacing.rules import RULES, PacingPolicy
+from service.pacing.explanations import RULES
+from service.pacing.rules import PacingPolicy
 from service.pacing.variants import choose_restraint, choose_tip
 from service.pacing.window import window_hours
 from service.people import subscriptions, zones
