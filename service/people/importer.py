@@ -31,7 +31,7 @@ from service.addresses import AddressHasher, mailbox_key
 from service.channels import ChannelKind
 from service.messages.catalog import CONFIRM_TEMPLATE, Kind
 from service.messages.lifecycle import PRIORITY_NOW
-from service.people import subscriptions
+from service.people import do_not_contact, subscriptions
 from service.people.import_rows import (
     RowError,
     ValidRow,
@@ -359,7 +359,7 @@ def _new_addresses(
                 select(Channel.id).where(Channel.kind == kind, Channel.address == address)
             )
             is not None
-            or subscriptions.is_suppressed(session, address, hasher)
+            or do_not_contact.is_suppressed(session, address, hasher)
         )
         fresh.append(None if known else address)
     return fresh[0], fresh[1]

@@ -26,7 +26,7 @@ from service.messages.catalog import Kind
 from service.messages.lifecycle import WENT_OUT
 from service.pacing.variants import choose_restraint
 from service.replies.commands import CARRIED_LOOKBACK, Reply, Turn
-from service.replies.grammar import Command
+from service.replies.grammar_rows import Command
 from service.storage.models import (
     SURVEY_NO,
     SURVEY_YES,

@@ -29,14 +29,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from service.storage.models import (
-    SURVEY_YES,
-    ContactLog,
-    Decision,
-    InboundMessage,
-    Message,
-    Subscriber,
-)
+from service.storage.models import SURVEY_YES, ContactLog, InboundMessage, Message, Subscriber
+from service.storage.models_records import Decision
 
 OUTCOME_WINDOW = timedelta(hours=24)
 CHUNK = 5000

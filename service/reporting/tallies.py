@@ -20,7 +20,7 @@ from __future__ import annotations
 from sqlalchemy import func, literal_column, select, text, union_all
 from sqlalchemy.orm import Session
 
-from service.storage.models import Tally, TallyDelta
+from service.storage.models_records import Tally, TallyDelta
 
 MESSAGES = "messages"
 DELIVERY_EVENTS = "delivery_events"

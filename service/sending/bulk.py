@@ -18,8 +18,8 @@ from sqlalchemy import Table, insert, text
 from sqlalchemy.orm import Session
 
 from service.pacing.experiment import Decision
-from service.storage.models import Decision as DecisionRow
 from service.storage.models import Message
+from service.storage.models_records import Decision as DecisionRow
 
 DECISION_COLUMNS = (
     "at",

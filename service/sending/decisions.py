@@ -20,36 +20,29 @@ decided; it goes halfway between that point and the window's closing. It keeps t
 window and the SMS cap (the cap keeps one SMS for it), not the spacing or cadence: it is
 a question asked of everyone alike, not a nudge, and a nudge must not crowd it out.
 
-The risky-hour reminder needs everyone's pattern as the prior (``population_prior``):
-fitted from the latest ME logs and kept for ``PRIOR_TTL`` per database.
+The risky-hour reminder needs everyone's pattern as the prior
+(``service.sending.risky_patterns.population_prior``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-import numpy as np
 from sqlalchemy import Select, Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.channels import ChannelKind
-from service.learning.risky_hours import BINS, Prior, bin_of, counts, fit_prior
+from service.learning.risky_hours import counts
 from service.messages.catalog import ACTIVITY_AREAS, NUDGE_KINDS, SURVEY_TEMPLATE, Kind
 from service.messages.lifecycle import OUTSTANDING, PRIORITY_NUDGE
-from service.pacing.experiment import (
-    Situation,
-    decide,
-    is_last_point_of_day,
-    next_decision_point,
-    survey_time,
-)
+from service.pacing.decision_times import is_last_point_of_day, next_decision_point, survey_time
+from service.pacing.experiment import Situation, decide
 from service.pacing.rules import PacingPolicy, PlannedNudge, SubscriberState
 from service.pacing.window import split_zones
 from service.sending.bulk import decision_row, insert_decisions, insert_messages
@@ -59,13 +52,11 @@ from service.sending.planner import (
     _recent_contacts,
     _recent_nudges,
 )
-from service.storage.models import ContactLog, Message, MessageStatus, Subscriber, UTCDateTime
+from service.sending.risky_patterns import me_times, population_prior
+from service.storage.models import Message, MessageStatus, Subscriber, UTCDateTime
 
 SURVEY_RULE = "daily_survey"
 RISKY_LOOKBACK = timedelta(days=56)  # a person's own ME log, for their risky hours
-PRIOR_LOOKBACK = timedelta(days=56)
-PRIOR_SAMPLE = 50_000  # the latest ME logs of everyone, for everyone's pattern
-PRIOR_TTL = timedelta(hours=6)
 NUDGE_KIND_VALUES = tuple(str(kind) for kind in NUDGE_KINDS)
 SUBSCRIBERS = cast(Table, Subscriber.__table__)
 
@@ -212,7 +203,7 @@ def _decide_batch(
     outstanding = _outstanding(session, ids, now)
     history, replies = _recent_nudges(session, ids, now - policy.lookback)
     contacts = _recent_contacts(session, ids, now - policy.lookback)
-    mine = _me_times(session, ids, now - RISKY_LOOKBACK, now)
+    mine = me_times(session, ids, now - RISKY_LOOKBACK, now)
     prior = population_prior(session, now)
 
     messages: list[dict[str, Any]] = []
@@ -372,52 +363,3 @@ def _outstanding(session: Session, ids: Sequence[int], now: datetime) -> set[int
             )
         )
     )
-
-
-def _me_times(
-    session: Session, ids: Sequence[int], since: datetime, until: datetime
-) -> dict[int, list[datetime]]:
-    out: dict[int, list[datetime]] = defaultdict(list)
-    rows = session.execute(
-        select(ContactLog.subscriber_id, ContactLog.occurred_at).where(
-            ContactLog.subscriber_id.in_(ids),
-            ContactLog.initiator == "me",
-            ContactLog.occurred_at >= since,
-            ContactLog.occurred_at <= until,
-        )
-    )
-    for subscriber_id, occurred_at in rows:
-        out[subscriber_id].append(occurred_at)
-    return out
-
-
-_PRIORS: dict[str, tuple[datetime, Prior]] = {}
-
-
-def population_prior(session: Session, now: datetime) -> Prior:
-    """Everyone's pattern, from the latest ME logs (cached per database for PRIOR_TTL)."""
-    key = session.get_bind().engine.url.render_as_string(hide_password=True)
-    cached = _PRIORS.get(key)
-    if cached is not None and abs(now - cached[0]) < PRIOR_TTL:
-        return cached[1]
-    rows = session.execute(
-        select(ContactLog.subscriber_id, ContactLog.occurred_at, Subscriber.timezone)
-        .join(Subscriber, Subscriber.id == ContactLog.subscriber_id)
-        .where(
-            ContactLog.initiator == "me",
-            ContactLog.occurred_at >= now - PRIOR_LOOKBACK,
-            ContactLog.occurred_at <= now,
-        )
-        .order_by(ContactLog.occurred_at.desc())
-        .limit(PRIOR_SAMPLE)
-    ).all()
-    people: dict[int, int] = {}
-    matrix = np.zeros((len({r.subscriber_id for r in rows}), BINS))
-    zones: dict[str, ZoneInfo] = {}
-    for subscriber_id, occurred_at, timezone in rows:
-        row = people.setdefault(subscriber_id, len(people))
-        zone = zones.setdefault(timezone, ZoneInfo(timezone))
-        matrix[row, bin_of(occurred_at.astimezone(zone))] += 1
-    prior = fit_prior(matrix) if len(matrix) else Prior.flat()
-    _PRIORS[key] = (now, prior)
-    return prior

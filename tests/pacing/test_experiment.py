@@ -10,8 +10,16 @@ import pytest
 
 from service.learning.risky_hours import BINS
 from service.messages.catalog import Kind
-from service.pacing.experiment import (
+from service.pacing.decision_times import (
     DECISIONS_PER_DAY,
+    decision_points,
+    is_last_point_of_day,
+    next_decision_point,
+    predicted_time,
+    risky_send_time,
+    survey_time,
+)
+from service.pacing.experiment import (
     NUDGE_PROBABILITY_BOUNDS,
     POLICY_EXPERIMENT,
     POLICY_V1_GRID,
@@ -19,12 +27,6 @@ from service.pacing.experiment import (
     Reason,
     Situation,
     decide,
-    decision_points,
-    is_last_point_of_day,
-    next_decision_point,
-    predicted_time,
-    risky_send_time,
-    survey_time,
 )
 from service.pacing.rules import DEFAULT_POLICY, ContactEntry, PastNudge, SubscriberState
 

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from service.messages.catalog import RESTRAINT_TEMPLATES
-from service.replies.grammar import Command, interpret
+from service.replies.grammar import interpret
+from service.replies.grammar_rows import Command
 from service.storage.models import (
     SURVEY_NO,
     SURVEY_YES,

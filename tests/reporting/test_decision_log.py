@@ -18,14 +18,8 @@ from service.learning.synthetic import SyntheticDesign, simulate
 from service.reporting.decision_log import iter_rows
 from service.settings import SECRET_FIELDS, Settings
 from service.storage.db import session_factory
-from service.storage.models import (
-    SURVEY_YES,
-    ContactLog,
-    Decision,
-    InboundMessage,
-    Message,
-    Subscriber,
-)
+from service.storage.models import SURVEY_YES, ContactLog, InboundMessage, Message, Subscriber
+from service.storage.models_records import Decision
 
 NY = ZoneInfo("America/New_York")
 T0 = datetime(2026, 4, 6, 14, 0, tzinfo=UTC)  # 10:00 in New York, Monday

@@ -14,7 +14,8 @@ from sqlalchemy import insert
 from service.learning.synthetic import SyntheticDesign, simulate
 from service.reporting.evaluation import evaluate_database
 from service.storage.db import session_factory
-from service.storage.models import ContactLog, Decision, Subscriber
+from service.storage.models import ContactLog, Subscriber
+from service.storage.models_records import Decision
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 PEOPLE, DAYS = 1000, 60

@@ -21,10 +21,10 @@ from service.storage.models import (
     ChannelKind,
     ChannelStatus,
     ContactLog,
-    Decision,
     Message,
     Subscriber,
 )
+from service.storage.models_records import Decision
 from tests.support.world import RecordingProvider, make_settings
 
 NY = ZoneInfo("America/New_York")

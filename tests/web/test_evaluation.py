@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from service.learning.synthetic import SyntheticDesign, simulate
-from service.storage.models import ContactLog, Decision, Subscriber
+from service.storage.models import ContactLog, Subscriber
+from service.storage.models_records import Decision
 from service.tokens import Purpose, make_token
 from tests.support.world import Harness, make_settings
 

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from service.devtools.demo.personas import DemoEvent, DemoResult, takeaway
 from service.devtools.demo.timeline import simulate
-from service.pacing.rules import RULES
+from service.pacing.explanations import RULES
 
 NAME_STYLES = ("cyan", "green", "magenta")
 NAME_WIDTH = 8

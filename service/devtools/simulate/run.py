@@ -39,16 +39,17 @@ from service.devtools.demo.timeline import CapturingOutbox, DemoSettings, _quiet
 from service.devtools.simulate.model import DONE_EVERY_DAYS, HOUR, World, draw_people
 from service.devtools.simulate.truth import DecisionTruth
 from service.learning.risky_hours import counts
-from service.pacing.experiment import next_decision_point, risky_send_time
+from service.pacing.decision_times import next_decision_point, risky_send_time
 from service.pacing.rules import SubscriberState
 from service.people import subscriptions
 from service.providers.base import InboundText, Provider
 from service.replies.inbound import InboundHandler
 from service.reporting.decision_log import load_rows
-from service.sending.decisions import _me_times, population_prior
+from service.sending.risky_patterns import me_times, population_prior
 from service.sending.runtime import Runtime
 from service.storage.db import get_engine, upgrade
-from service.storage.models import Decision, Message, MessageStatus, Subscriber
+from service.storage.models import Message, MessageStatus, Subscriber
+from service.storage.models_records import Decision
 
 ZONES = ("America/New_York", "America/Chicago")
 # A Monday in April: the weeks after it cross no daylight-saving change in these zones.
@@ -235,7 +236,7 @@ class Simulation:
                     select(Subscriber.id, Subscriber.hour_start).where(Subscriber.id.in_(people))
                 ).all()
             )
-            mine = _me_times(session, people, now - timedelta(days=56), now)
+            mine = me_times(session, people, now - timedelta(days=56), now)
             prior = population_prior(session, now)
         policy = self.runtime.policy
         for d in decisions:
