@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     # A window's nudges are spread over up to this much of it, each person at a
     # time of their own, instead of all at its opening (service/pacing/spread.py).
     send_spread_minutes: int = Field(180, ge=0, validation_alias=_env("STEADY_SEND_SPREAD_MINUTES"))
+    # Learning what helps (PRODUCT.md): micro-randomised nudges on a grid of decision
+    # points, and the optional daily question that measures the outcome for everyone.
+    experiment: Literal["off", "on"] = Field("off", validation_alias=_env("STEADY_EXPERIMENT"))
+    daily_survey: Literal["off", "on"] = Field("off", validation_alias=_env("STEADY_DAILY_SURVEY"))
 
     # Work sizes and timings.
     planner_batch_size: int = Field(1000, ge=1, validation_alias=_env("STEADY_PLANNER_BATCH_SIZE"))

@@ -13,7 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from service.cli.bench import bench
 from service.cli.capacity import capacity
+from service.cli.learning import decisions_command, evaluate_command, simulate_command
 from service.cli.operations import archive, health, messages
 from service.cli.ops import config_app, send_test, subscribers_app
 from service.settings import ConfigurationError, Settings, load_settings
@@ -29,6 +31,11 @@ app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(config_app, name="config")
 app.command("send-test")(send_test)
 app.command("capacity")(capacity)  # service/cli/capacity.py
+app.command("bench")(bench)  # service/cli/bench.py
+# Learning what helps (service/cli/learning.py).
+app.command("decisions")(decisions_command)
+app.command("evaluate")(evaluate_command)
+app.command("simulate")(simulate_command)
 # Operations (service/cli/operations.py): the message log, archive, health.
 app.command("messages")(messages)
 app.command("archive")(archive)
@@ -321,57 +328,19 @@ def sandbox(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    decisions: Annotated[
+        Path | None,
+        typer.Option(help="Also write the decision log, with outcomes, to this JSON file."),
+    ] = None,
+    experiment: Annotated[
+        bool, typer.Option("--experiment", help="Run with STEADY_EXPERIMENT=on.")
+    ] = False,
+) -> None:
     """A simulated fortnight for three personas, printed as a timeline."""
     from service.devtools.demo.show import run_demo
 
-    run_demo(console)
-
-
-@app.command()
-def bench(
-    subscribers: Annotated[
-        int, typer.Option(help="Synthetic subscribers (one message each).")
-    ] = 10_000,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    concurrency: Annotated[int, typer.Option(help="Celery pool processes.")] = 2,
-    naive: Annotated[bool, typer.Option(help="Also run the naive baseline.")] = True,
-    naive_messages: Annotated[
-        int | None, typer.Option(help="Messages for the naive baseline (default: all).")
-    ] = None,
-    webhooks: Annotated[
-        int | None, typer.Option(help="Status callbacks to post (default: up to 20,000).")
-    ] = None,
-    latency_seconds: Annotated[
-        float, typer.Option(help="How long messages fall due one by one in the latency phase.")
-    ] = 10.0,
-) -> None:
-    """Measure planning, dispatch, latency and webhook ingest in a scratch database."""
-    import json
-    import os
-
-    from service.devtools.bench.report import render
-    from service.devtools.bench.run import BenchOptions, run_bench
-
-    options = BenchOptions(
-        subscribers=subscribers,
-        concurrency=concurrency,
-        naive=naive,
-        naive_messages=naive_messages,
-        webhooks=webhooks,
-        latency_seconds=latency_seconds,
-        database_url=os.environ.get("STEADY_BENCH_DATABASE_URL") or None,
-        broker_url=os.environ.get("STEADY_BENCH_BROKER_URL") or None,
-    )
-
-    def progress(line: str) -> None:
-        errors.print(f"[dim]bench: {line}[/dim]")
-
-    result = run_bench(options, progress)
-    if json_output:
-        typer.echo(json.dumps(result, indent=2, default=str))
-    else:
-        render(result, console)
+    run_demo(console, decisions=decisions, experiment=experiment)
 
 
 def main() -> None:

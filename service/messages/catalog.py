@@ -21,6 +21,7 @@ class Kind(StrEnum):
     CHECKIN = "checkin"
     REPLY = "reply"
     SYSTEM = "system"
+    SURVEY = "survey"  # the optional daily question (service.sending.decisions)
     OPERATOR = "operator"  # one SMS an operator wrote (INTERFACE.md §2, /admin/review)
 
 
@@ -52,6 +53,7 @@ ACTIVITY_TEMPLATES: dict[str, tuple[str, ...]] = {
 CONFIRM_TEMPLATE = "confirm"
 WELCOME_TEMPLATE = "welcome"
 CHECKIN_TEMPLATE = "checkin"
+SURVEY_TEMPLATE = "survey"
 OPERATOR_TEMPLATE = "operator"
 
 # Replies to inbound texts (SMS only). The full grammar grows these.
@@ -80,6 +82,11 @@ REPLY_TEMPLATES: tuple[str, ...] = (
     "reply_crisis",  # words of crisis or danger: the safety reply
     "reply_crisis_stopped",  # crisis words and STOP in one text
     "reply_burst",  # the one calm reply to several logs within an hour
+    # Learning what helps (service.replies.learning).
+    "reply_urge",  # URGE: opens the restraint message it carries
+    "reply_stats",  # STATS: the person's own summary
+    "reply_survey_yes",  # Y to the daily question: noted; a restraint follows it
+    "reply_survey_no",  # N to the daily question
     "reply_zone",  # ZONE <place>: the zone and the local sending hours
     "reply_zone_unknown",  # ZONE with a place we cannot read: how to write it
 )
@@ -94,7 +101,7 @@ BOTH_CHANNEL_TEMPLATES: tuple[str, ...] = (
     *TIP_TEMPLATES,
     *(name for names in ACTIVITY_TEMPLATES.values() for name in names),
 )
-SMS_ONLY_TEMPLATES: tuple[str, ...] = (*REPLY_TEMPLATES, OPERATOR_TEMPLATE)
+SMS_ONLY_TEMPLATES: tuple[str, ...] = (*REPLY_TEMPLATES, SURVEY_TEMPLATE, OPERATOR_TEMPLATE)
 
 
 def kind_of(template: str) -> Kind:

@@ -70,6 +70,8 @@ def sms_context(settings: Settings, *, discreet: bool, cadence_per_week: int) ->
         # The fallback line; replies put the person's own country's lines here.
         "safety_lines": [settings.safety_line] if settings.safety_line else [],
         "frequency": frequency_text(cadence_per_week),
+        # The opt-in and HELP say that Steady varies its messages (PRODUCT.md).
+        "experiment": settings.experiment == "on",
     }
 
 

@@ -176,6 +176,7 @@ def sample_context(*, discreet: bool = False, channel: str = "sms") -> dict[str,
         "support_contact": "help@steady.example",
         "safety_lines": ["Call or text 988, the Suicide & Crisis Lifeline (24/7)."],
         "frequency": "up to 1 msg/day",
+        "experiment": True,
         "body": "Thanks for writing. If today is hard, the lines in our HELP reply are open.",
     }
     if channel == "email":

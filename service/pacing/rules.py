@@ -47,10 +47,9 @@ What (``_choose``), first matching rule wins
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from types import MappingProxyType
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -77,34 +76,6 @@ from service.pacing.window import (
 
 # Quiet subscribers get half their cadence, but never less than one nudge a week.
 QUIET_CADENCE_FLOOR = 1.0
-
-RULES: Mapping[str, str] = MappingProxyType(
-    {
-        "welcome": "You just joined, so Steady sent a welcome that explains what to expect.",
-        "quiet_checkin": "Steady had not heard from you for a while, so it asked whether "
-        "the messages still help and slowed down.",
-        "restraint_after_me": "You logged reaching out, so Steady is reminding you to wait "
-        "for them to make the next move.",
-        "one_sided_restraint": "Most of your recent contact was started by you, so Steady is "
-        "putting more reminders to hold back in the mix.",
-        "early_patience": "Your separation is recent, so Steady is including reminders to "
-        "give your partner time.",
-        "activity_rotation": "Steady is suggesting something positive for yourself, taking "
-        "your chosen areas in turn.",
-        "restraint_mix": "This is the regular reminder that too little contact beats too much.",
-        "patience_mix": "This is the regular reminder to give your partner time and not "
-        "press for answers.",
-        "rest_after_done": "You logged an activity recently, so Steady is letting it sink in "
-        "before suggesting the next one.",
-        "activity_rested": "Every activity idea in your chosen areas was used recently, so "
-        "Steady sent a reminder instead of repeating one.",
-        # Immediate replies (INTERFACE.md §3), chosen by choose_restraint / choose_tip.
-        "me_reply_restraint": "You logged reaching out, so the reply carried a reminder to "
-        "let them make the next move.",
-        "them_reply_tip": "You logged that they got in touch, so the reply carried a tip: "
-        "keep it light and short, end well, and let them ask the questions.",
-    }
-)
 
 
 @dataclass(frozen=True)

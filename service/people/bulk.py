@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from service.addresses import AddressHasher
 from service.channels import ChannelKind
-from service.people import subscriptions
+from service.people import do_not_contact
 from service.storage.models import (
     ActivityLog,
     Channel,
@@ -120,7 +120,7 @@ def erase_person(
         ):
             removed[name] = _count_deleted(session, statement)
         for channel_kind, channel_address in channels:
-            subscriptions.suppress(
+            do_not_contact.suppress(
                 session, channel_address, channel_kind, ERASURE_REASON, hasher, now
             )
     return ErasureReport(subscriber_id=subscriber_id, removed=removed, suppressed=len(channels))

@@ -27,13 +27,11 @@ from sqlalchemy import Table, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.addresses import (
-    AddressHasher,
-)
+from service.addresses import AddressHasher, mailbox_key
 from service.channels import ChannelKind
 from service.messages.catalog import CONFIRM_TEMPLATE, Kind
 from service.messages.lifecycle import PRIORITY_NOW
-from service.people import subscriptions
+from service.people import do_not_contact, subscriptions
 from service.people.import_rows import (
     RowError,
     ValidRow,
@@ -234,6 +232,8 @@ def _add_person(
         channel: dict[str, Any] = {
             "kind": kind.value,
             "address": address,
+            # COPY applies no column defaults: the mailbox key lookups use (issue 11).
+            "address_key": mailbox_key(kind, address),
             "created_at": now,
             "updated_at": now,
             "consent_at": now,
@@ -359,7 +359,7 @@ def _new_addresses(
                 select(Channel.id).where(Channel.kind == kind, Channel.address == address)
             )
             is not None
-            or subscriptions.is_suppressed(session, address, hasher)
+            or do_not_contact.is_suppressed(session, address, hasher)
         )
         fresh.append(None if known else address)
     return fresh[0], fresh[1]

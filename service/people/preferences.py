@@ -54,6 +54,7 @@ class PreferenceChanges:
     hours: tuple[int, int] | None = None
     timezone: str | None = None
     discreet: bool | None = None
+    learning: bool | None = None  # take part in the randomisation (PRODUCT.md, learning)
     pause_days: int | None = None
     channels_on: dict[str, bool] = field(default_factory=dict)
     # Another channel to ask to join this person: (kind, normalised address).
@@ -212,6 +213,7 @@ def read_changes(
         errors["pause_days"] = f"choose a pause of up to {MAX_PAUSE_DAYS} days"
     changes.pause_days = pause
     changes.discreet = _checkbox(fields, "discreet")
+    changes.learning = _checkbox(fields, "learning")
     for kind in ChannelKind:
         wanted = _checkbox(fields, f"channel_{kind}")
         if wanted is not None:
@@ -246,6 +248,8 @@ def apply_changes(
         zones.set_zone(session, subscriber, changes.timezone, now)
     if changes.discreet is not None:
         subscriber.discreet = changes.discreet
+    if changes.learning is not None:
+        subscriber.experiment_opt_out = not changes.learning
     if changes.pause_days is not None:
         subscriber.paused_until = (
             now + timedelta(days=changes.pause_days) if changes.pause_days > 0 else None

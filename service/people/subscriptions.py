@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from service.addresses import AddressHasher, mailbox_key
@@ -34,6 +34,7 @@ from service.channels import ChannelKind
 from service.messages.catalog import CONFIRM_TEMPLATE, NUDGE_KINDS, Kind
 from service.messages.lifecycle import PRIORITY_NOW
 from service.people.abuse import number_country
+from service.people.do_not_contact import is_suppressed, suppress, unsuppress
 from service.reporting.metrics import (
     record_sms_confirmation_confirmed,
     record_sms_confirmation_sent,
@@ -44,7 +45,6 @@ from service.storage.models import (
     Message,
     MessageStatus,
     Subscriber,
-    Suppression,
 )
 
 log = structlog.get_logger(__name__)
@@ -64,33 +64,6 @@ class SignupRequest:
     consent_evidence: dict[str, Any]
     cadence_per_week: int = 7
     timezone_candidates: str | None = None  # stored form; see service.people.zones
-
-
-def is_suppressed(session: Session, address: str, hasher: AddressHasher) -> bool:
-    digest = hasher(address)
-    return (
-        session.scalar(select(Suppression.id).where(Suppression.address_hash == digest)) is not None
-    )
-
-
-def suppress(
-    session: Session,
-    address: str,
-    channel: ChannelKind,
-    reason: str,
-    hasher: AddressHasher,
-    now: datetime,
-) -> None:
-    """Add an address to Steady's own do-not-contact list (idempotent)."""
-    digest = hasher(address)
-    if session.scalar(select(Suppression.id).where(Suppression.address_hash == digest)) is None:
-        session.add(
-            Suppression(address_hash=digest, channel=channel, reason=reason, created_at=now)
-        )
-
-
-def unsuppress(session: Session, address: str, hasher: AddressHasher) -> None:
-    session.execute(delete(Suppression).where(Suppression.address_hash == hasher(address)))
 
 
 def find_channel(session: Session, kind: str, address: str) -> Channel | None:

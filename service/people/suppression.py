@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.addresses import AddressHasher
-from service.people import subscriptions
+from service.people import do_not_contact, subscriptions
 from service.providers.base import Cause, DeliveryReason
 from service.storage.models import Channel, ChannelStatus, Message, MessageStatus, Subscriber
 
@@ -122,7 +122,7 @@ def suppress_channel(
     moves the person to their other confirmed channel if they have one. A channel
     the person stopped stays `stopped`: that is their choice, and it says more.
     """
-    subscriptions.suppress(session, channel.address, channel.kind, reason, hasher, now)
+    do_not_contact.suppress(session, channel.address, channel.kind, reason, hasher, now)
     if channel.status in (ChannelStatus.STOPPED, ChannelStatus.SUPPRESSED):
         return False
     channel.status = ChannelStatus.SUPPRESSED

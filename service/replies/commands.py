@@ -27,11 +27,13 @@ from sqlalchemy.orm import Session
 
 from service.messages.catalog import NUDGE_KINDS, Kind
 from service.messages.lifecycle import PRIORITY_NUDGE, WENT_OUT
-from service.pacing.rules import RULES, PacingPolicy
+from service.pacing.explanations import RULES
+from service.pacing.rules import PacingPolicy
 from service.pacing.variants import choose_restraint, choose_tip
 from service.pacing.window import window_hours
 from service.people import subscriptions, zones
-from service.replies.grammar import Command, Intent
+from service.replies.grammar import Intent
+from service.replies.grammar_rows import Command
 from service.storage.models import ActivityLog, ContactLog, Message, Subscriber
 
 BURST_WINDOW = timedelta(hours=1)
@@ -96,7 +98,10 @@ class SubscriberCommands:
         return Reply("reply_guide", Kind.REPLY, "guide") if action is None else action(turn)
 
     def _actions(self) -> dict[Command, Callable[[Turn], Reply | None]]:
+        from service.replies import learning  # its handlers take this module's Turn and Reply
+
         return {
+            **learning.ACTIONS,
             Command.ME: self._log_contact,
             Command.THEM: self._log_contact,
             Command.DONE: self._log_done,

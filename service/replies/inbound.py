@@ -46,7 +46,7 @@ from service.messages.compose import CONSENT_BY_TEXT, renders_discreet, sms_cont
 from service.messages.content import Content
 from service.messages.safety_lines import LINE_KINDS, SafetyLines, country_of
 from service.pacing.policy import pacing_policy
-from service.people import subscriptions, zones
+from service.people import do_not_contact, subscriptions, zones
 from service.people.abuse import (
     SignupGuard,
     guard_from_settings,
@@ -57,7 +57,9 @@ from service.people.review import CRISIS_FLAG_REASON
 from service.providers.base import InboundText
 from service.replies.commands import Reply, SubscriberCommands, Turn
 from service.replies.crisis import Assessment, CrisisDetector
-from service.replies.grammar import Command, Intent, interpret, normalise
+from service.replies.grammar import Intent, interpret, normalise
+from service.replies.grammar_rows import Command
+from service.replies.learning import survey_open
 from service.reporting.metrics import record_sms_confirmation_sent
 from service.settings import Settings
 from service.storage.models import Channel, ChannelStatus, InboundMessage, Subscriber
@@ -147,7 +149,7 @@ class InboundHandler:
             # Someone in danger may share a watched phone: neutral wording for strangers.
             lines = self._crisis_lines(text.sender, assessment)
             if command == Command.STOP:
-                subscriptions.suppress(
+                do_not_contact.suppress(
                     session, text.sender, ChannelKind.SMS, "stop", self.hasher, now
                 )
                 return None, Reply(
@@ -160,10 +162,10 @@ class InboundHandler:
             if not self._may_join(text.sender, now):
                 return None, None
             if (
-                subscriptions.is_suppressed(session, text.sender, self.hasher)
+                do_not_contact.is_suppressed(session, text.sender, self.hasher)
                 and command == Command.JOIN
             ):
-                subscriptions.unsuppress(session, text.sender, self.hasher)
+                do_not_contact.unsuppress(session, text.sender, self.hasher)
             zone = zones.guess_for_number(text.sender, self.settings.default_timezone, now)
             subscriber = Subscriber(
                 timezone=zone.timezone,
@@ -185,7 +187,7 @@ class InboundHandler:
             session.flush()
             return channel, Reply(CONFIRM_TEMPLATE, Kind.CONFIRM, "double_opt_in")
         if command == Command.STOP:
-            subscriptions.suppress(session, text.sender, ChannelKind.SMS, "stop", self.hasher, now)
+            do_not_contact.suppress(session, text.sender, ChannelKind.SMS, "stop", self.hasher, now)
             return None, _stopped(intent.language)
         if command == Command.HELP:
             return None, _help(intent.language)
@@ -245,6 +247,13 @@ class InboundHandler:
     ) -> Reply | None:
         command = intent.command
         evidence = {"keyword": normalise(text.body), "message_sid": text.provider_id}
+        if (
+            command == Command.CONFIRM
+            and channel.status == ChannelStatus.ACTIVE
+            and survey_open(session, channel.subscriber_id, now)
+        ):
+            # A YES while the daily question is open answers it (service.replies.learning).
+            intent, command = Intent(Command.SURVEY_YES), Command.SURVEY_YES
         if command == Command.STOP:
             already = channel.status == ChannelStatus.STOPPED
             subscriptions.stop(session, channel, "stop", self.hasher, now)

@@ -37,7 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.providers.base import ProviderError
-from service.reporting import stats, tallies
+from service.reporting import stats
 
 log = structlog.get_logger(__name__)
 
@@ -182,25 +182,11 @@ def record_webhook(hook: str, result: str, count: int = 1) -> None:
 class DatabaseCollector(Collector):
     """Figures read from the database at scrape time (one short session per scrape)."""
 
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        clock: Callable[[], datetime],
-        primary: sessionmaker[Session] | None = None,
-    ) -> None:
+    def __init__(self, sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> None:
         self.sessions = sessions
         self.clock = clock
-        self.primary = primary or sessions
 
     def collect(self) -> Iterable[Metric]:
-        try:
-            # Fold the tallies' pending deltas on the primary, so they stay as few
-            # as one scrape interval's changes; the reads (perhaps on a replica)
-            # are right either way.
-            with self.primary.begin() as session:
-                tallies.fold(session)
-        except SQLAlchemyError as exc:
-            log.info("metrics_tally_fold_skipped", error=type(exc).__name__)
         try:
             with self.sessions() as session:
                 families = list(self._families(session, self.clock()))
@@ -281,10 +267,9 @@ class _ProcessCollector(Collector):
 def render(
     sessions: sessionmaker[Session],
     clock: Callable[[], datetime],
-    primary: sessionmaker[Session] | None = None,
     extra: Iterable[Collector] = (),
 ) -> tuple[bytes, str]:
-    """The exposition text for one scrape, and its content type (`primary` folds tallies).
+    """The exposition text for one scrape, and its content type.
 
     `extra`: collectors of parts above this one (the SMS budget, `service.sending.capacity`).
     """
@@ -295,7 +280,7 @@ def render(
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry.register(_ProcessCollector())
-    registry.register(DatabaseCollector(sessions, clock, primary))
+    registry.register(DatabaseCollector(sessions, clock))
     for collector in extra:
         registry.register(collector)
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -8,10 +8,11 @@ delete. Nothing in Python has to remember to count.
 
 On PostgreSQL every statement appends its net change per key to `tally_deltas`
 (inserts only: concurrent senders never queue on one counter row). A reader
-adds the pending deltas to the totals, and `fold` moves them into `tallies` now
-and then; readers call it, one at a time (an advisory lock), so the deltas stay
-as few as the changes since the last scrape. SQLite has one writer at a time and
-its triggers add to `tallies` directly.
+adds the pending deltas to the totals (right on a read-only replica too), and
+`fold` moves them into `tallies` on every planner pass (`Runtime.plan`), one
+folder at a time (an advisory lock), so the deltas stay as few as the changes
+of one pass. SQLite has one writer at a time and its triggers add to `tallies`
+directly.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 from sqlalchemy import func, literal_column, select, text, union_all
 from sqlalchemy.orm import Session
 
-from service.storage.models import Tally, TallyDelta
+from service.storage.models_records import Tally, TallyDelta
 
 MESSAGES = "messages"
 DELIVERY_EVENTS = "delivery_events"

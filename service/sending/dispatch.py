@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
@@ -47,6 +47,7 @@ from service.pacing.policy import pacing_policy
 from service.providers.base import Provider, ProviderError
 from service.reporting.metrics import provider_send_timer, record_released
 from service.sending import crashpoints
+from service.sending.batch_clock import BatchClock
 from service.sending.budget import RELEASE_LEASE, SendPacer, sender_limits
 from service.sending.claimed import (
     Claimed,
@@ -82,8 +83,6 @@ LEASE_MARGIN_SECONDS = 5.0
 PACED_RUN_SECONDS = 10.0
 # Threads per process that send a free channel's claimed rows (see `_send_pool`).
 SEND_THREADS = 4
-# A `now` this close to the wall clock is the real time (see `_BatchClock`).
-LIVE_CLOCK_TOLERANCE = timedelta(minutes=1)
 
 
 @dataclass
@@ -96,36 +95,6 @@ class DispatchReport:
 
     def count(self, status: str) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
-
-
-@dataclass(frozen=True)
-class _BatchClock:
-    """The caller's `now`, moved on by the monotonic clock while the batch runs.
-
-    A worker passes the current time: each send's `sent_at` is then its real
-    handoff, measured from `now` on the monotonic clock (unmoved by wall-clock
-    jumps). A `now` far from the wall clock simulates another time (tests,
-    `steady tick --now`): real seconds do not belong on that timeline, and the
-    whole pass happens at `now`.
-    """
-
-    start: datetime
-    started: float
-    live: bool
-
-    @classmethod
-    def begin(cls, now: datetime) -> _BatchClock:
-        live = abs(datetime.now(UTC) - now) <= LIVE_CLOCK_TOLERANCE
-        return cls(now, time.monotonic(), live)
-
-    def now(self) -> datetime:
-        if not self.live:
-            return self.start
-        return self.start + timedelta(seconds=time.monotonic() - self.started)
-
-    def elapsed(self) -> float:
-        """Real seconds since the batch began (for its time budget)."""
-        return time.monotonic() - self.started
 
 
 @dataclass
@@ -184,7 +153,7 @@ class Dispatcher:
         Rows put back unsent have no outcome.
         """
         limit = limit or self.settings.dispatch_batch_size
-        clock = _BatchClock.begin(now)
+        clock = BatchClock.begin(now)
         outcomes: list[Outcome] = []
         chunk_now = now
         while True:
@@ -201,7 +170,7 @@ class Dispatcher:
             chunk_now = clock.now()
 
     def _run_chunk(
-        self, now: datetime, clock: _BatchClock, limit: int, ids: Collection[int] | None
+        self, now: datetime, clock: BatchClock, limit: int, ids: Collection[int] | None
     ) -> _Chunk:
         chunk = _Chunk()
         # The lease is measured from before the claim, on the monotonic clock.
@@ -249,7 +218,7 @@ class Dispatcher:
         self,
         claimed: list[Claimed],
         now: datetime,
-        clock: _BatchClock,
+        clock: BatchClock,
         deadline: float,
         outcomes: list[Outcome],
     ) -> list[tuple[str, str, int]]:
@@ -332,7 +301,7 @@ class Dispatcher:
         return claimed, more
 
     def _send_one(
-        self, item: Claimed, now: datetime, clock: _BatchClock, deadline: float
+        self, item: Claimed, now: datetime, clock: BatchClock, deadline: float
     ) -> Outcome | str:
         """Send one claimed row: its outcome, or the reason it goes back unsent.
 

@@ -9,6 +9,11 @@ and so does reconciliation for a nudge that was `unknown`.
 
 A person whose candidate zones share no sending hours (PRODUCT.md, "Law") gets
 no nudge: they are skipped until they name their zone, which plans them again.
+
+Every subscriber it looks at gets one row in the decision log (policy "v1",
+probability 1: the kind planned, or why nothing was). With STEADY_EXPERIMENT on,
+`service.sending.decisions` plans at decision points instead; this planner first
+hands anyone that pass left on its grid back to `next_plan_at`.
 """
 
 from __future__ import annotations
@@ -16,15 +21,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Select, Table, and_, insert, or_, select, update
+from sqlalchemy import Select, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.channels import ChannelKind
 from service.messages.catalog import ACTIVITY_AREAS, NUDGE_KINDS, Kind
 from service.messages.lifecycle import OUTSTANDING, PRIORITY_NUDGE, WENT_OUT
+from service.pacing.experiment import v1_logged
 from service.pacing.rules import (
     ContactEntry,
     PacingPolicy,
@@ -34,6 +40,8 @@ from service.pacing.rules import (
     plan_next,
 )
 from service.pacing.window import NoSharedWindow, split_zones
+from service.sending.bulk import decision_row, insert_decisions, insert_messages
+from service.sending.grid import leave_grid
 from service.storage.models import (
     Channel,
     ChannelStatus,
@@ -78,6 +86,9 @@ def plan_due(
     report = PlanReport()
     batches = 0
     seen: set[int] = set()
+    if not dry_run:
+        with sessions.begin() as session:
+            leave_grid(session, now)
     while max_batches is None or batches < max_batches:
         with sessions() as session:
             ids = _claim_due_subscribers(
@@ -153,11 +164,14 @@ def _plan_batch(
     contacts = _recent_contacts(session, ids, now - policy.lookback)
 
     rows: list[dict[str, Any]] = []
+    logged: list[dict[str, Any]] = []  # the decision log: one row per subscriber looked at
     for sub in subscribers:
         channel = channels.get(sub.id)
         if channel is None or sub.id in outstanding:
             # Nothing to plan until a channel is confirmed or the open nudge settles.
             report.skipped += 1
+            reason = "stopped" if channel is None else "outstanding"
+            logged.append(decision_row(sub.id, v1_logged(now, None, reason)))
             continue
         channel_id, channel_kind, active_since = channel
         areas = tuple(a for a in sub.activity_areas.split(",") if a in ACTIVITY_AREAS)
@@ -183,8 +197,10 @@ def _plan_batch(
             plan = plan_next(state, now, policy)
         except NoSharedWindow:
             report.skipped += 1  # no hours fit every zone they may be in: wait for ZONE
+            logged.append(decision_row(sub.id, v1_logged(now, None, "window")))
             continue
         report.planned.append((sub.id, plan, channel_kind))
+        logged.append(decision_row(sub.id, v1_logged(now, plan, None)))
         rows.append(
             {
                 "subscriber_id": sub.id,
@@ -202,8 +218,11 @@ def _plan_batch(
                 "updated_at": now,
             }
         )
-    if rows:
-        _insert_messages(session, rows)
+    message_ids = iter(insert_messages(session, rows))
+    for row in logged:
+        if row["chosen"] != "none":
+            row["message_id"] = next(message_ids)
+    insert_decisions(session, logged)
     welcomed = [row["subscriber_id"] for row in rows if row["kind"] == Kind.WELCOME]
     session.execute(
         update(Subscriber)
@@ -217,34 +236,6 @@ def _plan_batch(
         )
         .execution_options(synchronize_session=False)
     )
-
-
-def _insert_messages(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert a batch's new messages: COPY on PostgreSQL, executemany elsewhere.
-
-    Binding and rendering a 1,000-row INSERT cost the planner more CPU than pacing
-    itself (docs/performance.md); COPY streams the same rows in the same transaction
-    for a fraction of it. Timestamps go in as naive UTC, as `UTCDateTime` stores them.
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(cast(Table, Message.__table__)), rows)
-        return
-    columns = list(rows[0])
-    driver: Any = session.connection().connection.driver_connection  # psycopg.Connection
-    with (
-        driver.cursor() as cursor,
-        cursor.copy(f"COPY messages ({', '.join(columns)}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            copy.write_row([_copy_value(row[column]) for column in columns])
-
-
-def _copy_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None)
-    if isinstance(value, str):
-        return str(value)  # StrEnum members as their plain value
-    return value
 
 
 def _active_channels(

@@ -21,6 +21,8 @@ from service.pacing.policy import pacing_policy
 from service.pacing.rules import PacingPolicy
 from service.providers.base import Provider
 from service.providers.registry import build_providers
+from service.reporting import tallies
+from service.sending.decisions import Experiment, plan_decision_points
 from service.sending.dispatch import Dispatcher, DispatchReport
 from service.sending.planner import PlanReport, plan_due
 from service.sending.reconcile import ReconcileReport, reconcile_unknown
@@ -65,14 +67,41 @@ class Runtime:
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.settings, self.sessions, self.providers, self.content)
 
-    def plan(self, now: datetime, *, dry_run: bool = False) -> PlanReport:
-        return plan_due(
-            self.sessions,
-            self.policy,
-            now,
-            batch_size=self.settings.planner_batch_size,
-            dry_run=dry_run,
+    @property
+    def experiment(self) -> Experiment | None:
+        """STEADY_EXPERIMENT: None while off (the v1 planner), else the grid's settings."""
+        if self.settings.experiment != "on":
+            return None
+        return Experiment.from_secret(
+            self.settings.secret_key.get_secret_value(),
+            survey=self.settings.daily_survey == "on",
         )
+
+    def plan(self, now: datetime, *, dry_run: bool = False) -> PlanReport:
+        experiment = self.experiment
+        if experiment is not None:
+            report: PlanReport = plan_decision_points(
+                self.sessions,
+                self.policy,
+                now,
+                experiment,
+                batch_size=self.settings.planner_batch_size,
+                dry_run=dry_run,
+            )
+        else:
+            report = plan_due(
+                self.sessions,
+                self.policy,
+                now,
+                batch_size=self.settings.planner_batch_size,
+                dry_run=dry_run,
+            )
+        if not dry_run:
+            # The figures' running tallies take in their pending changes on the primary
+            # every pass, so /metrics and the admin read few rows, on a replica too.
+            with self.sessions.begin() as session:
+                tallies.fold(session)
+        return report
 
     def reconcile(self, now: datetime) -> ReconcileReport:
         """Settle one batch of `unknown` messages against their providers.

@@ -23,13 +23,8 @@ from sqlalchemy import Table, delete, insert, literal, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.storage.bulkwrite import is_postgresql, one_of
-from service.storage.models import (
-    DeliveryEvent,
-    DeliveryEventArchive,
-    Message,
-    MessageArchive,
-    MessageStatus,
-)
+from service.storage.models import DeliveryEvent, Message, MessageStatus
+from service.storage.models_records import DeliveryEventArchive, MessageArchive
 
 ARCHIVE_BATCH_ROWS = 5000
 # Pacing looks back 14 days (template repeats, one-sidedness); reports a month.

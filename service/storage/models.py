@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -138,16 +139,26 @@ class Subscriber(Base):
     # Safety: crisis words flag a person for an operator and stop nudges.
     flagged_at: Mapped[datetime | None]
     flag_reason: Mapped[str | None] = mapped_column(String(200))
+    # Learning what helps (PRODUCT.md): the person's next decision point while
+    # STEADY_EXPERIMENT is on (service.sending.decisions), and their opt-out of the
+    # randomisation (they get Pacing v1, and are left out of estimation).
+    next_decision_at: Mapped[datetime | None]
+    experiment_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     channels: Mapped[list[Channel]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", order_by="Channel.id"
     )
 
-    __table_args__ = (Index("ix_subscribers_next_plan_at", "next_plan_at"),)
+    __table_args__ = (
+        Index("ix_subscribers_next_plan_at", "next_plan_at"),
+        Index("ix_subscribers_next_decision_at", "next_decision_at"),
+    )
 
 
-def _address_key_default(context: DefaultExecutionContext) -> str | None:
+def _address_key_default(context: DefaultExecutionContext | None) -> str | None:
     """Every insert gets its mailbox key, whichever code path adds the channel."""
+    if context is None:  # called without a statement (storage.bulkwrite fills defaults)
+        return None
     values = context.get_current_parameters()  # type: ignore[no-untyped-call]
     address = values.get("address")
     return None if address is None else mailbox_key(str(values.get("kind") or ""), str(address))
@@ -307,6 +318,12 @@ class DeliveryEvent(Base):
     __table_args__ = (Index("ix_delivery_events_message_id", "message_id"),)
 
 
+# `inbound_messages.command` of an answer to the daily question (service.replies.learning);
+# the outcome of each decision reads them (service.reporting.decision_log).
+SURVEY_YES = "survey_yes"
+SURVEY_NO = "survey_no"
+
+
 class InboundMessage(Base):
     """A text a person sent us. Kept whether or not we understood it."""
 
@@ -368,89 +385,6 @@ class AdminSession(Base):
     __table_args__ = (Index("ix_admin_sessions_expires_at", "expires_at"),)
 
 
-class Tally(Base):
-    """Running counts of rows by (kind, channel, status), kept by database triggers.
-
-    `/metrics` and the admin figures read these instead of counting the growing
-    tables (issue 11). Triggers on `messages` and `delivery_events` write every
-    change as a delta row (PostgreSQL: one per statement and key, so concurrent
-    writers never wait on one hot counter row); readers add the deltas to the
-    totals and fold them in now and then (service/reporting/tallies.py).
-    """
-
-    __tablename__ = "tallies"
-
-    topic: Mapped[str] = mapped_column(String(32), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
-    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
-    status: Mapped[str] = mapped_column(String(32), primary_key=True)
-    n: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
-class TallyDelta(Base):
-    """A change to a `Tally`, not yet folded into it."""
-
-    __tablename__ = "tally_deltas"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    topic: Mapped[str] = mapped_column(String(32))
-    kind: Mapped[str] = mapped_column(String(32))
-    channel: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(32))
-    n: Mapped[int] = mapped_column(BigInteger)
-
-
-# --- archive: rows `steady archive` moved out of the live tables (service/storage/archive.py)
-# The same columns as the live tables (keep them in step: tests/storage/test_archive.py
-# checks), no foreign keys, few indexes, plus when each row was archived.
-
-
-class MessageArchive(Base):
-    __tablename__ = "messages_archive"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
-    subscriber_id: Mapped[int | None] = mapped_column(BigId)
-    channel_id: Mapped[int | None] = mapped_column(BigId)
-    channel: Mapped[str] = mapped_column(String(8))
-    kind: Mapped[str] = mapped_column(String(16))
-    template: Mapped[str] = mapped_column(String(64))
-    rule: Mapped[str] = mapped_column(String(64))
-    body: Mapped[str | None] = mapped_column(Text)
-    priority: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16))
-    scheduled_for: Mapped[datetime]
-    expires_at: Mapped[datetime | None]
-    attempts: Mapped[int] = mapped_column(Integer)
-    lease_until: Mapped[datetime | None]
-    sent_at: Mapped[datetime | None]
-    provider: Mapped[str | None] = mapped_column(String(16))
-    provider_id: Mapped[str | None] = mapped_column(String(64))
-    error_code: Mapped[str | None] = mapped_column(String(32))
-    error_detail: Mapped[str | None] = mapped_column(String(300))
-    opened_at: Mapped[datetime | None]
-    clicked_at: Mapped[datetime | None]
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
-    archived_at: Mapped[datetime]
-
-    __table_args__ = (
-        Index("ix_messages_archive_subscriber_created", "subscriber_id", "created_at"),
-        Index("ix_messages_archive_created_at", "created_at"),
-    )
-
-
-class DeliveryEventArchive(Base):
-    __tablename__ = "delivery_events_archive"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
-    message_id: Mapped[int | None] = mapped_column(BigId)
-    provider: Mapped[str] = mapped_column(String(16))
-    event_key: Mapped[str] = mapped_column(String(128))
-    event_type: Mapped[str] = mapped_column(String(32))
-    error_code: Mapped[str | None] = mapped_column(String(32))
-    occurred_at: Mapped[datetime | None]
-    received_at: Mapped[datetime]
-    payload: Mapped[dict[str, Any]]
-    archived_at: Mapped[datetime]
-
-    __table_args__ = (Index("ix_delivery_events_archive_message_id", "message_id"),)
+# The tally, decision and archive tables live in models_records.py; importing it here
+# registers them on `Base.metadata` for create_all and Alembic wherever models is loaded.
+import service.storage.models_records  # noqa: E402, F401

@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from service.ids import MAX_ROW_ID
-from service.reporting import metrics, stats, tallies
+from service.reporting import metrics, stats
 from service.reporting.charts import dashboard_context
 from service.reporting.records import iso, message_record, subscriber_record
 from service.sending.capacity import BudgetCollector, budget_summary, estimate
@@ -188,8 +188,6 @@ SubscriberId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 @router.get("/api/stats")
 def api_stats(ctx: Admin) -> JSONResponse:
-    with ctx.sessions.begin() as session:
-        tallies.fold(session)  # pending tally deltas stay few (service/reporting/tallies.py)
     with ctx.read_sessions() as session:
         figures = stats.collect(session, ctx.clock())
         figures["sms_budget"] = estimate(ctx.settings, session, ctx.clock())
@@ -299,7 +297,6 @@ def prometheus_metrics(request: Request) -> Response:
     body, content_type = metrics.render(
         ctx.read_sessions,
         ctx.clock,
-        ctx.sessions,
         extra=[BudgetCollector(ctx.settings, ctx.read_sessions, ctx.clock)],
     )
     return Response(body, media_type=content_type)

@@ -94,6 +94,8 @@ def _page(
             "timezone": zone.selected,
             "zone_candidates": zone.candidates,
             "discreet": subscriber.discreet,
+            "experiment": ctx.settings.experiment == "on",
+            "learning": not subscriber.experiment_opt_out,
             "pause_choices": preferences.PAUSE_CHOICES,
             "paused_until": paused_until,
             "channels": channels,

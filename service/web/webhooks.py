@@ -17,7 +17,8 @@ from service.providers.base import DeliveryReport, InboundText
 from service.providers.sendgrid import webhooks as sendgrid
 from service.providers.twilio import webhooks as twilio
 from service.providers.twilio.codes import MESSAGE_ID_QUERY
-from service.replies.grammar import Command, interpret
+from service.replies.grammar import interpret
+from service.replies.grammar_rows import Command
 from service.reporting.metrics import record_webhook
 from service.sending.feedback import apply_reports
 from service.web.context import AppContext, app_context

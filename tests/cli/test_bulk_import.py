@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from service.people import importer, subscriptions
+from service.people import do_not_contact, importer, subscriptions
 from service.storage.db import session_factory
 from service.storage.models import Channel, Message, Subscriber
 from tests.cli.test_operator_cli import (  # the fixtures too: same CLI environment
@@ -50,7 +50,7 @@ def test_thousands_of_rows_with_bad_ones_import_in_batches(
                 HASHER,
                 now,
             )
-        subscriptions.suppress(session, "erased@example.com", "email", "erased", HASHER, now)
+        do_not_contact.suppress(session, "erased@example.com", "email", "erased", HASHER, now)
 
     lines: list[str] = []
     bad: dict[int, str] = {}  # file line -> field named

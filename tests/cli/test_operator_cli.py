@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from service.addresses import AddressHasher
 from service.cli.main import app
 from service.devtools.sandbox.server import SandboxServer
-from service.people import subscriptions
+from service.people import do_not_contact, subscriptions
 from service.settings import SECRET_FIELDS, Settings
 from service.storage.db import session_factory
 from service.storage.models import (
@@ -195,7 +195,7 @@ def test_import_never_recontacts_stopped_or_erased_addresses(db: str, tmp_path: 
         )
         channel = session.scalars(select(Channel)).one()
         subscriptions.stop(session, channel, "stop", HASHER, now)
-        subscriptions.suppress(session, "gone@example.com", "email", "erased", HASHER, now)
+        do_not_contact.suppress(session, "gone@example.com", "email", "erased", HASHER, now)
     messages_before = count(db, Message)
     path = write_csv(tmp_path, "+12125550142,,,\n,gone@example.com,,form 3\n")
 

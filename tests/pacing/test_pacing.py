@@ -25,8 +25,8 @@ from service.messages.catalog import (
     Kind,
     kind_of,
 )
+from service.pacing.explanations import RULES
 from service.pacing.rules import (
-    RULES,
     ContactEntry,
     PacingPolicy,
     PastNudge,

@@ -8,7 +8,8 @@ import pytest
 
 from service.messages.catalog import ACTIVITY_AREAS
 from service.replies.crisis import CrisisDetector, read_extra_phrases
-from service.replies.grammar import AREA_KEYWORDS, Command, Intent, infer_area, interpret, parse
+from service.replies.grammar import AREA_KEYWORDS, Intent, infer_area, interpret, parse
+from service.replies.grammar_rows import Command
 
 C = Command
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from service.messages.content import Content
-from service.pacing.rules import RULES
+from service.pacing.explanations import RULES
 from service.storage.models import (
     ActivityLog,
     Channel,

@@ -13,13 +13,8 @@ from sqlalchemy.orm import Session
 
 from service.people import subscriptions
 from service.reporting import tallies
-from service.storage.models import (
-    Channel,
-    DeliveryEvent,
-    Message,
-    Subscriber,
-    TallyDelta,
-)
+from service.storage.models import Channel, DeliveryEvent, Message, Subscriber
+from service.storage.models_records import TallyDelta
 from tests.support.world import Harness, enrol_one_person, make_settings
 
 NOON = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)

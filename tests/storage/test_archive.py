@@ -13,13 +13,8 @@ from typer.testing import CliRunner
 from service.cli.main import app
 from service.storage.archive import RetentionTooShort, archive, shared_columns
 from service.storage.db import session_factory
-from service.storage.models import (
-    DeliveryEvent,
-    DeliveryEventArchive,
-    Message,
-    MessageArchive,
-    Subscriber,
-)
+from service.storage.models import DeliveryEvent, Message, Subscriber
+from service.storage.models_records import DeliveryEventArchive, MessageArchive
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=200)

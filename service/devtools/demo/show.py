@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from textwrap import shorten, wrap
 
 from rich import box
@@ -12,7 +13,7 @@ from rich.text import Text
 
 from service.devtools.demo.personas import DemoEvent, DemoResult, takeaway
 from service.devtools.demo.timeline import simulate
-from service.pacing.rules import RULES
+from service.pacing.explanations import RULES
 
 NAME_STYLES = ("cyan", "green", "magenta")
 NAME_WIDTH = 8
@@ -96,9 +97,16 @@ def _summary(console: Console, result: DemoResult) -> None:
     console.print(takeaway(result), highlight=False)
 
 
-def run_demo(console: Console, *, days: int = 14, start: datetime | None = None) -> DemoResult:
+def run_demo(
+    console: Console,
+    *,
+    days: int = 14,
+    start: datetime | None = None,
+    experiment: bool = False,
+    decisions: Path | None = None,
+) -> DemoResult:
     """Simulate the fortnight and print it on `console` as a timeline with a summary."""
-    result = simulate(days=days, start=start)
+    result = simulate(days=days, start=start, experiment=experiment, decisions=decisions)
     _intro(console, result)
     _timeline(console, result)
     _summary(console, result)

@@ -11,6 +11,7 @@ the demo cannot touch `STEADY_DATABASE_URL` or a real Twilio or SendGrid account
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import sys
 import tempfile
@@ -46,6 +47,7 @@ from service.people import subscriptions
 from service.providers.base import InboundText, OutboundMessage, Provider
 from service.providers.outbox import OutboxProvider
 from service.replies.inbound import InboundHandler
+from service.reporting.decision_log import load_rows
 from service.sending.runtime import Runtime
 from service.settings import Settings
 from service.storage.db import get_engine, upgrade
@@ -83,7 +85,7 @@ class DemoSettings(Settings):
         return (init_settings,)
 
 
-def demo_settings(database_url: str) -> Settings:
+def demo_settings(database_url: str, *, experiment: bool = False) -> Settings:
     """Development settings: product defaults, no provider credentials."""
     return DemoSettings(
         STEADY_DATABASE_URL=database_url,
@@ -91,6 +93,7 @@ def demo_settings(database_url: str) -> Settings:
         STEADY_SECRET_KEY=DEMO_SECRET_KEY,
         STEADY_PUBLIC_URL=DEMO_PUBLIC_URL,
         STEADY_POSTAL_ADDRESS="Steady demo, no real address",
+        STEADY_EXPERIMENT="on" if experiment else "off",
     )
 
 
@@ -291,8 +294,19 @@ def _quiet_logs() -> Iterator[None]:
         structlog.configure(**saved)
 
 
-def simulate(*, days: int = 14, start: datetime | None = None) -> DemoResult:
-    """Run the fortnight in a throwaway database; day 1 is `start`'s date in Alex's zone."""
+def simulate(
+    *,
+    days: int = 14,
+    start: datetime | None = None,
+    experiment: bool = False,
+    decisions: Path | None = None,
+) -> DemoResult:
+    """Run the fortnight in a throwaway database; day 1 is `start`'s date in Alex's zone.
+
+    ``experiment``: with STEADY_EXPERIMENT on. ``decisions``: write the decision log, with
+    outcomes, to this file as `steady decisions --json` prints it (`steady evaluate
+    --input` reads it) before the database goes.
+    """
     zone = ZoneInfo(PERSONAS[0].timezone)
     first_day = start or datetime.combine(DEMO_FIRST_DAY, DAY_ONE_TIME, zone)
     first_day = first_day.replace(tzinfo=zone) if first_day.tzinfo is None else first_day
@@ -300,6 +314,14 @@ def simulate(*, days: int = 14, start: datetime | None = None) -> DemoResult:
         url = f"sqlite:///{Path(directory) / 'demo.db'}"
         upgrade(url)
         try:
-            return Simulation(demo_settings(url), first_day.astimezone(zone), days).run(PERSONAS)
+            settings = demo_settings(url, experiment=experiment)
+            simulation = Simulation(settings, first_day.astimezone(zone), days)
+            result = simulation.run(PERSONAS)
+            if decisions is not None:
+                end = first_day + timedelta(days=days + 1)
+                with simulation.runtime.sessions() as session:
+                    rows = load_rows(session, end)
+                decisions.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+            return result
         finally:
             get_engine(url).dispose()  # close the file before the directory goes
