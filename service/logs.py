@@ -116,13 +116,13 @@ def configure_logging(
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(number),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
         cache_logger_on_first_use=True,
     )
     # Lifecycle lines (ready, stopping) go out whatever the level: an operator at
     # WARNING still sees that a process started.
     _announcer = structlog.wrap_logger(
-        structlog.PrintLogger(file=out),
+        structlog.WriteLogger(file=out),
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET),
         cache_logger_on_first_use=False,
