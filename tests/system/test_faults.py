@@ -198,8 +198,11 @@ def test_child_killed_after_the_provider_accepted_nothing_is_resent(
         # Had reconciliation missed any of the 5 accepted, it would have been resent.
         assert_each_texted_once(sandbox, phones)
         # Only the rest of the dead child's batch was claimed again (24 rows, batches
-        # of 8, two children: the child's first batch was full, 3 after the 5th).
-        assert 1 <= resent(rows, ids) <= 3
+        # of 8, two children: the child's first batch was full, 3 after the 5th). The
+        # dispatcher sends an unlimited channel through 4 threads, so those 3 may have
+        # been accepted too before the kill: then reconciliation finds them all and none
+        # is resent. What must hold is above: each person texted exactly once.
+        assert 0 <= resent(rows, ids) <= 3
         services.assert_alive()
         outcome.assert_quiet(QUIET_SECONDS)
 
