@@ -150,6 +150,13 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(number)
+    # A logger that does not propagate and has no handler of its own (billiard's
+    # "multiprocessing" logger, which reports a pool child's death) falls back to
+    # logging.lastResort, a bare stderr line: ours keeps those lines JSON too.
+    last_resort = logging.StreamHandler(out)
+    last_resort.setLevel(logging.WARNING)
+    last_resort.setFormatter(handler.formatter)
+    logging.lastResort = last_resort
     logging.captureWarnings(True)  # Python warnings (Celery's, libraries') as log lines too
     # The Twilio SDK logs each request at INFO, query string included (a phone number,
     # when reconciliation lists messages to it), ten lines a send: its own logger is

@@ -35,6 +35,7 @@ def reset_logging() -> None:
     root = logging.getLogger()
     for handler in [h for h in root.handlers if h.get_name() == "steady"]:
         root.removeHandler(handler)
+    logging.lastResort = logging._StderrHandler(logging.WARNING)  # type: ignore[attr-defined]
 
 
 def lines(stream: io.StringIO) -> list[dict[str, Any]]:
@@ -206,6 +207,22 @@ def test_configuring_twice_keeps_one_handler_of_ours() -> None:
         reset_logging()
     assert first.getvalue() == ""
     assert [line["event"] for line in lines(second)] == ["once"]
+
+
+def test_a_logger_of_its_own_without_handlers_still_writes_json(
+    log_stream: io.StringIO,
+) -> None:
+    """billiard's "multiprocessing" logger does not propagate and has no handler: when a
+    pool child dies it would print a bare line into a JSON log."""
+    from billiard import util
+
+    util.get_logger()
+    util.error("Process %r pid:%r exited with %r", "ForkPoolWorker-2", 4242, "signal 15")
+    util.sub_warning("below the fallback's level: not written")
+    [line] = lines(log_stream)
+    assert line["event"] == "Process 'ForkPoolWorker-2' pid:4242 exited with 'signal 15'"
+    assert line["level"] == "error"
+    assert line["logger"] == "multiprocessing"
 
 
 def test_an_unknown_level_is_refused_by_the_settings(database_url: str) -> None:
