@@ -81,6 +81,8 @@ REPLY_TEMPLATES: tuple[str, ...] = (
     "reply_why",  # WHY
     "reply_crisis",  # words of crisis or danger: the safety reply
     "reply_crisis_stopped",  # crisis words and STOP in one text
+    "reply_crisis_stopped_es",  # ... the stop asked in Spanish
+    "reply_crisis_stopped_fr",  # ... the stop asked in French
     "reply_burst",  # the one calm reply to several logs within an hour
     # Learning what helps (service.replies.learning).
     "reply_urge",  # URGE: opens the restraint message it carries

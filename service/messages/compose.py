@@ -53,12 +53,22 @@ def renders_discreet(kind: str, chosen: bool, consent_method: str | None) -> boo
     return chosen or (kind == Kind.CONFIRM and consent_method != CONSENT_BY_TEXT)
 
 
-def frequency_text(cadence_per_week: int) -> str:
-    """The frequency as carriers want it stated: 'up to 1 msg/day', 'up to 3 msgs/week'."""
+# How often, in the words of each language a reply is written in: (per day, per week).
+_FREQUENCY_WORDS = {
+    "en": ("up to {n} msg{s}/day", "up to {n} msgs/week"),
+    "es": ("hasta {n} mensaje{s} al día", "hasta {n} mensajes por semana"),
+    "fr": ("jusqu'à {n} message{s} par jour", "jusqu'à {n} messages par semaine"),
+}
+
+
+def frequency_text(cadence_per_week: int, language: str = "en") -> str:
+    """The frequency as carriers want it stated: 'up to 1 msg/day', 'up to 3 msgs/week'
+    (or 'hasta 3 mensajes por semana', 'jusqu'à 3 messages par semaine')."""
+    per_day_words, per_week_words = _FREQUENCY_WORDS[language]
     if cadence_per_week % 7 == 0:
         per_day = cadence_per_week // 7
-        return f"up to {per_day} msg{'s' if per_day > 1 else ''}/day"
-    return f"up to {cadence_per_week} msgs/week"
+        return per_day_words.format(n=per_day, s="s" if per_day > 1 else "")
+    return per_week_words.format(n=cadence_per_week)
 
 
 def sms_context(settings: Settings, *, discreet: bool, cadence_per_week: int) -> dict[str, Any]:
@@ -70,6 +80,8 @@ def sms_context(settings: Settings, *, discreet: bool, cadence_per_week: int) ->
         # The fallback line; replies put the person's own country's lines here.
         "safety_lines": [settings.safety_line] if settings.safety_line else [],
         "frequency": frequency_text(cadence_per_week),
+        "frequency_es": frequency_text(cadence_per_week, "es"),
+        "frequency_fr": frequency_text(cadence_per_week, "fr"),
         # The opt-in and HELP say that Steady varies its messages (PRODUCT.md).
         "experiment": settings.experiment == "on",
     }

@@ -176,6 +176,8 @@ def sample_context(*, discreet: bool = False, channel: str = "sms") -> dict[str,
         "support_contact": "help@steady.example",
         "safety_lines": ["Call or text 988, the Suicide & Crisis Lifeline (24/7)."],
         "frequency": "up to 1 msg/day",
+        "frequency_es": "hasta 1 mensaje al día",
+        "frequency_fr": "jusqu'à 1 message par jour",
         "experiment": True,
         "body": "Thanks for writing. If today is hard, the lines in our HELP reply are open.",
     }

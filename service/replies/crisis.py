@@ -173,6 +173,15 @@ def builtin_model() -> Model:
         return _trained_model()
 
 
+def warm_model() -> threading.Thread:
+    """Train the model in a background thread now, so the first text a process reads is
+    not the one that waits for it (training takes 1-4 s); a text arriving meanwhile
+    waits on the lock rather than training twice."""
+    thread = threading.Thread(target=builtin_model, name="crisis-model", daemon=True)
+    thread.start()
+    return thread
+
+
 def read_extra_phrases(path: Path | None) -> tuple[str, ...]:
     """The operator's extra phrases file, as lines; an unreadable file is logged, not fatal.
 

@@ -69,6 +69,11 @@ log = structlog.get_logger(__name__)
 # Which safety lines each reply carries; crisis replies carry the kinds found.
 GUIDE_LINE_KINDS = ("crisis",)
 STOP_TEMPLATES = {None: "reply_stopped", "es": "reply_stopped_es", "fr": "reply_stopped_fr"}
+CRISIS_STOP_TEMPLATES = {
+    None: "reply_crisis_stopped",
+    "es": "reply_crisis_stopped_es",
+    "fr": "reply_crisis_stopped_fr",
+}
 HELP_TEMPLATES = {None: "reply_help", "es": "reply_help_es", "fr": "reply_help_fr"}
 
 
@@ -78,6 +83,12 @@ def _help(language: str | None = None) -> Reply:
 
 def _stopped(language: str | None = None) -> Reply:
     return Reply(STOP_TEMPLATES.get(language, "reply_stopped"), Kind.REPLY, "stop")
+
+
+def _crisis_stopped(language: str | None, context: Mapping[str, Any]) -> Reply:
+    """The one STOP confirmation that also carries the safety lines, in the stop's language."""
+    template = CRISIS_STOP_TEMPLATES.get(language, "reply_crisis_stopped")
+    return Reply(template, Kind.REPLY, "crisis", None, context)
 
 
 class InboundHandler:
@@ -123,7 +134,7 @@ class InboundHandler:
         if channel is None:
             channel, reply = self._from_stranger(session, intent, assessment, text, now)
         elif crisis:
-            reply = self._crisis(session, channel, intent.command, assessment, now)
+            reply = self._crisis(session, channel, intent, assessment, now)
         else:
             reply = self._from_subscriber(session, channel, intent, inbound, text, now)
         if reply is None:
@@ -152,9 +163,7 @@ class InboundHandler:
                 do_not_contact.suppress(
                     session, text.sender, ChannelKind.SMS, "stop", self.hasher, now
                 )
-                return None, Reply(
-                    "reply_crisis_stopped", Kind.REPLY, "crisis", None, {**_DISCREET, **lines}
-                )
+                return None, _crisis_stopped(intent.language, {**_DISCREET, **lines})
             return None, Reply(
                 "reply_crisis", Kind.REPLY, "crisis", None, {**_STRANGER_CRISIS, **lines}
             )
@@ -212,7 +221,7 @@ class InboundHandler:
         self,
         session: Session,
         channel: Channel,
-        command: Command,
+        intent: Intent,
         assessment: Assessment,
         now: datetime,
     ) -> Reply:
@@ -231,9 +240,9 @@ class InboundHandler:
             dangers=sorted(assessment.dangers),
         )
         lines = self._crisis_lines(channel.address, assessment)
-        if command == Command.STOP and channel.status != ChannelStatus.STOPPED:
+        if intent.command == Command.STOP and channel.status != ChannelStatus.STOPPED:
             subscriptions.stop(session, channel, "stop", self.hasher, now)
-            return Reply("reply_crisis_stopped", Kind.REPLY, "crisis", None, lines)
+            return _crisis_stopped(intent.language, lines)
         return Reply("reply_crisis", Kind.REPLY, "crisis", None, lines)
 
     def _from_subscriber(

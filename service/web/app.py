@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 from fastapi import FastAPI
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.messages.content import Content
 from service.people.abuse import guard_from_settings
+from service.replies.crisis import warm_model
 from service.replies.inbound import InboundHandler
 from service.sending.wake import CeleryWaker, NullWaker, Waker
 from service.settings import Settings, get_settings
@@ -19,6 +21,13 @@ from service.web import admin, evaluation, health, preferences, review, signup, 
 from service.web.context import AppContext, make_pages
 from service.web.middleware import RequestIdMiddleware
 from service.web.security import CrossSiteFormGuard, SecurityHeaders
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """At start: the crisis model trains in the background, before the first text needs it."""
+    app.state.crisis_warmup = warm_model()
+    yield
 
 
 def create_app(
@@ -34,7 +43,13 @@ def create_app(
     if waker is None:
         waker = CeleryWaker(settings.broker_url) if settings.broker_url else NullWaker()
     # The schema of the JSON routes only: pages and webhooks stay out of it.
-    app = FastAPI(title="Steady", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
+    app = FastAPI(
+        title="Steady",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=_lifespan,
+    )
     signups = guard_from_settings(settings)
     sessions = sessions or session_factory(settings.database_url)
     app.state.steady = AppContext(

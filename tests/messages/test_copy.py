@@ -192,7 +192,16 @@ def example_countries() -> list[str]:
 @MODES
 @pytest.mark.parametrize("country", example_countries())
 @pytest.mark.parametrize(
-    "name", ["reply_crisis", "reply_crisis_stopped", "reply_help", "reply_help_es", "reply_help_fr"]
+    "name",
+    [
+        "reply_crisis",
+        "reply_crisis_stopped",
+        "reply_crisis_stopped_es",
+        "reply_crisis_stopped_fr",
+        "reply_help",
+        "reply_help_es",
+        "reply_help_fr",
+    ],
 )
 def test_both_safety_lines_of_every_example_country_fit_four_segments(
     content: Content, name: str, country: str, discreet: bool

@@ -31,6 +31,8 @@ LONGER_SMS = (
     "reply_help_fr",
     "reply_crisis",
     "reply_crisis_stopped",
+    "reply_crisis_stopped_es",
+    "reply_crisis_stopped_fr",
 )
 TWO_SEGMENT_SMS = tuple(name for name in ALL_SMS if name not in LONGER_SMS)
 # Nudges must stay neutral all the way through in discreet mode; confirm and the

@@ -217,6 +217,27 @@ def test_stop_with_crisis_stops_sms_sends_the_line_in_the_one_reply_and_flags(
     assert say(harness, US_PHONE, "STOP") is None, "and nothing more by SMS"
 
 
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("PARAR. Ya no quiero vivir", "Te diste de baja"),
+        ("baja por favor, me quiero morir", "Te diste de baja"),
+        ("Arrêtez de m'envoyer des messages, je veux mourir", "Vous etes désabonné"),
+    ],
+)
+def test_a_stop_in_spanish_or_french_with_crisis_is_confirmed_in_that_language_with_the_line(
+    database_url: str, lines_file: Path, text: str, words: str
+) -> None:
+    harness = harness_with_lines(database_url, lines_file)
+    joined(harness, US_PHONE)
+    body = say(harness, US_PHONE, text) or ""
+    assert words in body, body
+    assert "US crisis" in body
+    assert "unsubscribed" not in body, "not the English confirmation"
+    assert channel(harness, US_PHONE).status == "stopped"
+    assert person(harness, US_PHONE).flagged_at is not None
+
+
 # --- opt-out in Spanish and French -----------------------------------------------------------
 
 
@@ -281,6 +302,17 @@ def test_help_in_spanish_or_french_answers_in_that_language(
     body = say(harness, US_PHONE, text) or ""
     assert words in body
     assert "US crisis" in body
+    # (Accents outside the GSM alphabet are dropped from SMS: "día" is sent as "dia".)
+    assert {"AYUDA": "hasta 1 mensaje al dia", "aide": "jusqu'à 1 message par jour"}[text] in body
+    assert "ZONE" in body
+
+
+def test_help_names_zone_among_the_commands(database_url: str) -> None:
+    harness = Harness(make_settings(database_url))
+    joined(harness, US_PHONE)
+    body = say(harness, US_PHONE, "HELP") or ""
+    assert "ZONE" in body
+    assert "time zone" in body
 
 
 # --- contacts: the reply names the medium -------------------------------------------------

@@ -130,3 +130,30 @@ def test_healthz_answers_while_a_route_waits_for_the_database(
     assert health_status == 200
     assert answered_while_waiting, "/healthz waited for another request's database call"
     assert route_status < 400, "the route finished its work once the lock was released"
+
+
+def test_the_crisis_model_is_trained_when_the_app_starts_not_on_the_first_text(
+    tmp_path: Any,
+) -> None:
+    """In a fresh process (this one may have trained it already): start the app, send no
+    text, and the model is there once the warm-up thread ends."""
+    import subprocess
+    import sys
+
+    script = f"""
+from fastapi.testclient import TestClient
+from service.replies import crisis
+from service.web.app import create_app
+from tests.support.world import make_settings
+
+app = create_app(make_settings("sqlite:///{tmp_path}/warm.db"))
+assert crisis._trained_model.cache_info().currsize == 0
+with TestClient(app):
+    app.state.crisis_warmup.join(60)
+print(crisis._trained_model.cache_info().currsize)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "1"
