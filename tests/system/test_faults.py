@@ -270,6 +270,14 @@ def test_redis_restarted_and_flushed_mid_run_backlog_drains_once(
         )
         private_redis.flushall()
         make_due_for_planning(postgres_url, after_flush)
+        # Wait for the third group's own sends: the others may all be settled before
+        # a planning pass has made its rows, and "settled" would then come too soon.
+        poll_until(
+            lambda: accepted(sandbox, third) >= len(third),
+            90,
+            "sends planned after the Redis flush",
+            outcome.describe,
+        )
         rows = outcome.wait_settled()
         assert len(rows) >= 36
         assert_each_texted_once(sandbox, first + second + third)
@@ -372,8 +380,16 @@ def test_provider_500_then_429_then_timeouts_each_message_settles_once(
 
     set_faults(sandbox, {"api": "twilio", "http_status": 500})
     # A long lease: a batch of 4 timeouts takes 4 × 2 s, and must not outlive it.
+    # Reconciliation waits longer than the sandbox holds a request (5 s from its start,
+    # so at most 3 s past the client's timeout): the timed-out sends have landed by the
+    # time it asks. Asked sooner, it could find nothing yet and send again, which is
+    # why the production default is a minute.
     env = service_env(
-        postgres_url, private_redis.url(), sandbox.url, STEADY_SEND_LEASE_SECONDS="30"
+        postgres_url,
+        private_redis.url(),
+        sandbox.url,
+        STEADY_SEND_LEASE_SECONDS="30",
+        STEADY_RECONCILE_AFTER_SECONDS="5",
     )
     outcome = Outcome(postgres_url, sandbox)
     with Services(tmp_path / "logs", env) as services:
