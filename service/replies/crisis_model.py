@@ -46,7 +46,15 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 CORPUS_DIR = Path(__file__).with_name("crisis_data")
-CORPORA = ("tuning.tsv", "tuning2.tsv", "tuning3.tsv", "tuning4.tsv")
+CORPORA = (
+    "tuning.tsv",
+    "tuning2.tsv",
+    "tuning3.tsv",
+    "tuning4.tsv",
+    "tuning5.tsv",
+    "tuning6.tsv",
+    "tuning7.tsv",
+)
 ANY = "any"  # the name of the "any crisis" model among the categories' models
 NONE = "none"  # the label of a text that is no crisis
 THRESHOLD = 0.96
