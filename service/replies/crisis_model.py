@@ -54,6 +54,7 @@ CORPORA = (
     "tuning5.tsv",
     "tuning6.tsv",
     "tuning7.tsv",
+    "tuning8.tsv",
 )
 ANY = "any"  # the name of the "any crisis" model among the categories' models
 NONE = "none"  # the label of a text that is no crisis

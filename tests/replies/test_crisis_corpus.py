@@ -148,8 +148,9 @@ def detector() -> CrisisDetector:
         (TUNING[4], 210, 30, 60),
         (TUNING[5], 410, 55, 110),
         (TUNING[6], 400, 55, 110),
+        (TUNING[7], 250, 30, 70),
     ],
-    ids=IDS[:7],
+    ids=IDS,
 )
 def test_tuning_corpus_is_large_and_covers_every_category(
     path: Path, texts: int, per_category: int, negatives: int
