@@ -17,8 +17,8 @@ which words and word pairs, and which fragments of letters, it contains.
   "any crisis" probability does, the most likely category is flagged, so a text that is
   clearly a crisis of an unclear kind still gets a safety line.
 - Trained from the corpora shipped beside this module (``crisis_data/*.tsv``), once per
-  process at first use, deterministically (liblinear with a fixed seed): ~2,500 texts train
-  in 1-4 s (normalising them is most of it), so no pickled model is checked in that could
+  process at first use, deterministically (liblinear with a fixed seed): ~3,800 texts train
+  in 2-5 s (normalising them is most of it), so no pickled model is checked in that could
   drift from its data. Scoring a text takes well under a millisecond.
 
 ``THRESHOLD`` was chosen by grouped, stratified 5-fold cross-validation on those corpora

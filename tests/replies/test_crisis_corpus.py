@@ -188,8 +188,9 @@ def test_tuning_corpus_meets_recall_and_false_alarm_targets(
 
 @pytest.mark.xfail(
     reason=(
-        "below target when run once at the end of the crisis2 work: overall recall 87.8 % "
-        "(144/164), false alarms 5.4 % (4/74); targets 98 % and 2 %"
+        "every new writer's corpus so far, measured before anything learnt from it, was below "
+        "target: 87.8 % recall and 5.4 % false alarms (tuning5), 65.1 % and 13.0 % (tuning6), "
+        "67.2 % and 6.1 % (tuning7); targets 98 % and 2 %"
     ),
     strict=False,
 )
