@@ -23,8 +23,10 @@ Two readers, either of which flags a text:
   see, means kept "not for protection", "no version of my life that works out", threats
   through relatives and pets, counted calls, being found again after moving), tested
   on the tuner's own variants and hard negatives (``tuning8``). Cross-validated over
-  all eight corpora (model out-of-fold, table in-sample) the detector finds 98.7 % of
-  crises for 1.8 % false alarms; the model alone finds 60 %.
+  all eight corpora (model out-of-fold, table in-sample) the detector finds 98.4 % of
+  crises for 1.7 % false alarms (per category 94-100 %, each under 1 %); the model
+  alone finds 55 % at the threshold that keeps those false alarms within 2 % (0.97).
+  The table's figure is in-sample, so a new writer's corpus will still fall short.
   The table's guards do not veto the model's verdict. They hide their words from its
   input, and negations are marked ("never hit me" reads "not_hit"): "killing it at
   work" gives it no "kill". Cross-validated, that lifts the model's recall at 2 % false
