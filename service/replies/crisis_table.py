@@ -101,6 +101,8 @@ class RowCompiler:
             part, i = self._sequence(items, i)
             if i == start:
                 raise ValueError(f"crisis table: empty choice in {' '.join(items)!r}")
+            if not part.regex:  # its words are all [fillers]: the choice would match nothing
+                raise ValueError(f"crisis table: a choice of filler words in {' '.join(items)!r}")
             options.append(part)
             if i < len(items) and items[i] == "|":
                 i += 1

@@ -266,6 +266,7 @@ def test_the_table_is_compiled_once_and_shared_by_every_detector() -> None:
         (["[suicide]", "[want to] [die] $"], "can match nothing"),
         (["[suicide]", "want to die?"], "not a word"),
         (["[suicide]", "want to ( | die)"], "empty choice"),
+        (["[fillers]", "so just", "[suicide]", "tired (so | of) live"], "filler words"),
         (["[guards: nothing]", "want to die"], "unknown category"),
     ],
 )

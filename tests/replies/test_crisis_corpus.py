@@ -3,13 +3,16 @@
 Corpora in the same format, ``label<TAB>text`` (labels joined by commas; ``none``
 for a text that is no crisis):
 
-- ``service/replies/crisis_data/tuning.tsv`` to ``tuning4.tsv`` (the second to fourth
-  in many writers' voices): the table was tuned on them and the model is
+- ``service/replies/crisis_data/tuning.tsv`` to ``tuning8.tsv`` (the second onwards in
+  many writers' voices; tuning5 was session 3's held-out corpus, tuning6 and tuning7 were
+  measured once before anything learnt from them, tuning8 holds the tuner's own variants
+  of each class of miss and hard negatives): the table was tuned on them and the model is
   trained on them, so their in-sample figures are high by construction; the model's
   cross-validated figures (trained on four fifths, tested on the rest) say more.
-- ``crisis_corpus_heldout.tsv``: written by someone else and never used while tuning. Its
-  report (per category and overall) is printed and saved to ``artifacts/crisis_report.txt``;
-  the targets are asserted on the overall "is this a crisis" figure.
+- ``crisis_corpus_heldout.tsv``: written by someone else and never used while tuning (the
+  lead puts a new one in place; the test skips while it is absent). Its report (per
+  category and overall) is printed and saved to ``artifacts/crisis_report.txt``; the
+  targets are asserted on the overall "is this a crisis" figure.
 
 A false alarm for category X is a text flagged X that is not labelled X; overall, a
 ``none`` text flagged as any crisis.
@@ -46,7 +49,12 @@ IN_SAMPLE_CATEGORY_RECALL = {
     "tuning2.tsv": 0.94,
     "tuning3.tsv": 0.9,
     "tuning4.tsv": 0.9,
+    "tuning5.tsv": 0.9,
+    "tuning6.tsv": 0.9,
+    "tuning7.tsv": 0.9,
+    "tuning8.tsv": 0.9,
 }
+IDS = [str(number) for number in range(1, len(TUNING) + 1)]
 
 
 @dataclass(frozen=True)
@@ -137,8 +145,12 @@ def detector() -> CrisisDetector:
         (TUNING[1], 750, 80, 300),
         (TUNING[2], 450, 55, 150),
         (TUNING[3], 240, 25, 90),
+        (TUNING[4], 210, 30, 60),
+        (TUNING[5], 410, 55, 110),
+        (TUNING[6], 400, 55, 110),
+        (TUNING[7], 250, 30, 70),
     ],
-    ids=["1", "2", "3", "4"],
+    ids=IDS,
 )
 def test_tuning_corpus_is_large_and_covers_every_category(
     path: Path, texts: int, per_category: int, negatives: int
@@ -159,7 +171,7 @@ def test_the_tuning_corpora_share_no_text() -> None:
         seen |= texts
 
 
-@pytest.mark.parametrize("path", TUNING, ids=["1", "2", "3", "4"])
+@pytest.mark.parametrize("path", TUNING, ids=IDS)
 def test_tuning_corpus_meets_recall_and_false_alarm_targets(
     detector: CrisisDetector, path: Path
 ) -> None:
@@ -176,8 +188,9 @@ def test_tuning_corpus_meets_recall_and_false_alarm_targets(
 
 @pytest.mark.xfail(
     reason=(
-        "below target when run once at the end of the crisis2 work: overall recall 87.8 % "
-        "(144/164), false alarms 5.4 % (4/74); targets 98 % and 2 %"
+        "every new writer's corpus so far, measured before anything learnt from it, was below "
+        "target: 87.8 % recall and 5.4 % false alarms (tuning5), 65.1 % and 13.0 % (tuning6), "
+        "67.2 % and 6.1 % (tuning7); targets 98 % and 2 %"
     ),
     strict=False,
 )
