@@ -97,6 +97,11 @@ def tick(
             f"rule={plan.rule} for={plan.scheduled_for.isoformat()}",
             highlight=False,
         )
+    for row in report.due:
+        console.print(
+            f"would send message={row.id} {row.channel} {row.kind} {row.template} rule={row.rule}",
+            highlight=False,
+        )
     for outcome in report.dispatch.outcomes:
         extra = outcome.provider_id or outcome.error_code or outcome.detail or ""
         console.print(
@@ -107,7 +112,9 @@ def tick(
     if report.dispatch.expired or report.dispatch.unknown:
         console.print(f"expired={report.dispatch.expired} unknown={report.dispatch.unknown}")
     _print_reconciled(report.reconcile)
-    if not report.plan.planned and not report.dispatch.outcomes and not report.reconcile.claimed:
+    if not (
+        report.plan.planned or report.due or report.dispatch.outcomes or report.reconcile.claimed
+    ):
         console.print("nothing due", highlight=False)
 
 

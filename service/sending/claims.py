@@ -97,6 +97,19 @@ def expire_overdue(session: Session, now: datetime) -> int:
     return len(rows)
 
 
+def peek_due(session: Session, now: datetime, limit: int) -> list[Any]:
+    """The rows a dispatch pass would claim as of `now`, in its order, read only
+    (`steady tick --dry-run`): id, channel, kind, template and rule."""
+    return list(
+        session.execute(
+            select(Message.id, Message.channel, Message.kind, Message.template, Message.rule)
+            .where(Message.status == MessageStatus.SCHEDULED, Message.scheduled_for <= now)
+            .order_by(Message.priority, Message.scheduled_for, Message.id)
+            .limit(limit)
+        ).all()
+    )
+
+
 def claim_due(
     session: Session,
     now: datetime,

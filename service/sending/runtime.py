@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +23,7 @@ from service.pacing.rules import PacingPolicy
 from service.providers.base import Provider
 from service.providers.registry import build_providers
 from service.reporting import tallies
+from service.sending import claims
 from service.sending.decisions import Experiment, plan_decision_points
 from service.sending.dispatch import Dispatcher, DispatchReport
 from service.sending.planner import PlanReport, plan_due
@@ -31,11 +33,16 @@ from service.storage.db import session_factory
 
 log = structlog.get_logger(__name__)
 
+# `steady tick --dry-run` lists at most this many already-scheduled due rows.
+DRY_RUN_DUE_LIMIT = 1000
+
 
 @dataclass
 class TickReport:
     plan: PlanReport
     dispatch: DispatchReport
+    # --dry-run: the rows already scheduled that the pass would have sent.
+    due: list[Any] = field(default_factory=list)
 
     @property
     def reconcile(self) -> ReconcileReport:
@@ -152,5 +159,7 @@ class Runtime:
         and `steady run` all come here; ARCHITECTURE.md "One pass, written once")."""
         plan = self.plan(now, dry_run=dry_run)
         if dry_run:
-            return TickReport(plan=plan, dispatch=DispatchReport())
+            with self.sessions() as session:
+                due = claims.peek_due(session, now, DRY_RUN_DUE_LIMIT)
+            return TickReport(plan=plan, dispatch=DispatchReport(), due=due)
         return TickReport(plan=plan, dispatch=self.dispatch(now))

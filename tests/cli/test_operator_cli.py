@@ -426,3 +426,21 @@ def test_send_test_goes_through_twilio_when_configured(
     assert result.exit_code == 0, result.output
     assert [m["to"] for m in sent] == ["+12125550142"]
     assert f"via twilio: {sent[0]['id']}" in result.stdout
+
+
+def test_tick_dry_run_lists_the_rows_already_due_and_sends_nothing(db: str, tmp_path: Path) -> None:
+    """An import queues each confirmation due at once: a dry run names it and leaves it."""
+    invoke("subscribers", "import", str(write_csv(tmp_path, "+12125550142,,America/New_York,\n")))
+    scheduled = (Message.status == "scheduled", Message.kind == "confirm")
+    assert count(db, Message, *scheduled) == 1
+
+    dry = invoke("tick", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    [line] = [line for line in dry.output.splitlines() if line.startswith("would send")]
+    assert " sms confirm confirm " in line
+    assert count(db, Message, *scheduled) == 1, "a dry run sends nothing"
+
+    sent = invoke("tick")
+    assert sent.exit_code == 0, sent.output
+    assert "would send" not in sent.output
+    assert count(db, Message, *scheduled) == 0
