@@ -20,9 +20,11 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     Table,
+    Text,
     TypeDecorator,
     any_,
     bindparam,
+    func,
     insert,
     text,
 )
@@ -42,13 +44,28 @@ def is_postgresql(session: Session) -> bool:
 
 def one_of(session: Session, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
     """`column IN values` for thousands of values: one array parameter on PostgreSQL
-    (`= ANY(%s)`) instead of thousands of parameters to render and parse."""
-    if is_postgresql(session):
-        return cast(
-            "ColumnElement[bool]",
-            column == any_(bindparam(None, list(values), type_=ARRAY(column.type))),
-        )
-    return cast("ColumnElement[bool]", column.in_(list(values)))
+    (`= ANY(%s)`) instead of thousands of parameters to render and parse.
+
+    Strings go as one text, split by the server (`string_to_array`): the driver
+    checks each element of a text array for quoting in Python (0.6 µs for a phone
+    number, 2 µs for a 64-digit hash), and a single string costs next to nothing.
+    """
+    if not is_postgresql(session):
+        return cast("ColumnElement[bool]", column.in_(list(values)))
+    if values and all(type(value) is str for value in values):
+        joined = _LIST_SEPARATOR.join(values)
+        # Only when no value holds the separator, and not for one empty string (the
+        # server splits "" into no element at all).
+        if joined and joined.count(_LIST_SEPARATOR) == len(values) - 1:
+            split = func.string_to_array(bindparam(None, joined, type_=Text), _LIST_SEPARATOR)
+            return cast("ColumnElement[bool]", column == any_(split))
+    return cast(
+        "ColumnElement[bool]",
+        column == any_(bindparam(None, list(values), type_=ARRAY(column.type))),
+    )
+
+
+_LIST_SEPARATOR = "\n"  # in no address (validation refuses control characters) nor hash
 
 
 def with_defaults(table: Table, row: dict[str, Any]) -> dict[str, Any]:
