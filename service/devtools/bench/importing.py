@@ -63,7 +63,7 @@ class _Run:
     cpu_helpers: float = 0.0
     cpu_postgres: float | None = None
     load_average: str = ""
-    helper_pids: set[int] = field(default_factory=set)
+    helper_pids: set[int] = field(default_factory=set)  # the validating ones
 
 
 def import_phase(
@@ -165,7 +165,8 @@ def _run_import(sessions: sessionmaker[Session], env: dict[str, str], path: Path
             stderr=stderr,
             start_new_session=True,
         )
-        helpers: dict[int, float] = {}
+        helpers: dict[int, float] = {}  # every child: the pool's, and its resource tracker
+        validating: set[int] = set()
         reaped_children = 0.0
         try:
             while True:
@@ -177,6 +178,8 @@ def _run_import(sessions: sessionmaker[Session], env: dict[str, str], path: Path
                 reaped_children = max(reaped_children, _reaped_children_cpu(process.pid))
                 for child in children(process.pid):
                     helpers[child] = cpu_seconds(child)
+                    if child not in validating and _is_pool_worker(child):
+                        validating.add(child)
                 postgres.sample()
                 time.sleep(POLL_SECONDS)
         except BaseException:
@@ -188,11 +191,20 @@ def _run_import(sessions: sessionmaker[Session], env: dict[str, str], path: Path
     run.returncode = process.returncode
     run.cpu_total = usage.ru_utime + usage.ru_stime
     run.cpu_helpers = max(reaped_children, sum(helpers.values()))
-    run.helper_pids = set(helpers)
+    run.helper_pids = validating
     run.cpu_postgres = postgres.total()
     run.stdout = out.read_text(errors="replace")
     run.stderr = err.read_text(errors="replace")
     return run
+
+
+def _is_pool_worker(pid: int) -> bool:
+    """A validating helper, not multiprocessing's resource tracker (also a child)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"resource_tracker" not in command
 
 
 def _reaped_children_cpu(pid: int) -> float:

@@ -137,12 +137,12 @@ def render(result: dict[str, Any], console: Console) -> None:
         phase = result["import"]
         lines = import_rows_text(result)
         table.add_row(
-            f"{lines[0][0]}, {phase['helpers']} validating helper(s)",
+            f"{lines[0][0]}; validating helpers: {phase['helpers']}",
             lines[0][1],
             f"≥ {targets['import_per_s']:,}",
             _mark(phase["per_s"] >= targets["import_per_s"]),
         )
-        for label, value in lines[1:-1]:
+        for label, value in lines[1:]:
             table.add_row(label, value, "", "")
         table.add_row(
             "  every bad row named, every valid row imported",

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from service.devtools.bench import ceiling, importing, planning, sending, webhooks
 from service.devtools.bench.scratch import Processes, scratch_database, scratch_redis, workdir
@@ -126,6 +127,7 @@ def run_bench(options: BenchOptions, progress: Progress) -> dict[str, Any]:
         result: dict[str, Any] = {
             "subscribers": options.subscribers,
             "database": _describe_database(database_url),
+            "scratch_database": make_url(database_url).database,  # dropped at the end
             "concurrency": options.concurrency,
             "cpus": os.cpu_count(),
             "targets": TARGETS,
