@@ -7,6 +7,7 @@ only says which errors a person sees and keeps personal data out of logs.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -37,10 +38,21 @@ class InvalidAddress(ValueError):
 
 def normalise_phone(raw: str, *, region: str = DEFAULT_PHONE_REGION) -> str:
     """Return the number in E.164, or raise InvalidAddress."""
-    return _format(_parse_mobile(raw, region))
+    return parse_mobile(raw, region=region).e164
 
 
-def _parse_mobile(raw: str, region: str) -> phonenumbers.PhoneNumber:
+@dataclass(frozen=True, slots=True)
+class MobileNumber:
+    """A number that may subscribe, as `phonenumbers` read it: what placing it in time
+    (service.people.zones) needs, so nothing parses or types it twice."""
+
+    number: phonenumbers.PhoneNumber
+    kind: int  # a phonenumbers.PhoneNumberType
+    e164: str
+
+
+def parse_mobile(raw: str, *, region: str = DEFAULT_PHONE_REGION) -> MobileNumber:
+    """The number a person gave, if it can take text messages; else InvalidAddress."""
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
@@ -52,7 +64,7 @@ def _parse_mobile(raw: str, region: str) -> phonenumbers.PhoneNumber:
         raise InvalidAddress("phone", "not a valid phone number")
     if kind == phonenumbers.PhoneNumberType.FIXED_LINE:
         raise InvalidAddress("phone", "a landline cannot receive text messages")
-    return number
+    return MobileNumber(number, kind, _format(number))
 
 
 def _format(number: phonenumbers.PhoneNumber) -> str:

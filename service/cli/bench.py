@@ -1,4 +1,5 @@
-"""`steady bench`: planning, dispatch, latency and webhook ingest, measured (PERFORMANCE.md)."""
+"""`steady bench`: planning, dispatch, latency, webhook ingest and import, measured
+(PERFORMANCE.md)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,12 @@ def bench(
     latency_seconds: Annotated[
         float, typer.Option(help="How long messages fall due one by one in the latency phase.")
     ] = 10.0,
+    import_rows: Annotated[
+        int | None,
+        typer.Option(help="Rows for the import phase (default: --subscribers; 0: no import)."),
+    ] = None,
 ) -> None:
-    """Measure planning, dispatch, latency and webhook ingest in a scratch database."""
+    """Measure planning, dispatch, latency, webhook ingest and import in a scratch database."""
     from service.devtools.bench.report import render
     from service.devtools.bench.run import BenchOptions, run_bench
 
@@ -41,6 +46,7 @@ def bench(
         naive_messages=naive_messages,
         webhooks=webhooks,
         latency_seconds=latency_seconds,
+        import_rows=import_rows,
         database_url=os.environ.get("STEADY_BENCH_DATABASE_URL") or None,
         broker_url=os.environ.get("STEADY_BENCH_BROKER_URL") or None,
     )

@@ -72,6 +72,9 @@ class ImportContext:
     source: str
 
     at: str = field(init=False)  # `now` in ISO-8601, written once, not per row
+    confirm_evidence: dict[str, str] = field(
+        init=False, default_factory=lambda: {"method": CONSENT_IMPORT_WITH_EVIDENCE}
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "at", self.now.isoformat())
@@ -119,13 +122,32 @@ def import_subscribers(
 # --- one batch ---------------------------------------------------------------------
 
 
+# Columns a batch fills row by row, in this order; the rest are the batch's own
+# (`_same`) or the tables' defaults.
+SUBSCRIBER_COLUMNS = ("timezone", "timezone_candidates", "next_plan_at")
+CHANNEL_COLUMNS = (
+    "subscriber_id",
+    "kind",
+    "address",
+    "address_key",  # COPY applies no column defaults: the mailbox key lookups use (issue 11)
+    "status",
+    "consent_method",
+    "consent_evidence",
+    "confirmed_at",
+    "confirm_evidence",
+)
+MESSAGE_COLUMNS = ("subscriber_id", "channel_id", "channel")
+_SMS, _EMAIL = ChannelKind.SMS.value, ChannelKind.EMAIL.value
+_PENDING, _ACTIVE = ChannelStatus.PENDING.value, ChannelStatus.ACTIVE.value
+
+
 @dataclass
 class _Batch:
-    """What one batch writes, before it has ids."""
+    """What one batch writes, before it has ids: rows of values, in the columns' order."""
 
-    subscribers: list[dict[str, Any]] = field(default_factory=list)
-    # (index into subscribers, channel row) in insertion order
-    channels: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    subscribers: list[tuple[Any, ...]] = field(default_factory=list)
+    # (index into subscribers, the channel's values after subscriber_id), in order
+    channels: list[tuple[int, tuple[Any, ...]]] = field(default_factory=list)
     imported: int = 0
     pending: int = 0
     active: int = 0
@@ -144,7 +166,7 @@ def _write_batch(
     try:
         with sessions.begin() as session:
             planned = _plan(session, batch, context)
-            _insert(session, planned, context.now)
+            _insert(session, planned, context)
     except SQLAlchemyError:
         _write_row_by_row(sessions, batch, context, report, on_error)
         return
@@ -157,8 +179,8 @@ def _write_batch(
 def _plan(session: Session, batch: list[tuple[int, ValidRow]], context: ImportContext) -> _Batch:
     """Decide, row by row in file order, what each row adds (the rules of `subscribe`)."""
     addresses = {
-        kind: {getattr(row, column) for _, row in batch} - {None}
-        for kind, column in ((ChannelKind.SMS, "phone"), (ChannelKind.EMAIL, "email"))
+        _SMS: {row.phone for _, row in batch if row.phone is not None},
+        _EMAIL: {row.email for _, row in batch if row.email is not None},
     }
     taken: set[tuple[str, str]] = set()
     for kind, wanted in addresses.items():
@@ -192,7 +214,7 @@ def _plan(session: Session, batch: list[tuple[int, ValidRow]], context: ImportCo
     planned = _Batch()
     for line, row in batch:
         fresh = []
-        for kind, address in ((ChannelKind.SMS, row.phone), (ChannelKind.EMAIL, row.email)):
+        for kind, address in ((_SMS, row.phone), (_EMAIL, row.email)):
             if address is None or (kind, address) in taken or address in suppressed:
                 continue
             taken.add((kind, address))  # a later row with it finds it known, as in a signup
@@ -209,68 +231,38 @@ def _add_person(
     planned: _Batch,
     line: int,
     row: ValidRow,
-    fresh: list[tuple[ChannelKind, str]],
+    fresh: list[tuple[str, str]],
     context: ImportContext,
 ) -> None:
-    now = context.now
     active = row.evidence is not None
-    person = {
-        "timezone": row.zone.timezone,
-        "timezone_candidates": row.zone.stored_candidates,
-        "cadence_per_week": context.cadence_per_week,
-        "created_at": now,
-        "next_plan_at": now if active else None,
-    }
-    planned.subscribers.append(dict(person))
+    person = (row.timezone, row.timezone_candidates, context.now if active else None)
+    planned.subscribers.append(person)
     index = len(planned.subscribers) - 1
     for number, (kind, address) in enumerate(fresh):
         if number and not active:
             # A phone and an email on one row are two people until one of them proves
             # both (issue 11); consent evidence on the row is the operator's proof.
-            planned.subscribers.append(dict(person))
-            index = len(planned.subscribers) - 1
-        channel: dict[str, Any] = {
-            "kind": kind.value,
-            "address": address,
-            # COPY applies no column defaults: the mailbox key lookups use (issue 11).
-            "address_key": mailbox_key(kind, address),
-            "created_at": now,
-            "updated_at": now,
-            "consent_at": now,
-        }
-        # Every channel row has the same keys (bulkwrite.insert_rows needs that).
+            planned.subscribers.append(person)
+            index += 1
+        consent: tuple[Any, ...]  # status, consent_method, …, confirm_evidence
         if active:
-            channel |= {
-                "status": ChannelStatus.ACTIVE.value,
-                "consent_method": CONSENT_IMPORT_WITH_EVIDENCE,
-                "consent_evidence": {**context.evidence(line), "evidence": row.evidence},
-                "confirmed_at": now,
-                "confirm_evidence": {"method": CONSENT_IMPORT_WITH_EVIDENCE},
-            }
+            evidence = {**context.evidence(line), "evidence": row.evidence}
+            consent = (_ACTIVE, CONSENT_IMPORT_WITH_EVIDENCE, evidence, context.now)
+            consent += (context.confirm_evidence,)
             planned.active += 1
         else:
-            channel |= {
-                "status": ChannelStatus.PENDING.value,
-                "consent_method": CONSENT_IMPORT,
-                "consent_evidence": context.evidence(line),
-                "confirmed_at": None,
-                "confirm_evidence": None,
-            }
+            consent = (_PENDING, CONSENT_IMPORT, context.evidence(line), None, None)
             planned.pending += 1
-        planned.channels.append((index, channel))
+        planned.channels.append((index, (kind, address, mailbox_key(kind, address), *consent)))
 
 
-def _insert(session: Session, planned: _Batch, now: datetime) -> None:
-    subscriber_ids = insert_rows(session, _table(Subscriber), planned.subscribers)
-    channel_rows = [
-        {**channel, "subscriber_id": subscriber_ids[index]} for index, channel in planned.channels
-    ]
-    channel_ids = insert_rows(session, _table(Channel), channel_rows)
-    confirmations = [
-        {
-            "subscriber_id": channel["subscriber_id"],
-            "channel_id": channel_id,
-            "channel": channel["kind"],
+def _same(context: ImportContext) -> dict[str, dict[str, Any]]:
+    """What every subscriber, channel and confirmation of an import has in common."""
+    now = context.now
+    return {
+        "subscribers": {"cadence_per_week": context.cadence_per_week, "created_at": now},
+        "channels": {"created_at": now, "updated_at": now, "consent_at": now},
+        "messages": {
             "kind": Kind.CONFIRM.value,
             "template": CONFIRM_TEMPLATE,
             "rule": "double_opt_in",
@@ -278,11 +270,28 @@ def _insert(session: Session, planned: _Batch, now: datetime) -> None:
             "scheduled_for": now,
             "created_at": now,
             "updated_at": now,
-        }
+        },
+    }
+
+
+def _insert(session: Session, planned: _Batch, context: ImportContext) -> None:
+    same = _same(context)
+    subscriber_ids = insert_rows(
+        session, _table(Subscriber), SUBSCRIBER_COLUMNS, planned.subscribers, same["subscribers"]
+    )
+    channel_rows = [(subscriber_ids[index], *channel) for index, channel in planned.channels]
+    channel_ids = insert_rows(
+        session, _table(Channel), CHANNEL_COLUMNS, channel_rows, same["channels"]
+    )
+    person, kind, status = (CHANNEL_COLUMNS.index(c) for c in ("subscriber_id", "kind", "status"))
+    confirmations = [  # MESSAGE_COLUMNS: one for each pending channel
+        (channel[person], channel_id, channel[kind])
         for channel_id, channel in zip(channel_ids, channel_rows, strict=True)
-        if channel["status"] == ChannelStatus.PENDING
+        if channel[status] == _PENDING
     ]
-    insert_rows(session, _table(Message), confirmations)
+    insert_rows(
+        session, _table(Message), MESSAGE_COLUMNS, confirmations, same["messages"], ids=False
+    )
 
 
 def _table(model: type[Any]) -> Table:
@@ -318,11 +327,11 @@ def _import_one(
                 planned = _Batch()
                 fresh = [
                     (kind, address)
-                    for kind, address in ((ChannelKind.SMS, phone), (ChannelKind.EMAIL, email))
+                    for kind, address in ((_SMS, phone), (_EMAIL, email))
                     if address is not None
                 ]
                 _add_person(planned, line, row, fresh, context)
-                _insert_one(session, planned, context.now)
+                _insert_one(session, planned, context)
                 created = planned.pending + planned.active
                 report.pending += planned.pending
                 report.active += planned.active
@@ -335,16 +344,21 @@ def _import_one(
     return None
 
 
-def _insert_one(session: Session, planned: _Batch, now: datetime) -> None:
+def _insert_one(session: Session, planned: _Batch, context: ImportContext) -> None:
     """One person through the ORM and `subscriptions.queue_confirmation`."""
-    subscriber = Subscriber(**planned.subscribers[0])
+    same = _same(context)
+    subscriber = Subscriber(
+        **dict(zip(SUBSCRIBER_COLUMNS, planned.subscribers[0], strict=True)),
+        **same["subscribers"],
+    )
     session.add(subscriber)
     for _, channel in planned.channels:
-        subscriber.channels.append(Channel(**channel))
+        values = dict(zip(CHANNEL_COLUMNS[1:], channel, strict=True))
+        subscriber.channels.append(Channel(**values, **same["channels"]))
     session.flush()
     for channel_row in subscriber.channels:
         if channel_row.status == ChannelStatus.PENDING:
-            subscriptions.queue_confirmation(session, channel_row, now)
+            subscriptions.queue_confirmation(session, channel_row, context.now)
     session.flush()
 
 

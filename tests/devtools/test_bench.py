@@ -1,5 +1,6 @@
 """`steady bench` end to end, small: every phase runs with real processes and the
-run's own checks (each message once, none left) hold; the scratch database goes."""
+run's own checks (each message once, none left; every valid row imported, every bad
+one named) hold; the scratch database goes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -32,22 +34,26 @@ def bench_databases(server: str) -> set[str]:
         engine.dispose()
 
 
-def test_bench_measures_each_phase_and_sends_every_message_once() -> None:
+def run_json(*argv: str) -> dict[str, Any]:
+    """Run a bench command on the test server (`--json`); its parsed result."""
     if not POSTGRES_URL:
         _server_missing("PostgreSQL", "STEADY_TEST_POSTGRES_URL")
     assert POSTGRES_URL is not None
-    before = bench_databases(POSTGRES_URL)
-    env = {**os.environ, "STEADY_BENCH_DATABASE_URL": POSTGRES_URL}
     completed = subprocess.run(
-        [STEADY, "bench", "--subscribers", str(SUBSCRIBERS), "--json", "--latency-seconds", "3"],
-        env=env,
+        [*argv, "--json"],
+        env={**os.environ, "STEADY_BENCH_DATABASE_URL": POSTGRES_URL},
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads(completed.stdout)
+    result: dict[str, Any] = json.loads(completed.stdout)
+    return result
+
+
+def test_bench_measures_each_phase_and_sends_every_message_once() -> None:
+    result = run_json(STEADY, "bench", "--subscribers", str(SUBSCRIBERS), "--latency-seconds", "3")
 
     assert result["database"] == "postgresql"
     assert result["planning"]["planned"] == SUBSCRIBERS
@@ -82,5 +88,13 @@ def test_bench_measures_each_phase_and_sends_every_message_once() -> None:
     assert result["dispatch_vs_naive"] == pytest.approx(
         dispatch["per_s"] / naive["per_s"], rel=0.01
     )
-    # The scratch database was dropped.
-    assert bench_databases(POSTGRES_URL) == before
+    imported = result["import"]  # last: the real `steady subscribers import`, N rows
+    assert imported["rows"] == SUBSCRIBERS
+    assert imported["check"]["ok"], imported["check"]
+    assert imported["check"]["added"] == imported["check"]["expected"]
+    assert imported["check"]["bad_rows_named"] == imported["bad"] > 0
+    assert imported["per_s"] > 0
+    assert imported["cpu_us_per_row"]["total"] > 0
+    # The scratch database was dropped (others' benches may come and go meanwhile).
+    assert result["scratch_database"].startswith("steady_bench_")
+    assert result["scratch_database"] not in bench_databases(str(POSTGRES_URL))

@@ -12,6 +12,35 @@ def _mark(ok: bool) -> str:
     return "[green]✓[/green]" if ok else "[red]✗[/red]"
 
 
+def import_rows_text(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """The import phase's figures as (label, text) lines, for the table and `importing`."""
+    phase = result["import"]
+    cpu = phase["cpu_us_per_row"]
+    parts = [f"importer {cpu['importer']:.0f}", f"helpers {cpu['helpers']:.0f}"]
+    if cpu["postgresql"] is not None:
+        parts.append(f"PostgreSQL {cpu['postgresql']:.0f}")
+    check = phase["check"]
+    return [
+        ("import rate (after start-up)", f"{phase['per_s']:,} rows/s"),
+        (
+            "  whole command",
+            f"{phase['rows']:,} rows in {phase['seconds']:.1f} s = "
+            f"{phase['per_s_whole_command']:,} rows/s (start-up {phase['startup_seconds']:.1f} s)",
+        ),
+        (
+            "  CPU per row",
+            " + ".join(parts) + f" = {cpu['total']:.0f} µs → "
+            f"{phase['per_s_on_2_idle_cores']:,} rows/s on 2 idle cores",
+        ),
+        (
+            "  bad rows named / people added",
+            f"{check['bad_rows_named']:,} of {phase['bad']:,} / "
+            f"{check['added']['subscribers']:,} of {check['expected']['subscribers']:,}",
+        ),
+        ("  load average at start", phase["load_average"]),
+    ]
+
+
 def render(result: dict[str, Any], console: Console) -> None:
     targets = result["targets"]
     console.print(
@@ -104,6 +133,23 @@ def render(result: dict[str, Any], console: Console) -> None:
         "",
         "",
     )
+    if "import" in result:
+        phase = result["import"]
+        lines = import_rows_text(result)
+        table.add_row(
+            f"{lines[0][0]}; validating helpers: {phase['helpers']}",
+            lines[0][1],
+            f"≥ {targets['import_per_s']:,}",
+            _mark(phase["per_s"] >= targets["import_per_s"]),
+        )
+        for label, value in lines[1:]:
+            table.add_row(label, value, "", "")
+        table.add_row(
+            "  every bad row named, every valid row imported",
+            "yes" if phase["check"]["ok"] else "no",
+            "yes",
+            _mark(phase["check"]["ok"]),
+        )
     checks = [dispatch["check"], latency["check"]]
     if "sdk_ceiling" in result:
         checks.append({"duplicates": 0, **result["sdk_ceiling"]["check"]})

@@ -1,4 +1,4 @@
-"""`steady bench`: planning, dispatch, latency and webhook ingest, measured for real.
+"""`steady bench`: planning, dispatch, latency, webhook ingest and import, measured for real.
 
 One run, in order, in a scratch world (`service.devtools.bench.scratch`):
 
@@ -15,7 +15,10 @@ One run, in order, in a scratch world (`service.devtools.bench.scratch`):
 6. webhooks: `steady web` takes signed Twilio status callbacks for sent
    messages; the rate counts callbacks answered and persisted per second;
 7. naive: the same messages again through the typical Celery app, one task per
-   message (`service.devtools.bench.naive`), one pool process per core, and the ratio.
+   message (`service.devtools.bench.naive`), one pool process per core, and the ratio;
+8. import: `steady subscribers import` of a realistic file of N rows (or
+   `--import-rows`), bad rows among them (`service.devtools.bench.importing`): rows/s
+   and CPU per row. Last, so the confirmations it queues meet no worker.
 
 After each sending phase the stand-in's own per-recipient count and the
 database are checked: nothing may go out twice, nothing may be left behind.
@@ -32,8 +35,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from sqlalchemy.engine import make_url
 
-from service.devtools.bench import ceiling, planning, sending, webhooks
+from service.devtools.bench import ceiling, importing, planning, sending, webhooks
 from service.devtools.bench.scratch import Processes, scratch_database, scratch_redis, workdir
 from service.devtools.bench.world import BenchWorld, Progress
 from service.devtools.servers import free_port, wait_until
@@ -47,6 +51,7 @@ TARGETS = {
     "dispatch_vs_ceiling": 0.6,
     "webhooks_per_s": 1_000,
     "worker_rss_mib": 300,
+    "import_per_s": 10_000,
 }
 
 
@@ -58,12 +63,14 @@ class BenchOptions:
     naive_messages: int | None = None  # default: the same load, all N
     webhooks: int | None = None  # default: min(N, 20,000)
     latency_seconds: float = 10.0
+    import_rows: int | None = None  # default: N; 0 leaves the import phase out
     database_url: str | None = None
     broker_url: str | None = None
 
 
-def _environment(database_url: str, broker_url: str, standin: str, web_port: int) -> dict[str, str]:
-    """What every process of the run reads: this run's world and nothing of the caller's."""
+def scratch_environment(database_url: str) -> dict[str, str]:
+    """The caller's environment without any of its Steady, Twilio or SendGrid settings,
+    pointed at the scratch database with a throwaway secret key."""
     inherited = {
         key: value
         for key, value in os.environ.items()
@@ -73,10 +80,18 @@ def _environment(database_url: str, broker_url: str, standin: str, web_port: int
         **inherited,
         "STEADY_ENV": "development",
         "STEADY_DATABASE_URL": database_url,
+        "STEADY_SECRET_KEY": secrets.token_hex(16),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _environment(database_url: str, broker_url: str, standin: str, web_port: int) -> dict[str, str]:
+    """What every process of the run reads: this run's world and nothing of the caller's."""
+    return {
+        **scratch_environment(database_url),
         "STEADY_BROKER_URL": broker_url,
         "STEADY_REDIS_URL": broker_url,
         "STEADY_PUBLIC_URL": f"http://127.0.0.1:{web_port}",
-        "STEADY_SECRET_KEY": secrets.token_hex(16),
         "TWILIO_ACCOUNT_SID": "AC" + secrets.token_hex(16),
         "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
         "TWILIO_FROM_NUMBER": "+15005550006",
@@ -84,7 +99,6 @@ def _environment(database_url: str, broker_url: str, standin: str, web_port: int
         # The bench measures the machine, not a carrier's per-sender limit.
         "STEADY_SMS_RATE_PER_SECOND": "0",
         "STEADY_TICK_SECONDS": "1",
-        "PYTHONUNBUFFERED": "1",
     }
 
 
@@ -113,6 +127,7 @@ def run_bench(options: BenchOptions, progress: Progress) -> dict[str, Any]:
         result: dict[str, Any] = {
             "subscribers": options.subscribers,
             "database": _describe_database(database_url),
+            "scratch_database": make_url(database_url).database,  # dropped at the end
             "concurrency": options.concurrency,
             "cpus": os.cpu_count(),
             "targets": TARGETS,
@@ -149,6 +164,14 @@ def run_bench(options: BenchOptions, progress: Progress) -> dict[str, Any]:
                 result["naive"] = sending.naive(world, options.naive_messages, cores)
                 result["dispatch_vs_naive"] = round(
                     result["dispatch"]["per_s"] / result["naive"]["per_s"], 2
+                )
+            import_rows = (
+                options.subscribers if options.import_rows is None else options.import_rows
+            )
+            if import_rows > 0:
+                processes.stop_all()  # no worker may plan or send what the import queues
+                result["import"] = importing.import_phase(
+                    world.sessions, env, work, import_rows, progress
                 )
         finally:
             processes.stop_all()
