@@ -29,10 +29,22 @@ def bench(
     latency_seconds: Annotated[
         float, typer.Option(help="How long messages fall due one by one in the latency phase.")
     ] = 10.0,
+    returning: Annotated[
+        bool,
+        typer.Option(help="Also plan N returning subscribers, STEADY_EXPERIMENT off and on."),
+    ] = True,
+    only: Annotated[
+        str | None, typer.Option(help="'planning': stop after the planning phases.")
+    ] = None,
 ) -> None:
     """Measure planning, dispatch, latency and webhook ingest in a scratch database."""
     from service.devtools.bench.report import render
     from service.devtools.bench.run import BenchOptions, run_bench
+
+    if only not in (None, "planning"):
+        raise typer.BadParameter(
+            "the only phase that runs alone is 'planning'", param_hint="--only"
+        )
 
     options = BenchOptions(
         subscribers=subscribers,
@@ -41,6 +53,8 @@ def bench(
         naive_messages=naive_messages,
         webhooks=webhooks,
         latency_seconds=latency_seconds,
+        returning=returning,
+        only=only,
         database_url=os.environ.get("STEADY_BENCH_DATABASE_URL") or None,
         broker_url=os.environ.get("STEADY_BENCH_BROKER_URL") or None,
     )
