@@ -17,8 +17,10 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, text
 from sqlalchemy.orm import Session
 
+from service.messages.lifecycle import PRIORITY_NUDGE
 from service.pacing.experiment import Decision
-from service.storage.models import Message
+from service.pacing.rules import PlannedNudge
+from service.storage.models import Message, MessageStatus
 from service.storage.models_records import Decision as DecisionRow
 
 DECISION_COLUMNS = (
@@ -60,6 +62,27 @@ def insert_messages(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     ]
     copy_rows(session, "messages", [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
     return ids
+
+
+def message_row(
+    subscriber_id: int, channel: tuple[int, str, Any], plan: PlannedNudge, now: datetime
+) -> dict[str, Any]:
+    """A planned nudge's row for ``insert_messages``; ``channel`` is (id, kind, ...)."""
+    return {
+        "subscriber_id": subscriber_id,
+        "channel_id": channel[0],
+        "channel": channel[1],
+        "kind": str(plan.kind),
+        "template": plan.template,
+        "rule": plan.rule,
+        "priority": PRIORITY_NUDGE,
+        "status": MessageStatus.SCHEDULED,
+        "scheduled_for": plan.scheduled_for,
+        "expires_at": plan.expires_at,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def decision_row(
