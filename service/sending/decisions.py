@@ -48,6 +48,7 @@ from service.sending.bulk import decision_row, insert_decisions, insert_messages
 from service.sending.planner import PlanReport
 from service.sending.planning_reads import ActiveChannel
 from service.sending.risky_patterns import population_prior
+from service.storage.bulkwrite import one_of
 from service.storage.models import Subscriber
 
 SURVEY_RULE = "daily_survey"
@@ -158,7 +159,7 @@ def _update(session: Session, ids: Sequence[int], **values: Any) -> None:
     """Set the same ``values`` on the people ``ids``, in one statement."""
     session.execute(
         update(Subscriber)
-        .where(reads.among(session, Subscriber.id, ids))
+        .where(one_of(session, Subscriber.id, ids))
         .values(**values)
         .execution_options(synchronize_session=False)
     )

@@ -34,6 +34,7 @@ from service.pacing.window import NoSharedWindow
 from service.sending import planning_reads as reads
 from service.sending.bulk import decision_row, insert_decisions, insert_messages, message_row
 from service.sending.grid import leave_grid
+from service.storage.bulkwrite import one_of
 from service.storage.models import Subscriber
 
 
@@ -138,13 +139,11 @@ def _plan_batch(
     welcomed = [row["subscriber_id"] for row in rows if row["kind"] == Kind.WELCOME]
     session.execute(
         update(Subscriber)
-        .where(reads.among(session, Subscriber.id, ids))
+        .where(one_of(session, Subscriber.id, ids))
         .values(
             next_plan_at=None,
             # The welcome goes once: mark those who were just planned one.
-            welcomed=or_(
-                Subscriber.welcomed, reads.among(session, Subscriber.id, welcomed, "welcomed")
-            )
+            welcomed=or_(Subscriber.welcomed, one_of(session, Subscriber.id, welcomed))
             if welcomed
             else Subscriber.welcomed,
         )

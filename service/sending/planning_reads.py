@@ -2,11 +2,12 @@
 (`service.sending.planner`) and the decision grid (`service.sending.decisions`).
 
 Each read is one set-based query over the batch's subscriber ids, run on the session's
-connection (Core rows: the ORM's row loading cost more than the rows' own conversion).
-On PostgreSQL the ids go as one array parameter (``= ANY(:ids)``), so the statement's
-text is the same for every batch: an ``IN`` list of 1,000 literals had to be rendered by
-SQLAlchemy and split again by the driver each time, which cost the planner more CPU than
-the query took to run (docs/performance.md).
+connection (Core rows: the ORM's row loading cost more than the rows' own conversion),
+fetched all at once (row by row, the driver's per-fetch checks cost as much again).
+On PostgreSQL the ids go as one array parameter (``= ANY(:ids)``, `bulkwrite.one_of`),
+so the statement's text is the same for every batch: an ``IN`` list of 1,000 literals
+had to be rendered by SQLAlchemy and split again by the driver each time, which cost the
+planner more CPU than the query took to run (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import BigInteger, ColumnElement, and_, any_, bindparam, func, or_, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from service.channels import ChannelKind
@@ -25,6 +25,7 @@ from service.messages.catalog import ACTIVITY_AREAS, NUDGE_KINDS, Kind
 from service.messages.lifecycle import OUTSTANDING, PRIORITY_NUDGE, WENT_OUT
 from service.pacing.rules import ContactEntry, PastNudge, SubscriberState
 from service.pacing.window import split_zones
+from service.storage.bulkwrite import one_of
 from service.storage.models import Channel, ChannelStatus, ContactLog, Message, MessageStatus
 from service.storage.models import Subscriber as SubscriberRow
 
@@ -55,23 +56,11 @@ SUBSCRIBER_COLUMNS = (
 )
 
 
-def among(
-    session: Session, column: Any, ids: Sequence[int], name: str = "batch_ids"
-) -> ColumnElement[bool]:
-    """``column`` is one of ``ids``: one array parameter on PostgreSQL, else ``IN``."""
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(
-            ColumnElement[bool],
-            column == any_(bindparam(name, list(ids), type_=ARRAY(BigInteger))),
-        )
-    return cast(ColumnElement[bool], column.in_(ids))
-
-
 def subscribers(session: Session, ids: Sequence[int]) -> Sequence[Any]:
     """The batch's people (rows of ``SUBSCRIBER_COLUMNS``), in the database's order."""
     return (
         session.connection()
-        .execute(select(*SUBSCRIBER_COLUMNS).where(among(session, SubscriberRow.id, ids)))
+        .execute(select(*SUBSCRIBER_COLUMNS).where(one_of(session, SubscriberRow.id, ids)))
         .all()
     )
 
@@ -79,10 +68,16 @@ def subscribers(session: Session, ids: Sequence[int]) -> Sequence[Any]:
 def active_channels(session: Session, ids: Sequence[int]) -> dict[int, ActiveChannel]:
     """The channel each subscriber's next nudge goes to: SMS first, else email."""
     chosen: dict[int, ActiveChannel] = {}
-    rows = session.connection().execute(
-        select(Channel.subscriber_id, Channel.id, Channel.kind, Channel.confirmed_at)
-        .where(among(session, Channel.subscriber_id, ids), Channel.status == ChannelStatus.ACTIVE)
-        .order_by(Channel.subscriber_id, Channel.id)
+    rows = (
+        session.connection()
+        .execute(
+            select(Channel.subscriber_id, Channel.id, Channel.kind, Channel.confirmed_at)
+            .where(
+                one_of(session, Channel.subscriber_id, ids), Channel.status == ChannelStatus.ACTIVE
+            )
+            .order_by(Channel.subscriber_id, Channel.id)
+        )
+        .all()
     )
     for subscriber_id, channel_id, kind, confirmed_at in rows:
         current = chosen.get(subscriber_id)
@@ -103,7 +98,7 @@ def outstanding(session: Session, ids: Sequence[int], now: datetime) -> set[int]
     return set(
         session.connection().scalars(
             select(Message.subscriber_id).where(
-                among(session, Message.subscriber_id, ids),
+                one_of(session, Message.subscriber_id, ids),
                 or_(
                     Message.status.in_(OUTSTANDING),
                     and_(
@@ -128,20 +123,24 @@ def recent_nudges(
     """
     nudges: dict[int, list[PastNudge]] = defaultdict(list)
     replies: dict[int, list[PastNudge]] = defaultdict(list)
-    rows = session.connection().execute(
-        select(
-            Message.subscriber_id,
-            Message.kind,
-            Message.template,
-            Message.channel,
-            Message.priority,
-            func.coalesce(Message.sent_at, Message.scheduled_for).label("at"),
-        ).where(
-            among(session, Message.subscriber_id, ids),
-            Message.created_at >= since,
-            Message.kind.in_(NUDGE_KIND_VALUES),
-            Message.status.in_(WENT_OUT),
+    rows = (
+        session.connection()
+        .execute(
+            select(
+                Message.subscriber_id,
+                Message.kind,
+                Message.template,
+                Message.channel,
+                Message.priority,
+                func.coalesce(Message.sent_at, Message.scheduled_for).label("at"),
+            ).where(
+                one_of(session, Message.subscriber_id, ids),
+                Message.created_at >= since,
+                Message.kind.in_(NUDGE_KIND_VALUES),
+                Message.status.in_(WENT_OUT),
+            )
         )
+        .all()
     )
     for subscriber_id, kind, template, channel, priority, at in rows:
         if subscriber_id is None:
@@ -175,10 +174,14 @@ def contacts_and_me_times(
     contacts: dict[int, list[ContactEntry]] = defaultdict(list)
     mine: dict[int, list[datetime]] = defaultdict(list)
     start = since if me_window is None else min(since, me_window[0])
-    rows = session.connection().execute(
-        select(ContactLog.subscriber_id, ContactLog.initiator, ContactLog.occurred_at).where(
-            among(session, ContactLog.subscriber_id, ids), ContactLog.occurred_at >= start
+    rows = (
+        session.connection()
+        .execute(
+            select(ContactLog.subscriber_id, ContactLog.initiator, ContactLog.occurred_at).where(
+                one_of(session, ContactLog.subscriber_id, ids), ContactLog.occurred_at >= start
+            )
         )
+        .all()
     )
     for subscriber_id, initiator, occurred_at in rows:
         if occurred_at >= since:

@@ -50,17 +50,21 @@ def population_prior(session: Session, now: datetime) -> Prior:
     cached = _PRIORS.get(key)
     if cached is not None and abs(now - cached[0]) < PRIOR_TTL:
         return cached[1]
-    rows = session.execute(
-        select(ContactLog.subscriber_id, ContactLog.occurred_at, Subscriber.timezone)
-        .join(Subscriber, Subscriber.id == ContactLog.subscriber_id)
-        .where(
-            ContactLog.initiator == "me",
-            ContactLog.occurred_at >= now - PRIOR_LOOKBACK,
-            ContactLog.occurred_at <= now,
+    rows = (
+        session.connection()
+        .execute(
+            select(ContactLog.subscriber_id, ContactLog.occurred_at, Subscriber.timezone)
+            .join(Subscriber, Subscriber.id == ContactLog.subscriber_id)
+            .where(
+                ContactLog.initiator == "me",
+                ContactLog.occurred_at >= now - PRIOR_LOOKBACK,
+                ContactLog.occurred_at <= now,
+            )
+            .order_by(ContactLog.occurred_at.desc())
+            .limit(PRIOR_SAMPLE)
         )
-        .order_by(ContactLog.occurred_at.desc())
-        .limit(PRIOR_SAMPLE)
-    ).all()
+        .all()
+    )
     people: dict[int, int] = {}
     matrix = np.zeros((len({r.subscriber_id for r in rows}), BINS))
     zones: dict[str, ZoneInfo] = {}
