@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.learning.risky_hours import Prior, counts
+from service.learning.risky_hours import BINS, Prior, bin_of
 from service.messages.catalog import SURVEY_TEMPLATE, Kind
 from service.pacing.decision_times import is_last_point_of_day, next_decision_point, survey_time
 from service.pacing.experiment import Situation, decide
@@ -71,7 +71,7 @@ class Experiment:
     def draw(self, subscriber_id: int, point: datetime) -> float:
         """Uniform on [0, 1), fixed by the subscriber, the point and the key."""
         message = f"{subscriber_id}|{point.timestamp():.0f}".encode()
-        digest = hmac.new(self.key, message, hashlib.sha256).digest()
+        digest = hmac.digest(self.key, message, "sha256")  # HMAC-SHA256, in one C call
         return int.from_bytes(digest[:8], "big") / 2**64
 
 
@@ -253,18 +253,21 @@ def _decide_batch(
 
 class Patterns:
     """Each person's predicted risky hours in one batch (`Prior.posterior` of their own ME
-    counts): people with the same counts share one pattern, computed once."""
+    counts): people whose ME logs fall in the same bins share one pattern, computed once."""
 
     def __init__(self, prior: Prior) -> None:
         self.prior = prior
-        self.known: dict[tuple[float, ...], tuple[float, ...]] = {}
+        self.known: dict[tuple[int, ...], tuple[float, ...]] = {}
 
     def of(self, times: Sequence[datetime], timezone: str) -> tuple[float, ...]:
         zone = ZoneInfo(timezone)
-        own = tuple(counts(at.astimezone(zone) for at in times))
-        pattern = self.known.get(own)
+        bins = tuple(sorted(bin_of(at.astimezone(zone)) for at in times))
+        pattern = self.known.get(bins)
         if pattern is None:
-            pattern = self.known[own] = self.prior.posterior(own)
+            own = [0.0] * BINS
+            for b in bins:
+                own[b] += 1.0
+            pattern = self.known[bins] = self.prior.posterior(own)
         return pattern
 
 

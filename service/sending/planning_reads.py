@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import DateTime, String, and_, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from service.channels import ChannelKind
@@ -32,6 +32,7 @@ from service.storage.models import Subscriber as SubscriberRow
 Initiator = Literal["me", "them"]
 NUDGE_KIND_VALUES = tuple(str(kind) for kind in NUDGE_KINDS)
 _KINDS = {str(kind): kind for kind in Kind}
+_CHANNELS = {str(kind): kind for kind in ChannelKind}
 
 # An active channel of a person: (id, kind, confirmed at).
 ActiveChannel = tuple[int, ChannelKind, datetime | None]
@@ -54,6 +55,12 @@ SUBSCRIBER_COLUMNS = (
     SubscriberRow.experiment_opt_out,
     SubscriberRow.next_decision_at,
 )
+
+
+def _naive(column: Any) -> Any:
+    """A UTC time column read as the driver gives it (naive UTC): the hottest loops make
+    it aware themselves, without a type's per-value call around it."""
+    return type_coerce(column, DateTime())
 
 
 def subscribers(session: Session, ids: Sequence[int]) -> Sequence[Any]:
@@ -130,9 +137,9 @@ def recent_nudges(
                 Message.subscriber_id,
                 Message.kind,
                 Message.template,
-                Message.channel,
+                type_coerce(Message.channel, String()),
                 Message.priority,
-                func.coalesce(Message.sent_at, Message.scheduled_for).label("at"),
+                func.coalesce(_naive(Message.sent_at), _naive(Message.scheduled_for)),
             ).where(
                 one_of(session, Message.subscriber_id, ids),
                 Message.created_at >= since,
@@ -147,7 +154,12 @@ def recent_nudges(
             continue
         target = nudges if priority == PRIORITY_NUDGE else replies
         target[subscriber_id].append(
-            PastNudge(kind=_KINDS[kind], template=template, channel=channel, at=at)
+            PastNudge(
+                kind=_KINDS[kind],
+                template=template,
+                channel=_CHANNELS.get(channel) or ChannelKind(channel),
+                at=at.replace(tzinfo=UTC),
+            )
         )
     return nudges, replies
 
@@ -177,13 +189,14 @@ def contacts_and_me_times(
     rows = (
         session.connection()
         .execute(
-            select(ContactLog.subscriber_id, ContactLog.initiator, ContactLog.occurred_at).where(
-                one_of(session, ContactLog.subscriber_id, ids), ContactLog.occurred_at >= start
-            )
+            select(
+                ContactLog.subscriber_id, ContactLog.initiator, _naive(ContactLog.occurred_at)
+            ).where(one_of(session, ContactLog.subscriber_id, ids), ContactLog.occurred_at >= start)
         )
         .all()
     )
-    for subscriber_id, initiator, occurred_at in rows:
+    for subscriber_id, initiator, naive in rows:
+        occurred_at = naive.replace(tzinfo=UTC)
         if occurred_at >= since:
             contacts[subscriber_id].append(
                 ContactEntry(initiator=cast(Initiator, initiator), at=occurred_at)
