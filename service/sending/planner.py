@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.messages.catalog import Kind
@@ -136,16 +136,16 @@ def _plan_batch(
         if row["chosen"] != "none":
             row["message_id"] = next(message_ids)
     insert_decisions(session, logged)
-    welcomed = [row["subscriber_id"] for row in rows if row["kind"] == Kind.WELCOME]
-    session.execute(
-        update(Subscriber)
-        .where(one_of(session, Subscriber.id, ids))
-        .values(
-            next_plan_at=None,
-            # The welcome goes once: mark those who were just planned one.
-            welcomed=or_(Subscriber.welcomed, one_of(session, Subscriber.id, welcomed))
-            if welcomed
-            else Subscriber.welcomed,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    # The welcome goes once: mark those who were just planned one. Each person's row is
+    # written once, by one of two statements (a per-row test of the welcomed ids would
+    # scan them for every row of the batch).
+    welcomed = {row["subscriber_id"] for row in rows if row["kind"] == Kind.WELCOME}
+    rest = [i for i in ids if i not in welcomed]
+    for group, values in ((rest, {}), (sorted(welcomed), {"welcomed": True})):
+        if group:
+            session.execute(
+                update(Subscriber)
+                .where(one_of(session, Subscriber.id, group))
+                .values(next_plan_at=None, **values)
+                .execution_options(synchronize_session=False)
+            )
