@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import DateTime, select, type_coerce
 from sqlalchemy.orm import Session
 
 from service.learning.risky_hours import BINS, Prior, bin_of, fit_prior
@@ -53,7 +53,11 @@ def population_prior(session: Session, now: datetime) -> Prior:
     rows = (
         session.connection()
         .execute(
-            select(ContactLog.subscriber_id, ContactLog.occurred_at, Subscriber.timezone)
+            select(
+                ContactLog.subscriber_id,
+                type_coerce(ContactLog.occurred_at, DateTime()),  # naive UTC: made aware below
+                Subscriber.timezone,
+            )
             .join(Subscriber, Subscriber.id == ContactLog.subscriber_id)
             .where(
                 ContactLog.initiator == "me",
@@ -66,12 +70,15 @@ def population_prior(session: Session, now: datetime) -> Prior:
         .all()
     )
     people: dict[int, int] = {}
-    matrix = np.zeros((len({r.subscriber_id for r in rows}), BINS))
     zones: dict[str, ZoneInfo] = {}
+    cells_row: list[int] = []
+    cells_bin: list[int] = []
     for subscriber_id, occurred_at, timezone in rows:
-        row = people.setdefault(subscriber_id, len(people))
+        cells_row.append(people.setdefault(subscriber_id, len(people)))
         zone = zones.setdefault(timezone, ZoneInfo(timezone))
-        matrix[row, bin_of(occurred_at.astimezone(zone))] += 1
+        cells_bin.append(bin_of(occurred_at.replace(tzinfo=UTC).astimezone(zone)))
+    matrix = np.zeros((len(people), BINS))
+    np.add.at(matrix, (cells_row, cells_bin), 1)  # each log counts one in its person's bin
     prior = fit_prior(matrix) if len(matrix) else Prior.flat()
     _PRIORS[key] = (now, prior)
     return prior
