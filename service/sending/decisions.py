@@ -118,19 +118,24 @@ def enter_grid(session: Session, policy: PacingPolicy, now: datetime, batch_size
     everyone with the same zone and hours, so each distinct point is one UPDATE.
     """
     entered = 0
+    query = (
+        select(
+            Subscriber.id,
+            Subscriber.timezone,
+            Subscriber.hour_start,
+            Subscriber.hour_end,
+            Subscriber.welcomed,
+            Subscriber.next_decision_at,
+        )
+        .where(Subscriber.next_plan_at <= now, Subscriber.flagged_at.is_(None))
+        .limit(batch_size)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Two planners (a second beat, a manual tick) enter disjoint people, rather than
+        # the second waiting on the first's rows and then writing them again.
+        query = query.with_for_update(skip_locked=True)
     while True:
-        rows = session.execute(
-            select(
-                Subscriber.id,
-                Subscriber.timezone,
-                Subscriber.hour_start,
-                Subscriber.hour_end,
-                Subscriber.welcomed,
-                Subscriber.next_decision_at,
-            )
-            .where(Subscriber.next_plan_at <= now, Subscriber.flagged_at.is_(None))
-            .limit(batch_size)
-        ).all()
+        rows = session.execute(query).all()
         if not rows:
             return entered
         keep: list[int] = []
