@@ -34,10 +34,22 @@ def bench(
         int | None,
         typer.Option(help="Rows for the import phase (default: --subscribers; 0: no import)."),
     ] = None,
+    returning: Annotated[
+        bool,
+        typer.Option(help="Also plan N returning subscribers, STEADY_EXPERIMENT off and on."),
+    ] = True,
+    only: Annotated[
+        str | None, typer.Option(help="'planning': stop after the planning phases.")
+    ] = None,
 ) -> None:
     """Measure planning, dispatch, latency, webhook ingest and import in a scratch database."""
     from service.devtools.bench.report import render
     from service.devtools.bench.run import BenchOptions, run_bench
+
+    if only not in (None, "planning"):
+        raise typer.BadParameter(
+            "the only phase that runs alone is 'planning'", param_hint="--only"
+        )
 
     options = BenchOptions(
         subscribers=subscribers,
@@ -47,6 +59,8 @@ def bench(
         webhooks=webhooks,
         latency_seconds=latency_seconds,
         import_rows=import_rows,
+        returning=returning,
+        only=only,
         database_url=os.environ.get("STEADY_BENCH_DATABASE_URL") or None,
         broker_url=os.environ.get("STEADY_BENCH_BROKER_URL") or None,
     )

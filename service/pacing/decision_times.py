@@ -27,9 +27,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from service.learning.risky_hours import hourly_rate
+from service.learning.risky_hours import bin_and_days
 from service.pacing.rules import PacingPolicy, SubscriberState
 from service.pacing.window import (
     local_wall_time,
@@ -97,12 +98,18 @@ def riskiest_hour_ahead(
 ) -> bool:
     """Whether the person's riskiest hour of the next 24 h falls before the next point:
     the point whose span holds it is the one where the reminder's timing can matter."""
-    rates = [
-        hourly_rate(pattern, local_wall_time(at + timedelta(hours=h, minutes=30), zone))
-        for h in range(24)
-    ]
+    rates = [pattern[b] / days for b, days in _hours_ahead(at, zone)]
     peak = max(range(24), key=rates.__getitem__)
     return at + timedelta(hours=peak) < following
+
+
+@lru_cache(maxsize=1024)
+def _hours_ahead(at: datetime, zone: ZoneInfo) -> tuple[tuple[int, int], ...]:
+    """(bin, days a week) of the middle of each of the 24 hours from ``at``: the same for
+    everyone a batch decides at one point in one zone, so worked out once."""
+    return tuple(
+        bin_and_days(local_wall_time(at + timedelta(hours=h, minutes=30), zone)) for h in range(24)
+    )
 
 
 def risky_send_time(
@@ -134,15 +141,8 @@ def predicted_time(
     """Mean and standard deviation, from ``start``, of when in ``[start, end)`` the person
     would reach out, by their predicted hourly rate (steps of ``RISKY_STEP``)."""
     step_hours = RISKY_STEP / timedelta(hours=1)
-    weights: list[float] = []
-    middles: list[float] = []
-    t, offset = start, 0.0
-    while t < end:
-        middle = t + RISKY_STEP / 2
-        weights.append(hourly_rate(pattern, local_wall_time(middle, zone)) * step_hours)
-        middles.append(offset + step_hours / 2)
-        t += RISKY_STEP
-        offset += step_hours
+    bins, middles = _steps(start, end, zone)
+    weights = [pattern[b] / days * step_hours for b, days in bins]
     total = sum(weights)
     if total <= 0:
         return timedelta(0), timedelta(0)
@@ -150,3 +150,21 @@ def predicted_time(
     spread = sum(w * (m - mean) ** 2 for w, m in zip(weights, middles, strict=True)) / total
     variance = spread + step_hours**2 / 12  # uniform within each step
     return timedelta(hours=mean), timedelta(hours=variance**0.5)
+
+
+@lru_cache(maxsize=1024)
+def _steps(
+    start: datetime, end: datetime, zone: ZoneInfo
+) -> tuple[tuple[tuple[int, int], ...], tuple[float, ...]]:
+    """(bin, days a week) of the middle of each ``RISKY_STEP`` in ``[start, end)``, and the
+    middles in hours from ``start`` (the same for everyone decided at one point)."""
+    step_hours = RISKY_STEP / timedelta(hours=1)
+    bins: list[tuple[int, int]] = []
+    middles: list[float] = []
+    t, offset = start, 0.0
+    while t < end:
+        bins.append(bin_and_days(local_wall_time(t + RISKY_STEP / 2, zone)))
+        middles.append(offset + step_hours / 2)
+        t += RISKY_STEP
+        offset += step_hours
+    return tuple(bins), tuple(middles)

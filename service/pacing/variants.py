@@ -18,11 +18,20 @@ from service.messages.catalog import (
 
 
 def _least_recently_used(candidates: Sequence[str], recent: Sequence[str], seed: int) -> str:
-    """Unused first, then the one used longest ago; ``recent`` is oldest first."""
+    """Unused first, then the one used longest ago; ``recent`` is oldest first. Ties go
+    to the first in the candidates' order rotated by ``seed``."""
     last_use = {template: index for index, template in enumerate(recent)}
-    offset = seed % len(candidates)
-    rotated = [*candidates[offset:], *candidates[:offset]]
-    return min(rotated, key=lambda template: last_use.get(template, -1))
+    count = len(candidates)
+    offset = seed % count
+    best, best_use = candidates[offset], last_use.get(candidates[offset], -1)
+    for step in range(1, count):
+        if best_use < 0:
+            break  # unused: nothing comes before it
+        template = candidates[(offset + step) % count]
+        use = last_use.get(template, -1)
+        if use < best_use:
+            best, best_use = template, use
+    return best
 
 
 def _variant(candidates: Sequence[str], recent: Sequence[str], subscriber_id: int) -> str:

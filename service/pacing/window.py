@@ -116,20 +116,21 @@ def window_bounds(
 
 
 def _wall_time_fits(at: datetime, tz: ZoneInfo, start_hour: int, end_hour: int) -> bool:
-    wall = local_wall_time(at, tz)
-    since_midnight = wall - _local_midnight(wall.date())
-    return timedelta(hours=start_hour) <= since_midnight < timedelta(hours=end_hour)
+    """Whether the wall time of ``at`` is in ``[start_hour:00, end_hour:00)``: with whole
+    hours, exactly when its hour is in ``[start_hour, end_hour)``."""
+    return start_hour <= at.astimezone(tz).hour < end_hour
 
 
 def _in_zone_window(at: datetime, tz: ZoneInfo, start_hour: int, end_hour: int) -> bool:
     """Whether ``at`` lies in its own local date's window, by instant and by wall time."""
-    opening, closing = window_bounds(local_wall_time(at, tz).date(), tz, start_hour, end_hour)
-    return opening <= at < closing and _wall_time_fits(at, tz, start_hour, end_hour)
+    local = at.astimezone(tz)
+    opening, closing = window_bounds(local.date(), tz, start_hour, end_hour)
+    return opening <= at < closing and start_hour <= local.hour < end_hour
 
 
 def _earliest_in_zone(at: datetime, tz: ZoneInfo, start_hour: int, end_hour: int) -> datetime:
     """``at`` if it is inside one zone's window, else that zone's next opening after it."""
-    first_day = local_wall_time(at, tz).date()
+    first_day = at.astimezone(tz).date()
     for days_ahead in range(MAX_DAYS_SEARCHED):
         opening, closing = window_bounds(
             first_day + timedelta(days=days_ahead), tz, start_hour, end_hour
@@ -163,6 +164,8 @@ def sending_zones(timezone: str, candidates: Iterable[str] = ()) -> Zones:
 
 def is_in_window(at: datetime, zones: Zones, start_hour: int, end_hour: int) -> bool:
     """Whether ``at`` lies inside the window of every zone, by instant and by wall time."""
+    if len(zones) == 1:
+        return _in_zone_window(at, zones[0], start_hour, end_hour)
     return all(_in_zone_window(at, tz, start_hour, end_hour) for tz in zones)
 
 
@@ -191,9 +194,10 @@ def earliest_in_window(at: datetime, zones: Zones, start_hour: int, end_hour: in
 
 def window_closing_for(at: datetime, zones: Zones, start_hour: int, end_hour: int) -> datetime:
     """Return the closing instant of the (shared) window that ``at`` lies in."""
-    return min(
-        window_bounds(local_wall_time(at, tz).date(), tz, start_hour, end_hour)[1] for tz in zones
-    )
+    if len(zones) == 1:
+        tz = zones[0]
+        return window_bounds(at.astimezone(tz).date(), tz, start_hour, end_hour)[1]
+    return min(window_bounds(at.astimezone(tz).date(), tz, start_hour, end_hour)[1] for tz in zones)
 
 
 def daily_window_time(at: datetime, zones: Zones, start_hour: int, end_hour: int) -> timedelta:

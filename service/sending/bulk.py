@@ -4,7 +4,10 @@ PostgreSQL gets COPY (binding and rendering a 1,000-row INSERT cost the planner 
 CPU than pacing itself, docs/performance.md); the messages' ids are taken from their
 sequence first, in one query, so each decision row can name its message. SQLite gets
 one executemany INSERT ... RETURNING (ids in the order of the rows). Timestamps go into
-COPY as naive UTC, as `UTCDateTime` stores them; JSON as its text.
+COPY as naive UTC, as `UTCDateTime` stores them; JSON as its text. Both row shapes are
+known here (``message_row``, ``decision_row``), so each row goes to the driver as one
+tuple in column order, and what many rows share (the batch's times, its few option
+sets) is converted once.
 """
 
 from __future__ import annotations
@@ -14,13 +17,33 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, text
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
+from service.messages.lifecycle import PRIORITY_NUDGE
 from service.pacing.experiment import Decision
-from service.storage.models import Message
+from service.pacing.rules import PlannedNudge
+from service.storage.bulkwrite import copy_rows, is_postgresql, reserve_ids
+from service.storage.models import Message, MessageStatus
 from service.storage.models_records import Decision as DecisionRow
 
+MESSAGES = cast(Table, Message.__table__)
+DECISIONS = cast(Table, DecisionRow.__table__)
+MESSAGE_COLUMNS = (
+    "subscriber_id",
+    "channel_id",
+    "channel",
+    "kind",
+    "template",
+    "rule",
+    "priority",
+    "status",
+    "scheduled_for",
+    "expires_at",
+    "attempts",
+    "created_at",
+    "updated_at",
+)
 DECISION_COLUMNS = (
     "at",
     "subscriber_id",
@@ -35,31 +58,69 @@ DECISION_COLUMNS = (
 )
 
 
-def _postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+class _NaiveUTC(dict[datetime, datetime]):
+    """Aware times as `UTCDateTime` stores them (naive UTC), each converted once."""
+
+    def __missing__(self, at: datetime) -> datetime:
+        naive = self[at] = at.astimezone(UTC).replace(tzinfo=None)
+        return naive
 
 
 def insert_messages(session: Session, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert a batch's new messages; their ids, in the order of ``rows``."""
+    """Insert a batch's new messages (``message_row`` dicts); their ids, in order."""
     if not rows:
         return []
-    if not _postgres(session):
-        statement = insert(cast(Table, Message.__table__)).returning(
-            Message.__table__.c.id, sort_by_parameter_order=True
-        )
+    if not is_postgresql(session):
+        statement = insert(MESSAGES).returning(MESSAGES.c.id, sort_by_parameter_order=True)
         return [int(i) for i in session.execute(statement, rows).scalars()]
-    ids = [
-        int(i)
-        for i in session.scalars(
-            text(
-                "SELECT nextval(pg_get_serial_sequence('messages', 'id')) "
-                "FROM generate_series(1, :n)"
-            ),
-            {"n": len(rows)},
-        )
-    ]
-    copy_rows(session, "messages", [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
+    ids = [int(i) for i in reserve_ids(session, MESSAGES, len(rows))]
+    naive = _NaiveUTC()
+    copy_rows(
+        session,
+        MESSAGES,
+        ("id", *MESSAGE_COLUMNS),
+        (
+            (
+                message_id,
+                row["subscriber_id"],
+                row["channel_id"],
+                str(row["channel"]),
+                row["kind"],
+                row["template"],
+                row["rule"],
+                row["priority"],
+                str(row["status"]),
+                naive[row["scheduled_for"]],
+                naive[row["expires_at"]],
+                row["attempts"],
+                naive[row["created_at"]],
+                naive[row["updated_at"]],
+            )
+            for message_id, row in zip(ids, rows, strict=True)
+        ),
+    )
     return ids
+
+
+def message_row(
+    subscriber_id: int, channel: tuple[int, str, Any], plan: PlannedNudge, now: datetime
+) -> dict[str, Any]:
+    """A planned nudge's row for ``insert_messages``; ``channel`` is (id, kind, ...)."""
+    return {
+        "subscriber_id": subscriber_id,
+        "channel_id": channel[0],
+        "channel": channel[1],
+        "kind": str(plan.kind),
+        "template": plan.template,
+        "rule": plan.rule,
+        "priority": PRIORITY_NUDGE,
+        "status": MessageStatus.SCHEDULED,
+        "scheduled_for": plan.scheduled_for,
+        "expires_at": plan.expires_at,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def decision_row(
@@ -83,12 +144,12 @@ def insert_decisions(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Append decision rows (``decision_row`` dicts with ``message_id`` filled in)."""
     if not rows:
         return
-    if not _postgres(session):
-        session.execute(insert(cast(Table, DecisionRow.__table__)), list(rows))
+    if not is_postgresql(session):
+        session.execute(insert(DECISIONS), list(rows))
         return
     # Rows of a batch share a few option sets and times: their COPY text is made once.
     texts: dict[Any, str] = {}
-    times: dict[datetime, datetime] = {}
+    naive = _NaiveUTC()
 
     def as_json(value: Any, key: Any) -> str:
         found = texts.get(key)
@@ -96,53 +157,23 @@ def insert_decisions(session: Session, rows: Sequence[dict[str, Any]]) -> None:
             found = texts[key] = json.dumps(value, separators=(",", ":"))
         return found
 
-    driver: Any = session.connection().connection.driver_connection  # psycopg.Connection
-    with (
-        driver.cursor() as cursor,
-        cursor.copy(f"COPY decisions ({', '.join(DECISION_COLUMNS)}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            at = row["at"]
-            naive = times.get(at)
-            if naive is None:
-                naive = times[at] = at.astimezone(UTC).replace(tzinfo=None)
-            options, probabilities = row["options"], row["probabilities"]
-            copy.write_row(
-                (
-                    naive,
-                    row["subscriber_id"],
-                    row["available"],
-                    row["unavailable_reason"],
-                    as_json(options, tuple(options)),
-                    as_json(probabilities, tuple(probabilities.items())),
-                    row["chosen"],
-                    row["policy"],
-                    row["message_id"],
-                    row["draw"],
-                )
+    copy_rows(
+        session,
+        DECISIONS,
+        DECISION_COLUMNS,
+        (
+            (
+                naive[row["at"]],
+                row["subscriber_id"],
+                row["available"],
+                row["unavailable_reason"],
+                as_json(row["options"], tuple(row["options"])),
+                as_json(row["probabilities"], tuple(row["probabilities"].items())),
+                row["chosen"],
+                row["policy"],
+                row["message_id"],
+                row["draw"],
             )
-
-
-def copy_rows(
-    session: Session,
-    table: str,
-    rows: Sequence[dict[str, Any]],
-    columns: Sequence[str] | None = None,
-) -> None:
-    """COPY rows of dicts into ``table`` (PostgreSQL), in this session's transaction."""
-    names = list(columns or rows[0])
-    driver: Any = session.connection().connection.driver_connection  # psycopg.Connection
-    with (
-        driver.cursor() as cursor,
-        cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            copy.write_row([_copy_value(row[name]) for name in names])
-
-
-def _copy_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None)
-    if isinstance(value, str):
-        return str(value)  # StrEnum members as their plain value
-    return value
+            for row in rows
+        ),
+    )

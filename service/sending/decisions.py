@@ -28,37 +28,31 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, Table, and_, bindparam, or_, select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.channels import ChannelKind
-from service.learning.risky_hours import counts
-from service.messages.catalog import ACTIVITY_AREAS, NUDGE_KINDS, SURVEY_TEMPLATE, Kind
-from service.messages.lifecycle import OUTSTANDING, PRIORITY_NUDGE
+from service.learning.risky_hours import BINS, Prior, bin_of
+from service.messages.catalog import SURVEY_TEMPLATE, Kind
 from service.pacing.decision_times import is_last_point_of_day, next_decision_point, survey_time
 from service.pacing.experiment import Situation, decide
 from service.pacing.rules import PacingPolicy, PlannedNudge, SubscriberState
-from service.pacing.window import split_zones
-from service.sending.bulk import decision_row, insert_decisions, insert_messages
-from service.sending.planner import (
-    PlanReport,
-    _active_channels,
-    _recent_contacts,
-    _recent_nudges,
-)
-from service.sending.risky_patterns import me_times, population_prior
-from service.storage.models import Message, MessageStatus, Subscriber, UTCDateTime
+from service.sending import planning_reads as reads
+from service.sending.bulk import decision_row, insert_decisions, insert_messages, message_row
+from service.sending.planner import PlanReport
+from service.sending.planning_reads import ActiveChannel
+from service.sending.risky_patterns import population_prior
+from service.storage.bulkwrite import one_of
+from service.storage.models import Subscriber
 
 SURVEY_RULE = "daily_survey"
 RISKY_LOOKBACK = timedelta(days=56)  # a person's own ME log, for their risky hours
-NUDGE_KIND_VALUES = tuple(str(kind) for kind in NUDGE_KINDS)
-SUBSCRIBERS = cast(Table, Subscriber.__table__)
 
 
 @dataclass(frozen=True)
@@ -77,7 +71,7 @@ class Experiment:
     def draw(self, subscriber_id: int, point: datetime) -> float:
         """Uniform on [0, 1), fixed by the subscriber, the point and the key."""
         message = f"{subscriber_id}|{point.timestamp():.0f}".encode()
-        digest = hmac.new(self.key, message, hashlib.sha256).digest()
+        digest = hmac.digest(self.key, message, "sha256")  # HMAC-SHA256, in one C call
         return int.from_bytes(digest[:8], "big") / 2**64
 
 
@@ -118,44 +112,62 @@ def plan_decision_points(
 
 
 def enter_grid(session: Session, policy: PacingPolicy, now: datetime, batch_size: int) -> int:
-    """Give everyone due a re-plan (``next_plan_at``) a place on the grid."""
+    """Give everyone due a re-plan (``next_plan_at``) a place on the grid.
+
+    Someone already on it keeps their point; the others' points are the same for
+    everyone with the same zone and hours, so each distinct point is one UPDATE.
+    """
     entered = 0
+    query = (
+        select(
+            Subscriber.id,
+            Subscriber.timezone,
+            Subscriber.hour_start,
+            Subscriber.hour_end,
+            Subscriber.welcomed,
+            Subscriber.next_decision_at,
+        )
+        .where(Subscriber.next_plan_at <= now, Subscriber.flagged_at.is_(None))
+        .limit(batch_size)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Two planners (a second beat, a manual tick) enter disjoint people, rather than
+        # the second waiting on the first's rows and then writing them again.
+        query = query.with_for_update(skip_locked=True)
     while True:
-        rows = session.execute(
-            select(
-                Subscriber.id,
-                Subscriber.timezone,
-                Subscriber.hour_start,
-                Subscriber.hour_end,
-                Subscriber.welcomed,
-                Subscriber.next_decision_at,
-            )
-            .where(Subscriber.next_plan_at <= now, Subscriber.flagged_at.is_(None))
-            .limit(batch_size)
-        ).all()
+        rows = session.execute(query).all()
         if not rows:
             return entered
-        places = []
+        keep: list[int] = []
+        places: dict[datetime, list[int]] = defaultdict(list)
+        points: dict[tuple[str, int, int], datetime] = {}
         for row in rows:
-            point = row.next_decision_at
-            if point is None:
-                hours = (row.hour_start, row.hour_end)
-                point = (
-                    now
-                    if not row.welcomed
-                    else next_decision_point(now, row.timezone, hours, policy)
-                )
-            places.append({"b_id": row.id, "b_point": point})
-        session.execute(
-            update(SUBSCRIBERS)
-            .where(SUBSCRIBERS.c.id == bindparam("b_id"))
-            .values(
-                next_plan_at=None,
-                next_decision_at=bindparam("b_point", type_=UTCDateTime()),
-            ),
-            places,
-        )
+            if row.next_decision_at is not None:
+                keep.append(row.id)
+            elif not row.welcomed:
+                places[now].append(row.id)
+            else:
+                key = (row.timezone, row.hour_start, row.hour_end)
+                point = points.get(key)
+                if point is None:
+                    hours = (row.hour_start, row.hour_end)
+                    point = points[key] = next_decision_point(now, row.timezone, hours, policy)
+                places[point].append(row.id)
+        if keep:
+            _update(session, keep, next_plan_at=None)
+        for point, ids in places.items():
+            _update(session, ids, next_plan_at=None, next_decision_at=point)
         entered += len(rows)
+
+
+def _update(session: Session, ids: Sequence[int], **values: Any) -> None:
+    """Set the same ``values`` on the people ``ids``, in one statement."""
+    session.execute(
+        update(Subscriber)
+        .where(one_of(session, Subscriber.id, ids))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _claim_due(session: Session, now: datetime, limit: int, exclude: set[int] | None) -> list[int]:
@@ -180,44 +192,31 @@ def _decide_batch(
     experiment: Experiment,
     report: PlanReport,
 ) -> None:
-    subscribers = session.execute(
-        select(
-            Subscriber.id,
-            Subscriber.timezone,
-            Subscriber.timezone_candidates,
-            Subscriber.cadence_per_week,
-            Subscriber.hour_start,
-            Subscriber.hour_end,
-            Subscriber.activity_areas,
-            Subscriber.separation_date,
-            Subscriber.paused_until,
-            Subscriber.welcomed,
-            Subscriber.last_engaged_at,
-            Subscriber.last_done_at,
-            Subscriber.flagged_at,
-            Subscriber.experiment_opt_out,
-            Subscriber.next_decision_at,
-        ).where(Subscriber.id.in_(ids))
-    ).all()
-    channels = _active_channels(session, ids)
-    outstanding = _outstanding(session, ids, now)
-    history, replies = _recent_nudges(session, ids, now - policy.lookback)
-    contacts = _recent_contacts(session, ids, now - policy.lookback)
-    mine = me_times(session, ids, now - RISKY_LOOKBACK, now)
-    prior = population_prior(session, now)
+    people = reads.subscribers(session, ids)
+    channels = reads.active_channels(session, ids)
+    outstanding = reads.outstanding(session, ids, now)
+    history, replies = reads.recent_nudges(session, ids, now - policy.lookback)
+    contacts, mine = reads.contacts_and_me_times(
+        session, ids, now - policy.lookback, (now - RISKY_LOOKBACK, now)
+    )
+    patterns = Patterns(population_prior(session, now))
 
     messages: list[dict[str, Any]] = []
     logged: list[tuple[dict[str, Any], int | None]] = []  # (row, index into messages)
-    moves: list[dict[str, Any]] = []
+    # Where each person goes next: most of a batch shares a few points (same zone, hours).
+    moves: dict[datetime | None, list[int]] = defaultdict(list)
+    followings: dict[tuple[datetime, str, int, int], datetime] = {}
     welcomed: list[int] = []
-    for sub in subscribers:
+    for sub in people:
         point = sub.next_decision_at
-        hours = (sub.hour_start, sub.hour_end)
-        following = next_decision_point(max(point, now), sub.timezone, hours, policy)
+        after = max(point, now)
+        key = (after, sub.timezone, sub.hour_start, sub.hour_end)
+        following = followings.get(key)
+        if following is None:
+            hours = (sub.hour_start, sub.hour_end)
+            following = followings[key] = next_decision_point(after, sub.timezone, hours, policy)
         channel = channels.get(sub.id)
-        state = _state(sub, channel, history, replies, contacts)
-        zone = ZoneInfo(sub.timezone)
-        own = counts(at.astimezone(zone) for at in mine.get(sub.id, ()))
+        state = reads.pacing_state(sub, channel, history, replies, contacts)
         situation = Situation(
             at=point,
             now=now,
@@ -227,79 +226,59 @@ def _decide_batch(
             outstanding=sub.id in outstanding,
             randomise=experiment.on and not sub.experiment_opt_out,
             draw=experiment.draw(sub.id, point),
-            pattern=prior.posterior(own),
+            pattern=patterns.of(mine.get(sub.id, ()), sub.timezone),
             survey=experiment.survey,
         )
         decision = decide(state, situation, policy)
         index = None
         if decision.nudge is not None and channel is not None:
             index = len(messages)
-            messages.append(_message_row(sub.id, channel, decision.nudge, now))
+            messages.append(message_row(sub.id, channel, decision.nudge, now))
             report.planned.append((sub.id, decision.nudge, channel[1]))
             if decision.nudge.kind == Kind.WELCOME:
                 welcomed.append(sub.id)
         logged.append((decision_row(sub.id, decision), index))
         question = _survey(sub, channel, state, point, now, experiment, policy)
         if question is not None and channel is not None:
-            messages.append(_message_row(sub.id, channel, question, now))
+            messages.append(message_row(sub.id, channel, question, now))
             report.planned.append((sub.id, question, channel[1]))
         # No active channel: off the grid until a confirmation or START brings them back.
-        moves.append({"b_id": sub.id, "b_point": following if channel is not None else None})
+        moves[following if channel is not None else None].append(sub.id)
     ids_made = insert_messages(session, messages)
     rows = []
     for row, index in logged:
         row["message_id"] = ids_made[index] if index is not None else None
         rows.append(row)
     insert_decisions(session, rows)
-    session.execute(
-        update(SUBSCRIBERS)
-        .where(SUBSCRIBERS.c.id == bindparam("b_id"))
-        .values(next_decision_at=bindparam("b_point", type_=UTCDateTime())),
-        moves,
-    )
+    for following, moved in moves.items():
+        _update(session, moved, next_decision_at=following)
     if welcomed:
-        session.execute(
-            update(Subscriber)
-            .where(Subscriber.id.in_(welcomed))
-            .values(welcomed=True)
-            .execution_options(synchronize_session=False)
-        )
+        _update(session, welcomed, welcomed=True)
 
 
-Channel = tuple[int, ChannelKind, datetime | None]
+class Patterns:
+    """Each person's predicted risky hours in one batch (`Prior.posterior` of their own ME
+    counts): people whose ME logs fall in the same bins share one pattern, computed once."""
 
+    def __init__(self, prior: Prior) -> None:
+        self.prior = prior
+        self.known: dict[tuple[int, ...], tuple[float, ...]] = {}
 
-def _state(
-    sub: Any,
-    channel: Channel | None,
-    history: dict[int, list[Any]],
-    replies: dict[int, list[Any]],
-    contacts: dict[int, list[Any]],
-) -> SubscriberState:
-    areas = tuple(a for a in sub.activity_areas.split(",") if a in ACTIVITY_AREAS)
-    return SubscriberState(
-        subscriber_id=sub.id,
-        timezone=sub.timezone,
-        channel=channel[1] if channel is not None else ChannelKind.SMS,
-        cadence_per_week=sub.cadence_per_week,
-        hours=(sub.hour_start, sub.hour_end),
-        activity_areas=areas or ACTIVITY_AREAS,
-        separation_date=sub.separation_date,
-        paused_until=sub.paused_until,
-        active_since=channel[2] if channel is not None else None,
-        welcomed=sub.welcomed,
-        last_engaged_at=sub.last_engaged_at,
-        last_done_at=sub.last_done_at,
-        recent_nudges=tuple(history.get(sub.id, ())),
-        recent_replies=tuple(replies.get(sub.id, ())),
-        contacts=tuple(contacts.get(sub.id, ())),
-        candidate_zones=split_zones(sub.timezone_candidates),
-    )
+    def of(self, times: Sequence[datetime], timezone: str) -> tuple[float, ...]:
+        zone = ZoneInfo(timezone)
+        bins = tuple(sorted(bin_of(at.astimezone(zone)) for at in times))
+        pattern = self.known.get(bins)
+        if pattern is None:
+            own = [0.0] * BINS
+            for b in bins:
+                own[b] += 1.0
+            pattern = self.known[bins] = self.prior.posterior(own)
+        return pattern
 
 
 def _survey(
     sub: Any,
-    channel: Channel | None,
+    channel: ActiveChannel | None,
     state: SubscriberState,
     point: datetime,
     now: datetime,
@@ -323,43 +302,4 @@ def _survey(
         rule=SURVEY_RULE,
         scheduled_for=send,
         expires_at=closes,
-    )
-
-
-def _message_row(
-    subscriber_id: int, channel: Channel, plan: PlannedNudge, now: datetime
-) -> dict[str, Any]:
-    return {
-        "subscriber_id": subscriber_id,
-        "channel_id": channel[0],
-        "channel": channel[1],
-        "kind": str(plan.kind),
-        "template": plan.template,
-        "rule": plan.rule,
-        "priority": PRIORITY_NUDGE,
-        "status": MessageStatus.SCHEDULED,
-        "scheduled_for": plan.scheduled_for,
-        "expires_at": plan.expires_at,
-        "attempts": 0,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-def _outstanding(session: Session, ids: Sequence[int], now: datetime) -> set[int]:
-    """People with a nudge still scheduled or in flight (as the v1 planner counts them)."""
-    return set(
-        session.scalars(
-            select(Message.subscriber_id).where(
-                Message.subscriber_id.in_(ids),
-                or_(
-                    Message.status.in_(OUTSTANDING),
-                    and_(
-                        Message.status == MessageStatus.UNKNOWN,
-                        or_(Message.expires_at.is_(None), Message.expires_at > now),
-                    ),
-                ),
-                Message.kind.in_(NUDGE_KIND_VALUES),
-            )
-        )
     )

@@ -1,7 +1,8 @@
 """The planner: turns due subscribers into scheduled message rows, in batches.
 
 A subscriber is due when `next_plan_at <= now`. For each batch the planner reads
-what pacing needs in a handful of set-based queries, asks the pure pacing
+what pacing needs in a handful of set-based queries (`service.sending.planning_reads`,
+shared with the decision grid), asks the pure pacing
 function for the next nudge, inserts all the rows in one statement and clears
 `next_plan_at` in another. A person has at most one nudge outstanding; the
 dispatcher sets `next_plan_at` again once it settles (sent, expired, failed),
@@ -18,47 +19,23 @@ hands anyone that pass left on its grid back to `next_plan_at`.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any
 
-from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.channels import ChannelKind
-from service.messages.catalog import ACTIVITY_AREAS, NUDGE_KINDS, Kind
-from service.messages.lifecycle import OUTSTANDING, PRIORITY_NUDGE, WENT_OUT
+from service.messages.catalog import Kind
 from service.pacing.experiment import v1_logged
-from service.pacing.rules import (
-    ContactEntry,
-    PacingPolicy,
-    PastNudge,
-    PlannedNudge,
-    SubscriberState,
-    plan_next,
-)
-from service.pacing.window import NoSharedWindow, split_zones
-from service.sending.bulk import decision_row, insert_decisions, insert_messages
+from service.pacing.rules import PacingPolicy, PlannedNudge, plan_next
+from service.pacing.window import NoSharedWindow
+from service.sending import planning_reads as reads
+from service.sending.bulk import decision_row, insert_decisions, insert_messages, message_row
 from service.sending.grid import leave_grid
-from service.storage.models import (
-    Channel,
-    ChannelStatus,
-    ContactLog,
-    Message,
-    MessageStatus,
-    Subscriber,
-)
-
-Initiator = Literal["me", "them"]
-
-# An `unknown` nudge is outstanding too while it could still be sent again:
-# reconciliation may find the provider never took it and reschedule it, and a
-# second nudge planned meanwhile would make two. Past its expiry it can only
-# settle as sent or expired, never go out again, so it stops holding the
-# person's next nudge back (even if its provider cannot be asked for a while).
-NUDGE_KIND_VALUES = tuple(str(kind) for kind in NUDGE_KINDS)
+from service.storage.bulkwrite import one_of
+from service.storage.models import Subscriber
 
 
 @dataclass
@@ -128,44 +105,15 @@ def _claim_due_subscribers(
 def _plan_batch(
     session: Session, ids: Sequence[int], policy: PacingPolicy, now: datetime, report: PlanReport
 ) -> None:
-    subscribers = session.execute(
-        select(
-            Subscriber.id,
-            Subscriber.timezone,
-            Subscriber.timezone_candidates,
-            Subscriber.cadence_per_week,
-            Subscriber.hour_start,
-            Subscriber.hour_end,
-            Subscriber.activity_areas,
-            Subscriber.separation_date,
-            Subscriber.paused_until,
-            Subscriber.welcomed,
-            Subscriber.last_engaged_at,
-            Subscriber.last_done_at,
-        ).where(Subscriber.id.in_(ids))
-    ).all()
-    channels = _active_channels(session, ids)
-    outstanding = set(
-        session.scalars(
-            select(Message.subscriber_id).where(
-                Message.subscriber_id.in_(ids),
-                or_(
-                    Message.status.in_(OUTSTANDING),
-                    and_(
-                        Message.status == MessageStatus.UNKNOWN,
-                        or_(Message.expires_at.is_(None), Message.expires_at > now),
-                    ),
-                ),
-                Message.kind.in_(NUDGE_KIND_VALUES),
-            )
-        )
-    )
-    history, replies = _recent_nudges(session, ids, now - policy.lookback)
-    contacts = _recent_contacts(session, ids, now - policy.lookback)
+    people = reads.subscribers(session, ids)
+    channels = reads.active_channels(session, ids)
+    outstanding = reads.outstanding(session, ids, now)
+    history, replies = reads.recent_nudges(session, ids, now - policy.lookback)
+    contacts = reads.recent_contacts(session, ids, now - policy.lookback)
 
     rows: list[dict[str, Any]] = []
     logged: list[dict[str, Any]] = []  # the decision log: one row per subscriber looked at
-    for sub in subscribers:
+    for sub in people:
         channel = channels.get(sub.id)
         if channel is None or sub.id in outstanding:
             # Nothing to plan until a channel is confirmed or the open nudge settles.
@@ -173,141 +121,31 @@ def _plan_batch(
             reason = "stopped" if channel is None else "outstanding"
             logged.append(decision_row(sub.id, v1_logged(now, None, reason)))
             continue
-        channel_id, channel_kind, active_since = channel
-        areas = tuple(a for a in sub.activity_areas.split(",") if a in ACTIVITY_AREAS)
-        state = SubscriberState(
-            subscriber_id=sub.id,
-            timezone=sub.timezone,
-            channel=channel_kind,
-            cadence_per_week=sub.cadence_per_week,
-            hours=(sub.hour_start, sub.hour_end),
-            activity_areas=areas or ACTIVITY_AREAS,
-            separation_date=sub.separation_date,
-            paused_until=sub.paused_until,
-            active_since=active_since,
-            welcomed=sub.welcomed,
-            last_engaged_at=sub.last_engaged_at,
-            last_done_at=sub.last_done_at,
-            recent_nudges=tuple(history.get(sub.id, ())),
-            recent_replies=tuple(replies.get(sub.id, ())),
-            contacts=tuple(contacts.get(sub.id, ())),
-            candidate_zones=split_zones(sub.timezone_candidates),
-        )
+        state = reads.pacing_state(sub, channel, history, replies, contacts)
         try:
             plan = plan_next(state, now, policy)
         except NoSharedWindow:
             report.skipped += 1  # no hours fit every zone they may be in: wait for ZONE
             logged.append(decision_row(sub.id, v1_logged(now, None, "window")))
             continue
-        report.planned.append((sub.id, plan, channel_kind))
+        report.planned.append((sub.id, plan, channel[1]))
         logged.append(decision_row(sub.id, v1_logged(now, plan, None)))
-        rows.append(
-            {
-                "subscriber_id": sub.id,
-                "channel_id": channel_id,
-                "channel": channel_kind,
-                "kind": str(plan.kind),
-                "template": plan.template,
-                "rule": plan.rule,
-                "priority": PRIORITY_NUDGE,
-                "status": MessageStatus.SCHEDULED,
-                "scheduled_for": plan.scheduled_for,
-                "expires_at": plan.expires_at,
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
+        rows.append(message_row(sub.id, channel, plan, now))
     message_ids = iter(insert_messages(session, rows))
     for row in logged:
         if row["chosen"] != "none":
             row["message_id"] = next(message_ids)
     insert_decisions(session, logged)
-    welcomed = [row["subscriber_id"] for row in rows if row["kind"] == Kind.WELCOME]
-    session.execute(
-        update(Subscriber)
-        .where(Subscriber.id.in_(ids))
-        .values(
-            next_plan_at=None,
-            # The welcome goes once: mark those who were just planned one.
-            welcomed=or_(Subscriber.welcomed, Subscriber.id.in_(welcomed))
-            if welcomed
-            else Subscriber.welcomed,
-        )
-        .execution_options(synchronize_session=False)
-    )
-
-
-def _active_channels(
-    session: Session, ids: Sequence[int]
-) -> dict[int, tuple[int, ChannelKind, datetime | None]]:
-    """The channel each subscriber's next nudge goes to: SMS first, else email."""
-    chosen: dict[int, tuple[int, ChannelKind, datetime | None]] = {}
-    rows = session.execute(
-        select(Channel.subscriber_id, Channel.id, Channel.kind, Channel.confirmed_at)
-        .where(Channel.subscriber_id.in_(ids), Channel.status == ChannelStatus.ACTIVE)
-        .order_by(Channel.subscriber_id, Channel.id)
-    ).all()
-    for subscriber_id, channel_id, kind, confirmed_at in rows:
-        current = chosen.get(subscriber_id)
-        if current is None or (kind == ChannelKind.SMS and current[1] != ChannelKind.SMS):
-            chosen[subscriber_id] = (channel_id, kind, confirmed_at)
-    return chosen
-
-
-def _recent_nudges(
-    session: Session, ids: Sequence[int], since: datetime
-) -> tuple[dict[int, list[PastNudge]], dict[int, list[PastNudge]]]:
-    """(nudges, replies) of the lookback that went out, per subscriber.
-
-    Nudges count for timing and variants. Replies that carried a restraint or tip
-    answer the person: they never count against cadence, caps or spacing
-    (INTERFACE.md §4), but their templates still steer the next variant.
-    """
-    nudges: dict[int, list[PastNudge]] = defaultdict(list)
-    replies: dict[int, list[PastNudge]] = defaultdict(list)
-    rows = session.execute(
-        select(
-            Message.subscriber_id,
-            Message.kind,
-            Message.template,
-            Message.channel,
-            Message.priority,
-            Message.sent_at,
-            Message.scheduled_for,
-        ).where(
-            Message.subscriber_id.in_(ids),
-            Message.created_at >= since,
-            Message.kind.in_(NUDGE_KIND_VALUES),
-            Message.status.in_(WENT_OUT),
-        )
-    ).all()
-    for subscriber_id, kind, template, channel, priority, sent_at, scheduled_for in rows:
-        if subscriber_id is None:
-            continue
-        target = nudges if priority == PRIORITY_NUDGE else replies
-        target[subscriber_id].append(
-            PastNudge(
-                kind=Kind(kind),
-                template=template,
-                channel=channel,
-                at=sent_at or scheduled_for,
+    # The welcome goes once: mark those who were just planned one. Each person's row is
+    # written once, by one of two statements (a per-row test of the welcomed ids would
+    # scan them for every row of the batch).
+    welcomed = {row["subscriber_id"] for row in rows if row["kind"] == Kind.WELCOME}
+    rest = [i for i in ids if i not in welcomed]
+    for group, values in ((rest, {}), (sorted(welcomed), {"welcomed": True})):
+        if group:
+            session.execute(
+                update(Subscriber)
+                .where(one_of(session, Subscriber.id, group))
+                .values(next_plan_at=None, **values)
+                .execution_options(synchronize_session=False)
             )
-        )
-    return nudges, replies
-
-
-def _recent_contacts(
-    session: Session, ids: Sequence[int], since: datetime
-) -> dict[int, list[ContactEntry]]:
-    contacts: dict[int, list[ContactEntry]] = defaultdict(list)
-    rows = session.execute(
-        select(ContactLog.subscriber_id, ContactLog.initiator, ContactLog.occurred_at).where(
-            ContactLog.subscriber_id.in_(ids), ContactLog.occurred_at >= since
-        )
-    ).all()
-    for subscriber_id, initiator, occurred_at in rows:
-        contacts[subscriber_id].append(
-            ContactEntry(initiator=cast(Initiator, initiator), at=occurred_at)
-        )
-    return contacts

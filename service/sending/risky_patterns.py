@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import DateTime, select, type_coerce
 from sqlalchemy.orm import Session
 
 from service.learning.risky_hours import BINS, Prior, bin_of, fit_prior
@@ -50,24 +50,35 @@ def population_prior(session: Session, now: datetime) -> Prior:
     cached = _PRIORS.get(key)
     if cached is not None and abs(now - cached[0]) < PRIOR_TTL:
         return cached[1]
-    rows = session.execute(
-        select(ContactLog.subscriber_id, ContactLog.occurred_at, Subscriber.timezone)
-        .join(Subscriber, Subscriber.id == ContactLog.subscriber_id)
-        .where(
-            ContactLog.initiator == "me",
-            ContactLog.occurred_at >= now - PRIOR_LOOKBACK,
-            ContactLog.occurred_at <= now,
+    rows = (
+        session.connection()
+        .execute(
+            select(
+                ContactLog.subscriber_id,
+                type_coerce(ContactLog.occurred_at, DateTime()),  # naive UTC: made aware below
+                Subscriber.timezone,
+            )
+            .join(Subscriber, Subscriber.id == ContactLog.subscriber_id)
+            .where(
+                ContactLog.initiator == "me",
+                ContactLog.occurred_at >= now - PRIOR_LOOKBACK,
+                ContactLog.occurred_at <= now,
+            )
+            .order_by(ContactLog.occurred_at.desc())
+            .limit(PRIOR_SAMPLE)
         )
-        .order_by(ContactLog.occurred_at.desc())
-        .limit(PRIOR_SAMPLE)
-    ).all()
+        .all()
+    )
     people: dict[int, int] = {}
-    matrix = np.zeros((len({r.subscriber_id for r in rows}), BINS))
     zones: dict[str, ZoneInfo] = {}
+    cells_row: list[int] = []
+    cells_bin: list[int] = []
     for subscriber_id, occurred_at, timezone in rows:
-        row = people.setdefault(subscriber_id, len(people))
+        cells_row.append(people.setdefault(subscriber_id, len(people)))
         zone = zones.setdefault(timezone, ZoneInfo(timezone))
-        matrix[row, bin_of(occurred_at.astimezone(zone))] += 1
+        cells_bin.append(bin_of(occurred_at.replace(tzinfo=UTC).astimezone(zone)))
+    matrix = np.zeros((len(people), BINS))
+    np.add.at(matrix, (cells_row, cells_bin), 1)  # each log counts one in its person's bin
     prior = fit_prior(matrix) if len(matrix) else Prior.flat()
     _PRIORS[key] = (now, prior)
     return prior

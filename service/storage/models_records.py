@@ -72,7 +72,8 @@ class Decision(Base):
 
     __table_args__ = (
         Index("ix_decisions_subscriber_at", "subscriber_id", "at"),
-        Index("ix_decisions_at", "at"),
+        # BRIN on PostgreSQL (migration 0010): the log is written in time order.
+        Index("ix_decisions_at", "at", postgresql_using="brin"),
     )
 
 

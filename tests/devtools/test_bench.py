@@ -58,6 +58,7 @@ def test_bench_measures_each_phase_and_sends_every_message_once() -> None:
     assert result["database"] == "postgresql"
     assert result["planning"]["planned"] == SUBSCRIBERS
     assert result["planning"]["per_s"] > 0
+    assert_planning_measured(result)
     dispatch = result["dispatch"]
     assert dispatch["messages"] == dispatch["sent"] == SUBSCRIBERS
     assert dispatch["check"]["duplicates"] == 0
@@ -98,3 +99,39 @@ def test_bench_measures_each_phase_and_sends_every_message_once() -> None:
     # The scratch database was dropped (others' benches may come and go meanwhile).
     assert result["scratch_database"].startswith("steady_bench_")
     assert result["scratch_database"] not in bench_databases(str(POSTGRES_URL))
+
+
+def assert_planning_measured(result: dict[str, Any]) -> None:
+    """Every planning phase looked at everyone once (one decision-log row each) and
+    says what it cost: the planners' CPU and, PostgreSQL running here, the backends'."""
+    phases = [result["planning"], *(result["planning_returning"][m] for m in ("off", "on"))]
+    for phase in phases:
+        assert phase["looked_at"] == SUBSCRIBERS, phase
+        assert phase["cpu"]["planner_ms_per_subscriber"] > 0, phase
+        assert phase["cpu"]["postgres_ms_per_subscriber"] is not None, phase
+        assert phase["per_s_idle_cores"] > 0, phase
+    on = result["planning_returning"]["on"]
+    assert len(on["prior_fit_cpu_s"]) == 2  # one fit per planner process, before the clock
+    assert 0 < on["reported"] < SUBSCRIBERS  # randomised: some points send, some not
+
+
+def test_bench_only_planning_plans_new_and_returning_subscribers() -> None:
+    if not POSTGRES_URL:
+        _server_missing("PostgreSQL", "STEADY_TEST_POSTGRES_URL")
+    assert POSTGRES_URL is not None
+    env = {**os.environ, "STEADY_BENCH_DATABASE_URL": POSTGRES_URL}
+    completed = subprocess.run(
+        [STEADY, "bench", "--subscribers", str(SUBSCRIBERS), "--json", "--only", "planning"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout)
+    assert "dispatch" not in result
+    assert "webhooks" not in result
+    assert_planning_measured(result)
+    # The scratch database was dropped (others' benches may come and go meanwhile).
+    assert result["scratch_database"] not in bench_databases(POSTGRES_URL)

@@ -38,3 +38,29 @@ def test_the_claim_order_has_its_own_index(database_url: str) -> None:
     }
     assert indexes["ix_messages_claim"] == ["priority", "scheduled_for", "id"]
     assert "ix_messages_due" not in indexes
+
+
+def test_the_decision_log_time_index_is_brin_on_postgresql(database_url: str) -> None:
+    """Migration 0010: `decisions.at` keeps an index; on PostgreSQL a BRIN one (the log
+    is written in time order), and stepping down brings the b-tree back."""
+    from sqlalchemy import inspect, text
+
+    def definition() -> str:
+        engine = get_engine(database_url)
+        if engine.dialect.name != "postgresql":
+            indexes = {
+                ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("decisions")
+            }
+            return "btree (at)" if indexes.get("ix_decisions_at") == ["at"] else ""
+        with engine.connect() as connection:
+            found = connection.execute(
+                text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_decisions_at'")
+            ).scalar_one()
+        return str(found).split(" USING ")[1]
+
+    postgresql = get_engine(database_url).dialect.name == "postgresql"
+    assert definition() == ("brin (at)" if postgresql else "btree (at)")
+    command.downgrade(alembic_config(database_url), "0009")
+    assert definition() == "btree (at)"
+    upgrade(database_url)
+    assert definition() == ("brin (at)" if postgresql else "btree (at)")

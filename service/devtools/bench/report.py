@@ -60,6 +60,35 @@ def render(result: dict[str, Any], console: Console) -> None:
         f"≥ {targets['planning_per_s']:,}",
         _mark(planning["per_s"] >= targets["planning_per_s"]),
     )
+    table.add_row("  CPU per subscriber", _cpu(planning), "", "")
+    for mode, run in result.get("planning_returning", {}).items():
+        if mode == "seed":
+            continue
+        table.add_row(
+            f"planning returning subscribers, experiment {mode}",
+            f"{run['per_s']:,} subscribers/s",
+            f"≥ {targets['planning_per_s']:,}",
+            _mark(run["per_s"] >= targets["planning_per_s"]),
+        )
+        table.add_row("  CPU per subscriber", _cpu(run), "", "")
+    if "dispatch" in result:
+        _sending_rows(result, table)
+    console.print(table)
+
+
+def _cpu(run: dict[str, Any]) -> str:
+    """Planner (+ PostgreSQL) CPU per subscriber, and the rate it allows on idle cores."""
+    cpu = run["cpu"]
+    text = f"{cpu['planner_ms_per_subscriber']:.3f} ms"
+    if cpu["postgres_ms_per_subscriber"] is not None:
+        text += f" + PostgreSQL {cpu['postgres_ms_per_subscriber']:.3f} ms"
+    if run["per_s_idle_cores"]:
+        text += f" (idle cores: {run['per_s_idle_cores']:,}/s)"
+    return text
+
+
+def _sending_rows(result: dict[str, Any], table: Table) -> None:
+    targets = result["targets"]
     dispatch = result["dispatch"]
     table.add_row(
         "dispatch",
@@ -161,4 +190,3 @@ def render(result: dict[str, Any], console: Console) -> None:
         "0 / 0",
         _mark(all(c["ok"] for c in checks)),
     )
-    console.print(table)

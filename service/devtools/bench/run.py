@@ -3,7 +3,10 @@
 One run, in order, in a scratch world (`service.devtools.bench.scratch`):
 
 1. seed N confirmed SMS subscribers in a time zone where it is now daytime;
-2. planning: the planner, in this process, plans every one of them (subscribers/s);
+2. planning: the planner, in 2 processes, plans every one of them (subscribers/s, and
+   CPU per subscriber); then, in a scratch database of its own, N returning subscribers
+   (a fortnight of history) are planned with STEADY_EXPERIMENT off and on
+   (`service.devtools.bench.returning`); `--only planning` stops here;
 3. dispatch: a real `steady worker` (Celery prefork) drains the backlog through
    the real `twilio` SDK to a local stand-in (messages/s, and the workers' RSS);
 4. ceiling: the raw `twilio` SDK, 2 processes × 4 threads, no database, against
@@ -32,12 +35,13 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy.engine import make_url
 
-from service.devtools.bench import ceiling, importing, planning, sending, webhooks
+from service.devtools.bench import ceiling, importing, planning, returning, sending, webhooks
 from service.devtools.bench.scratch import Processes, scratch_database, scratch_redis, workdir
 from service.devtools.bench.world import BenchWorld, Progress
 from service.devtools.servers import free_port, wait_until
@@ -64,6 +68,8 @@ class BenchOptions:
     webhooks: int | None = None  # default: min(N, 20,000)
     latency_seconds: float = 10.0
     import_rows: int | None = None  # default: N; 0 leaves the import phase out
+    returning: bool = True  # also plan returning subscribers, experiment off and on
+    only: str | None = None  # "planning": stop after the planning phases
     database_url: str | None = None
     broker_url: str | None = None
 
@@ -144,6 +150,10 @@ def run_bench(options: BenchOptions, progress: Progress) -> dict[str, Any]:
             )
             result["seed"] = planning.seed(world, options.subscribers)
             result["planning"] = planning.plan(world, options.concurrency)
+            if options.returning:
+                result["planning_returning"] = _returning(options, work, world)
+            if options.only == "planning":
+                return {**result, "seconds": round(time.monotonic() - started, 1)}
             # The ceiling is taken just before and just after dispatch and the higher
             # one kept: on a shared machine the load drifts, and the ratio should
             # never flatter dispatch by catching the ceiling in a busy moment.
@@ -177,6 +187,18 @@ def run_bench(options: BenchOptions, progress: Progress) -> dict[str, Any]:
             processes.stop_all()
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
+
+
+def _returning(options: BenchOptions, work: Path, main: BenchWorld) -> dict[str, Any]:
+    """The returning subscribers' planning, in a scratch database of their own."""
+    with scratch_database(options.database_url, work, "steady-bench-returning") as url:
+        world = BenchWorld(
+            main.settings, session_factory(url), main.processes, main.standin, main.progress
+        )
+        try:
+            return returning.returning(world, options.subscribers, options.concurrency)
+        finally:
+            world.http.close()
 
 
 def _describe_database(url: str) -> str:

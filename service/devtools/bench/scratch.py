@@ -46,11 +46,14 @@ def _postgres_reachable(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def scratch_database(override: str | None, workdir: Path) -> Iterator[str]:
+def scratch_database(
+    override: str | None, workdir: Path, name: str = "steady-bench"
+) -> Iterator[str]:
     """A migrated, empty database for one run; dropped (or deleted) afterwards.
 
     `override` (STEADY_BENCH_DATABASE_URL) names the server to use: for PostgreSQL
-    a fresh database is created on it, for SQLite the file must not exist yet.
+    a fresh database is created on it, for SQLite the file must not exist yet
+    (without one, `name` names a new file in the run's work directory).
     """
     server = override
     if server is None:
@@ -59,7 +62,7 @@ def scratch_database(override: str | None, workdir: Path) -> Iterator[str]:
         with scratch_postgres_database(server, "steady_bench") as url:
             yield url
         return
-    path = Path(make_url(server).database or "") if server else workdir / "steady-bench.sqlite3"
+    path = Path(make_url(server).database or "") if server else workdir / f"{name}.sqlite3"
     if path.exists():
         raise RuntimeError(f"bench: {path} exists; the bench only writes to a new database")
     url = f"sqlite:///{path}"
