@@ -395,8 +395,11 @@ def test_sent_at_is_each_messages_own_handoff_time(
     assert len(sent_at) == len(nudges)
     assert sent_at[0] > now
     gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(sent_at)]
-    # One 200 ms slot apart (5/s), not all stamped with the batch's start.
-    assert all(0.19 <= gap < 1.0 for gap in gaps), gaps
+    # Each stamped when its own send was answered, not all with the batch's start: they
+    # span the 200 ms slots (5/s) between them. A gap alone may be short, when one
+    # answer came late under load and the next slot had already begun.
+    assert all(0 < gap < 1.0 for gap in gaps), gaps
+    assert (sent_at[-1] - sent_at[0]).total_seconds() >= 0.19 * len(gaps), gaps
     assert len(sandbox.messages("twilio")) == len(nudges)
 
 
