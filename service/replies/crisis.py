@@ -76,7 +76,16 @@ from typing import Literal
 
 import structlog
 
-from service.replies.crisis_model import Features, Model, mark_negation, training_corpus
+from service.replies.crisis_model import (
+    AGREEMENT,
+    THRESHOLD,
+    Features,
+    Model,
+    enough_words,
+    flagged_by,
+    mark_negation,
+    training_corpus,
+)
 from service.replies.crisis_table import (
     Row,
     RowSet,
@@ -249,28 +258,47 @@ class CrisisDetector:
 
     def assess(self, text: str) -> Assessment:
         reading = _read(text)
-        return Assessment(self._table_found(reading) | self._model_found(reading))
+        strong, weak = self._table_rows_found(reading)
+        model = self._model or builtin_model()
+        doc = _features(reading)
+        if not enough_words(doc):  # too short for the model: the table decides alone
+            return Assessment(strong | weak)
+        probabilities = model.probabilities(doc)
+        agreed = weak if probabilities[-1] >= AGREEMENT else frozenset()
+        flagged = flagged_by(model.names, probabilities, THRESHOLD)
+        return Assessment(strong | agreed | frozenset(Danger(name) for name in flagged))
 
     def found_in(self, text: str) -> bool:
         return self.assess(text).is_crisis
 
     def table_dangers(self, text: str) -> frozenset[Danger]:
-        """What the table's rows (and the operator's phrases) find, after the guards."""
-        return self._table_found(_read(text))
+        """What the table's rows (and the operator's phrases) find, after the guards,
+        weak rows included (whether or not the model agrees)."""
+        strong, weak = self._table_rows_found(_read(text))
+        return strong | weak
+
+    def table_findings(self, text: str) -> tuple[frozenset[Danger], frozenset[Danger]]:
+        """What the table's strong rows find, and what only its weak rows find."""
+        return self._table_rows_found(_read(text))
 
     def model_dangers(self, text: str) -> frozenset[Danger]:
         """What the statistical model finds (see ``crisis_model``)."""
         return self._model_found(_read(text))
 
-    def _table_found(self, reading: _Reading) -> frozenset[Danger]:
+    def _table_rows_found(self, reading: _Reading) -> tuple[frozenset[Danger], frozenset[Danger]]:
         rendered = reading.rendered
         blanked = blank(rendered, reading.guards, _CATEGORIES)
-        found: set[str] = set()
+        strong: set[str] = set()
+        weak: set[str] = set()
         for row in self._rows.candidates(frozenset(reading.tokens)):
-            for danger in row.dangers - found:
+            found = weak if row.weak else strong
+            for danger in row.dangers - found - strong:
                 if row.pattern.search(blanked.get(danger, rendered)):
                     found.add(danger)
-        return frozenset(Danger(name) for name in found)
+        return (
+            frozenset(Danger(name) for name in strong),
+            frozenset(Danger(name) for name in weak - strong),
+        )
 
     def _model_found(self, reading: _Reading) -> frozenset[Danger]:
         model = self._model or builtin_model()

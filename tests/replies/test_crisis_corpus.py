@@ -222,7 +222,8 @@ CV_MAX_FALSE_ALARMS = 0.02
 @dataclass(frozen=True)
 class CrossValidation:
     examples: list[Example]
-    table: list[frozenset[Danger]]  # what the table finds in each text
+    table: list[frozenset[Danger]]  # what the table's strong rows find in each text
+    weak: list[frozenset[Danger]]  # what only its weak rows find
     probabilities: npt.NDArray[np.float64]  # the model's, trained without the text's fold
     names: tuple[str, ...]
 
@@ -234,10 +235,22 @@ class CrossValidation:
             for row, enough in zip(self.probabilities, self.enough, strict=True)
         ]
 
-    def found(self, threshold: float) -> list[frozenset[Danger]]:
+    def found(
+        self, threshold: float, agreement: float = crisis_model.AGREEMENT
+    ) -> list[frozenset[Danger]]:
+        """What the detector finds, as ``CrisisDetector.assess`` combines the two readers."""
         return [
-            table | {Danger(n) for n in model}
-            for table, model in zip(self.table, self.model_found(threshold), strict=True)
+            table
+            | (weak if not enough or row[-1] >= agreement else frozenset())
+            | {Danger(n) for n in model}
+            for table, weak, row, enough, model in zip(
+                self.table,
+                self.weak,
+                self.probabilities,
+                self.enough,
+                self.model_found(threshold),
+                strict=True,
+            )
         ]
 
 
@@ -269,9 +282,11 @@ def cross_validation(detector: CrisisDetector) -> CrossValidation:
         names = model.names
         for i in test:
             probabilities[i] = model.probabilities(docs[i])
-    table = [detector.table_dangers(e.text) for e in examples]
+    findings = [detector.table_findings(e.text) for e in examples]
     enough = [crisis_model.enough_words(doc) for doc in docs]
-    return CrossValidation(examples, table, probabilities, names, enough)
+    return CrossValidation(
+        examples, [s for s, _ in findings], [w for _, w in findings], probabilities, names, enough
+    )
 
 
 def overall_false_alarms(cv: CrossValidation, threshold: float) -> float:
