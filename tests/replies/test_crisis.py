@@ -52,7 +52,7 @@ def detector() -> CrisisDetector:
         ("my bf choked me", VIOLENCE),
         ("hubby hit me", VIOLENCE),
         ("my ex is outside rn", STALKING),
-        ("u know what i want to die cuz nothing helps", SUICIDE),
+        ("u know what i want to die cuz nothing helps", SUICIDE | {Danger.HOPELESSNESS}),
         ("i want 2 die", SUICIDE),
         ("relapsed on sh", SELF_HARM),
         # misspellings
