@@ -45,11 +45,12 @@ Two readers, combined by one rule (below):
   and phone shorthand for the classes of miss ("wnna dy", a note left for the children, a
   date picked, purging, blades hidden, threats through relatives, accounts logged into),
   and the tuner's own variants and hard negatives (``tuning15``). Cross-validated over
-  all fourteen corpora (model out-of-fold, table in-sample) the detector now finds 94.8 %
-  of crises for 1.9 % false alarms (THRESHOLD 0.98, AGREEMENT 0.5); over tuning10-14
-  alone 89.5 % for 3.2 %. The 98 % recall target is not met: the table was given rows
-  for general classes, not one per missed text, and the model's threshold had to rise
-  to keep the new writers' hard negatives within the 2 % budget.
+  all fourteen corpora (model out-of-fold, table in-sample) the detector now finds 95.5 %
+  of crises for 1.9 % false alarms (THRESHOLD 0.98, AGREEMENT 0.4; per category 90-96 %,
+  each under 1 %); over tuning10-14 alone 91.2 % for 3.5 %. The 98 % recall target is
+  not met: the table was given rows for general classes, not one per missed text, and
+  the model's threshold had to rise to keep the new writers' hard negatives within the
+  2 % budget.
 
 How the two readers combine (a clinician's summary):
 
@@ -59,7 +60,7 @@ How the two readers combine (a clinician's summary):
   mention as a statement: "stalker", "self harm", "suicide", "hopeless", "abusive",
   "kidnap", a rope, a tracker, counted pills, a shared location. It raises an alarm
   only when the model also judges the text at least somewhat likely to be a crisis
-  (its "any crisis" probability reaches ``AGREEMENT``, 0.5). Texts of one or two words
+  (its "any crisis" probability reaches ``AGREEMENT``, 0.4). Texts of one or two words
   are too short for the model: there every matching row, weak or strong, alarms.
 - The model raises an alarm by itself when it is very sure (``THRESHOLD``, 0.98).
 - The model never vetoes a strong row. Under cross-validation a veto removed no false
@@ -227,14 +228,14 @@ def _trained_model() -> Model:
 
 
 def builtin_model() -> Model:
-    """The model, trained once per process at first use (about five seconds); thread-safe."""
+    """The model, trained once per process at first use (three to five seconds); thread-safe."""
     with _MODEL_LOCK:  # @cache alone could train twice when two threads arrive together
         return _trained_model()
 
 
 def warm_model() -> threading.Thread:
     """Train the model in a background thread now, so the first text a process reads is
-    not the one that waits for it (training takes 4-7 s); a text arriving meanwhile
+    not the one that waits for it (training takes 3-5 s); a text arriving meanwhile
     waits on the lock rather than training twice."""
     thread = threading.Thread(target=builtin_model, name="crisis-model", daemon=True)
     thread.start()

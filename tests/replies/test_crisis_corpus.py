@@ -12,7 +12,7 @@ for a text that is no crisis):
   the rest) say more. Round 2's before-figures (round 1 detector): tuning10 81.9 % recall,
   5.8 % false alarms; tuning11 78.5 %, 10.8 %; tuning12 67.3 %, 3.2 %; tuning13 80.1 %,
   6.8 %; tuning14 82.5 %, 12.9 %; all five 78.0 %, 8.0 %. Cross-validated after round 2
-  (fourteen corpora): 94.8 % recall, 1.9 % false alarms.
+  (fourteen corpora): 95.5 % recall, 1.9 % false alarms.
 - ``crisis_corpus_heldout.tsv``: written by someone else and never used while tuning (the
   lead puts a new one in place; the test skips while it is absent). Its report (per
   category and overall) is printed and saved to ``artifacts/crisis_report.txt``; the
@@ -238,7 +238,7 @@ NEAR_DUPLICATE = 0.7  # cosine of character 3-5-gram TF-IDF: variants of one mes
 THRESHOLDS = np.round(np.arange(0.50, 1.00, 0.01), 2)
 # Honest floors of the cross-validated figures (see test_cross_validated_report): the table
 # is in-sample here, so these say more about the model's false alarms than about recall.
-CV_MIN_RECALL = 0.94  # round 2: 94.8 %; the new writers' wordings the table lacks (see crisis.py)
+CV_MIN_RECALL = 0.95  # round 2: 95.5 %; the new writers' wordings the table lacks (see crisis.py)
 CV_MAX_FALSE_ALARMS = 0.02
 
 
