@@ -167,11 +167,16 @@ class RowCompiler:
 # --- the table ----------------------------------------------------------------------------
 
 
+WEAK_MARK = "?"  # a row that starts with it is weak: a mention rather than a statement
+
+
 @dataclass(frozen=True)
 class Row:
     pattern: re.Pattern[str]
     needs: tuple[frozenset[str], ...]
     dangers: frozenset[str]
+    source: str = ""  # the row as written in the table (for reports; never a text)
+    weak: bool = False  # written "? row": alarms only when the model agrees (see crisis.py)
 
 
 class RowSet:
@@ -196,9 +201,9 @@ class RowSet:
         return [r for r in rows if all(not need.isdisjoint(present) for need in r.needs)]
 
 
-def make_row(part: _Part, dangers: frozenset[str]) -> Row:
+def make_row(part: _Part, dangers: frozenset[str], source: str = "", weak: bool = False) -> Row:
     # Rows start at a word: the rendered text is " tok tok tok ".
-    return Row(re.compile("(?<= )" + part.regex), part.needs, dangers)
+    return Row(re.compile("(?<= )" + part.regex), part.needs, dangers, source, weak)
 
 
 def _sections(lines: Iterable[str]) -> list[tuple[str, str]]:
@@ -226,7 +231,16 @@ class Table:
     rows: tuple[Row, ...]
 
 
-_WORD_SECTIONS = ("contractions", "slang", "misspellings", "spanish", "french", "word forms")
+_WORD_SECTIONS = (
+    "contractions",
+    "slang",
+    "misspellings",
+    "spanish",
+    "french",
+    "portuguese",
+    "italian",
+    "word forms",
+)
 
 
 def build_table(lines: Iterable[str], categories: frozenset[str]) -> Table:
@@ -262,9 +276,11 @@ def build_table(lines: Iterable[str], categories: frozenset[str]) -> Table:
             )
             if only is None:
                 raise ValueError(f"crisis table: unknown category in [{header}]")
-            guards.append(make_row(compiler.compile_row(line), only))
+            guards.append(make_row(compiler.compile_row(line), only, line))
         elif (dangers := parse_categories(header, categories)) is not None:
-            rows.append(make_row(compiler.compile_row(line), dangers))
+            weak = line.startswith(WEAK_MARK)
+            row = line.removeprefix(WEAK_MARK).strip()
+            rows.append(make_row(compiler.compile_row(row), dangers, row, weak))
         elif header not in (*_WORD_SECTIONS, "fillers"):
             raise ValueError(f"crisis table: unknown section [{header}]")
     normaliser.learn(compiler.vocabulary)

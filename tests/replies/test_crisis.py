@@ -52,7 +52,7 @@ def detector() -> CrisisDetector:
         ("my bf choked me", VIOLENCE),
         ("hubby hit me", VIOLENCE),
         ("my ex is outside rn", STALKING),
-        ("u know what i want to die cuz nothing helps", SUICIDE),
+        ("u know what i want to die cuz nothing helps", SUICIDE | {Danger.HOPELESSNESS}),
         ("i want 2 die", SUICIDE),
         ("relapsed on sh", SELF_HARM),
         # misspellings
@@ -279,3 +279,17 @@ def test_the_shipped_table_has_rows_for_every_category() -> None:
     table = crisis._builtin_table()
     covered = {danger for row in table.rows for danger in row.dangers}
     assert covered == set(Danger)
+
+
+def test_a_weak_row_alarms_only_when_the_model_agrees_or_cannot_judge(
+    detector: CrisisDetector,
+) -> None:
+    """Round 2's rule (crisis.py): "? stalker" is a mention as often as a statement."""
+    mention = "the villain in that show was a stalker, great episode though"
+    assert detector.table_findings(mention) == (frozenset(), STALKING)
+    assert not detector.assess(mention).is_crisis
+    # Too short for the model: the table decides alone.
+    assert detector.assess("stalker again").dangers == STALKING
+    # A strong row alarms by itself.
+    assert detector.table_findings("he is stalking me") == (STALKING, frozenset())
+    assert detector.assess("he is stalking me").dangers == STALKING
