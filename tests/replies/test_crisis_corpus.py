@@ -13,8 +13,8 @@ for a text that is no crisis):
   5.8 % false alarms; tuning11 78.5 %, 10.8 %; tuning12 67.3 %, 3.2 %; tuning13 80.1 %,
   6.8 %; tuning14 82.5 %, 12.9 %; all five 78.0 %, 8.0 %. Cross-validated after round 2
   (fourteen corpora): 95.5 % recall, 1.9 % false alarms.
-- ``crisis_corpus_heldout.tsv``: written by someone else and never used while tuning (the
-  lead puts a new one in place; the test skips while it is absent). Its report (per
+- ``crisis_corpus_heldout.tsv``: 1,642 texts by four other writers, never used while
+  tuning (its header says how it was kept apart; the test skips if it is absent). Its report (per
   category and overall) is printed and saved to ``artifacts/crisis_report.txt``; the
   targets are asserted on the overall "is this a crisis" figure.
 
@@ -213,7 +213,9 @@ def test_tuning_corpus_meets_recall_and_false_alarm_targets(
     reason=(
         "every new writer's corpus so far, measured before anything learnt from it, was below "
         "target: 87.8 % recall and 5.4 % false alarms (tuning5), 65.1 % and 13.0 % (tuning6), "
-        "67.2 % and 6.1 % (tuning7), 78.0 % and 8.0 % (tuning10-14 together); targets 98 % and 2 %"
+        "67.2 % and 6.1 % (tuning7), 78.0 % and 8.0 % (tuning10-14 together); and this held-out "
+        "corpus (1,642 texts), measured once after round 2: 78.4 % recall, 4.9 % false alarms "
+        "(70.8 % and 7.2 % with the detector the session began with); targets 98 % and 2 %"
     ),
     strict=False,
 )
