@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from operator import attrgetter
 from zoneinfo import ZoneInfo
 
 from service.messages.catalog import Kind
@@ -58,6 +59,9 @@ from service.pacing.window import (
     window_closing_for,
     window_hours,
 )
+
+# Past nudges in time order, ties by template (a C key: the sort runs for every person).
+_BY_TIME = attrgetter("at", "template")
 
 NUDGE_PROBABILITY_BOUNDS = (0.2, 0.8)
 LATE_AFTER = timedelta(hours=1)
@@ -234,16 +238,18 @@ def _randomised(state: SubscriberState, s: Situation, policy: PacingPolicy) -> D
     nudge = None
     if chosen != Option.NONE:
         nudge = _nudge(state, s, policy, chosen, activity)
+    # Positional (at, available, reason, options, probabilities, chosen, policy, draw,
+    # nudge): a frozen dataclass takes keywords at twice the cost, once per person.
     return Decision(
-        at=s.at,
-        available=True,
-        reason=None,
-        options=tuple(str(o) for o in options),
-        probabilities=probabilities,
-        chosen=str(chosen),
-        policy=POLICY_EXPERIMENT,
-        draw=s.draw,
-        nudge=nudge,
+        s.at,
+        True,
+        None,
+        tuple([str(o) for o in options]),
+        probabilities,
+        str(chosen),
+        POLICY_EXPERIMENT,
+        s.draw,
+        nudge,
     )
 
 
@@ -260,7 +266,7 @@ def _pick(options: Sequence[Option], probabilities: Sequence[float], draw: float
 def _activity_template(state: SubscriberState, at: datetime, policy: PacingPolicy) -> str | None:
     if state.last_done_at is not None and at - state.last_done_at < policy.activity_rest_after_done:
         return None  # a DONE is still sinking in (v1's rule)
-    history = sorted(state.recent_nudges, key=lambda n: (n.at, n.template))
+    history = sorted(state.recent_nudges, key=_BY_TIME)
     return _choose_activity(history, state, at, policy)
 
 
@@ -271,12 +277,7 @@ def _nudge(
     chosen: Option,
     activity: str | None,
 ) -> PlannedNudge:
-    said = [
-        n.template
-        for n in sorted(
-            (*state.recent_nudges, *state.recent_replies), key=lambda n: (n.at, n.template)
-        )
-    ]
+    said = [n.template for n in sorted((*state.recent_nudges, *state.recent_replies), key=_BY_TIME)]
     send = max(s.at, s.now)
     if chosen == Option.ACTIVITY and activity is not None:
         kind, template = Kind.ACTIVITY, activity
@@ -300,14 +301,16 @@ def _nudge(
 
 
 def _unavailable(s: Situation, reason: Reason) -> Decision:
+    # Positional (at, available, reason, options, probabilities, chosen, policy): as
+    # in `_randomised`, a frozen dataclass's keywords cost twice as much.
     return Decision(
-        at=s.at,
-        available=False,
-        reason=str(reason),
-        options=(str(Option.NONE),),
-        probabilities=(1.0,),
-        chosen=str(Option.NONE),
-        policy=POLICY_EXPERIMENT if s.randomise else POLICY_V1_GRID,
+        s.at,
+        False,
+        str(reason),
+        (str(Option.NONE),),
+        (1.0,),
+        str(Option.NONE),
+        POLICY_EXPERIMENT if s.randomise else POLICY_V1_GRID,
     )
 
 

@@ -163,8 +163,10 @@ DEFAULT_POLICY = PacingPolicy()
 
 def _engagement_anchor(state: SubscriberState) -> datetime | None:
     """The last sign of life: the later of the last engagement and the confirmation."""
-    marks = [at for at in (state.last_engaged_at, state.active_since) if at is not None]
-    return max(marks) if marks else None
+    engaged, confirmed = state.last_engaged_at, state.active_since
+    if engaged is None or confirmed is None:
+        return confirmed if engaged is None else engaged
+    return max(engaged, confirmed)
 
 
 def _is_quiet(state: SubscriberState, now: datetime, policy: PacingPolicy) -> bool:

@@ -55,10 +55,14 @@ def choose_patience(recent_templates: Sequence[str], subscriber_id: int) -> str:
 
 
 def _activity_area(template: str) -> str | None:
-    for area, templates in ACTIVITY_TEMPLATES.items():
-        if template in templates:
-            return area
-    return None
+    return _AREA_OF.get(template)
+
+
+# Each activity template's area (the first area that lists it), looked up once a nudge.
+_AREA_OF: dict[str, str] = {}
+for _area, _templates in ACTIVITY_TEMPLATES.items():
+    for _template in _templates:
+        _AREA_OF.setdefault(_template, _area)
 
 
 def choose_activity(

@@ -32,6 +32,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -70,9 +71,16 @@ class Experiment:
 
     def draw(self, subscriber_id: int, point: datetime) -> float:
         """Uniform on [0, 1), fixed by the subscriber, the point and the key."""
-        message = f"{subscriber_id}|{point.timestamp():.0f}".encode()
+        message = f"{subscriber_id}|{_stamp(point)}".encode()
         digest = hmac.digest(self.key, message, "sha256")  # HMAC-SHA256, in one C call
         return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@lru_cache(maxsize=256)
+def _stamp(point: datetime) -> str:
+    """A point's whole seconds, as the draw's message writes them (a batch shares a few
+    points: formatted once each, not once a person)."""
+    return f"{point.timestamp():.0f}"
 
 
 def plan_decision_points(
@@ -217,17 +225,20 @@ def _decide_batch(
             following = followings[key] = next_decision_point(after, sub.timezone, hours, policy)
         channel = channels.get(sub.id)
         state = reads.pacing_state(sub, channel, history, replies, contacts)
+        # Positional, in the order of Situation's fields (at, now, following, flagged,
+        # channel_active, outstanding, randomise, draw, pattern, survey): a frozen
+        # dataclass takes keywords at twice the cost, once per person.
         situation = Situation(
-            at=point,
-            now=now,
-            following=following,
-            flagged=sub.flagged_at is not None,
-            channel_active=channel is not None,
-            outstanding=sub.id in outstanding,
-            randomise=experiment.on and not sub.experiment_opt_out,
-            draw=experiment.draw(sub.id, point),
-            pattern=patterns.of(mine.get(sub.id, ()), sub.timezone),
-            survey=experiment.survey,
+            point,
+            now,
+            following,
+            sub.flagged_at is not None,
+            channel is not None,
+            sub.id in outstanding,
+            experiment.on and not sub.experiment_opt_out,
+            experiment.draw(sub.id, point),
+            patterns.of(mine.get(sub.id, ()), sub.timezone),
+            experiment.survey,
         )
         decision = decide(state, situation, policy)
         index = None
@@ -266,7 +277,7 @@ class Patterns:
 
     def of(self, times: Sequence[datetime], timezone: str) -> tuple[float, ...]:
         zone = ZoneInfo(timezone)
-        bins = tuple(sorted(bin_of(at.astimezone(zone)) for at in times))
+        bins = tuple(sorted([bin_of(at.astimezone(zone)) for at in times]))
         pattern = self.known.get(bins)
         if pattern is None:
             own = [0.0] * BINS

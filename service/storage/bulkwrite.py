@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, cast
 
+from psycopg import postgres
+from psycopg.adapt import Dumper
 from sqlalchemy import (
     JSON,
     ColumnElement,
@@ -59,10 +61,44 @@ def one_of(session: Session, column: Any, values: Collection[Any]) -> ColumnElem
         if joined and joined.count(_LIST_SEPARATOR) == len(values) - 1:
             split = func.string_to_array(bindparam(None, joined, type_=Text), _LIST_SEPARATOR)
             return cast("ColumnElement[bool]", column == any_(split))
+    if values and all(type(value) is int for value in values):
+        # Ids (every batch's reads): the array's text, joined in C; the driver's own
+        # list dumper takes each element through Python (0.6 ms for 1,000 ids).
+        array = IntArrayText("{" + ",".join(map(str, values)) + "}")
+        return cast(
+            "ColumnElement[bool]",
+            column == any_(bindparam(None, array, type_=_PreDumpedArray(column.type))),
+        )
     return cast(
         "ColumnElement[bool]",
         column == any_(bindparam(None, list(values), type_=ARRAY(column.type))),
     )
+
+
+class IntArrayText(str):
+    """A PostgreSQL integer array in its text form (``{1,2,3}``), sent as ``int8[]``
+    (the statement casts it to the column's array type, as it does a list)."""
+
+
+class _IntArrayTextDumper(Dumper):
+    oid = postgres.types["int8"].array_oid
+
+    def dump(self, obj: Any) -> bytes:
+        return str(obj).encode()
+
+
+postgres.adapters.register_dumper(IntArrayText, _IntArrayTextDumper)
+
+
+class _PreDumpedArray(TypeDecorator[Any]):
+    """An array parameter that reaches the driver as given (an `IntArrayText`): the
+    array type's own bind step would copy it into a list, element by element."""
+
+    impl = ARRAY
+    cache_ok = True
+
+    def bind_processor(self, dialect: Any) -> None:
+        return None
 
 
 _LIST_SEPARATOR = "\n"  # in no address (validation refuses control characters) nor hash
