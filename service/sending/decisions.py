@@ -36,7 +36,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.learning.risky_hours import BINS, Prior, bin_of
@@ -99,7 +99,9 @@ def plan_decision_points(
         enter_grid(session, policy, now, batch_size)
         if dry_run:
             seen: set[int] = set()
-            while ids := _claim_due(session, now, batch_size, exclude=seen):
+            while ids := reads.claim_due_ids(
+                session, Subscriber.next_decision_at, now, batch_size, seen
+            ):
                 seen.update(ids)
                 _decide_batch(session, ids, policy, now, experiment, report)
             session.rollback()
@@ -108,7 +110,7 @@ def plan_decision_points(
     batches = 0
     while max_batches is None or batches < max_batches:
         with sessions() as session:
-            ids = _claim_due(session, now, batch_size, exclude=None)
+            ids = reads.claim_due_ids(session, Subscriber.next_decision_at, now, batch_size, None)
             if not ids:
                 break
             _decide_batch(session, ids, policy, now, experiment, report)
@@ -176,20 +178,6 @@ def _update(session: Session, ids: Sequence[int], **values: Any) -> None:
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-
-
-def _claim_due(session: Session, now: datetime, limit: int, exclude: set[int] | None) -> list[int]:
-    query: Select[int] = (
-        select(Subscriber.id)
-        .where(Subscriber.next_decision_at <= now)
-        .order_by(Subscriber.next_decision_at)
-        .limit(limit)
-    )
-    if exclude:
-        query = query.where(Subscriber.id.not_in(exclude))
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return list(session.scalars(query))
 
 
 def _decide_batch(

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.messages.catalog import Kind
@@ -68,8 +68,13 @@ def plan_due(
             leave_grid(session, now)
     while max_batches is None or batches < max_batches:
         with sessions() as session:
-            ids = _claim_due_subscribers(
-                session, now, batch_size, exclude=seen if dry_run else None
+            ids = reads.claim_due_ids(
+                session,
+                Subscriber.next_plan_at,
+                now,
+                batch_size,
+                seen if dry_run else None,
+                Subscriber.flagged_at.is_(None),
             )
             if not ids:
                 break
@@ -83,23 +88,6 @@ def plan_due(
         if len(ids) < batch_size:
             break
     return report
-
-
-def _claim_due_subscribers(
-    session: Session, now: datetime, limit: int, exclude: set[int] | None
-) -> list[int]:
-    query: Select[int] = (
-        select(Subscriber.id)
-        .where(Subscriber.next_plan_at <= now, Subscriber.flagged_at.is_(None))
-        .order_by(Subscriber.next_plan_at)
-        .limit(limit)
-    )
-    if exclude:
-        query = query.where(Subscriber.id.not_in(exclude))
-    if session.get_bind().dialect.name == "postgresql":
-        # Two planners (a second beat, a manual tick) take disjoint batches.
-        query = query.with_for_update(skip_locked=True)
-    return list(session.scalars(query))
 
 
 def _plan_batch(

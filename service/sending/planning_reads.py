@@ -255,3 +255,24 @@ def pacing_state(
         tuple(contacts.get(sub.id, ())),
         split_zones(sub.timezone_candidates),
     )
+
+
+def claim_due_ids(
+    session: Session,
+    due_at: Any,
+    now: datetime,
+    limit: int,
+    exclude: set[int] | None,
+    *conditions: Any,
+) -> list[int]:
+    """The next batch of subscribers whose `due_at` column has come, longest due first.
+
+    On PostgreSQL `FOR UPDATE SKIP LOCKED`: two planners (a second beat, a manual tick)
+    take disjoint batches. `exclude` leaves out the ids a dry run has already looked at.
+    """
+    query = select(SubscriberRow.id).where(due_at <= now, *conditions).order_by(due_at).limit(limit)
+    if exclude:
+        query = query.where(SubscriberRow.id.not_in(exclude))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(session.scalars(query))

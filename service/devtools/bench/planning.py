@@ -31,6 +31,37 @@ from service.storage.models import Channel, Message, Subscriber
 from service.storage.models_records import Decision as DecisionRow
 
 
+def subscriber_row(i: int, zone: str, at: datetime, **extra: Any) -> dict[str, Any]:
+    """A synthetic subscriber `i` (default pacing, daytime hours), created at `at`."""
+    return {
+        "id": i,
+        "created_at": at,
+        "timezone": zone,
+        "cadence_per_week": 7,
+        "hour_start": 8,
+        "hour_end": 20,
+        "activity_areas": "",
+        "discreet": False,
+        **extra,
+    }
+
+
+def sms_channel_row(i: int, at: datetime) -> dict[str, Any]:
+    """Subscriber `i`'s confirmed SMS channel, consented and confirmed at `at`."""
+    return {
+        "id": i,
+        "subscriber_id": i,
+        "kind": "sms",
+        "address": f"+1{2_000_000_000 + i}",
+        "status": "active",
+        "created_at": at,
+        "updated_at": at,
+        "consent_at": at,
+        "consent_method": "import",
+        "confirmed_at": at,
+    }
+
+
 def seed(world: BenchWorld, count: int) -> dict[str, Any]:
     now = datetime.now(UTC)
     zone = midday_zone(now)
@@ -42,38 +73,15 @@ def seed(world: BenchWorld, count: int) -> dict[str, Any]:
             session.execute(
                 insert(Subscriber),
                 [
-                    {
-                        "id": i,
-                        "created_at": now,
-                        "timezone": zone,
-                        "cadence_per_week": 7,
-                        "hour_start": 8,
-                        "hour_end": 20,
-                        "activity_areas": "",
-                        "discreet": False,
-                        "welcomed": False,
-                        "next_plan_at": now - timedelta(seconds=1),
-                    }
+                    subscriber_row(
+                        i, zone, now, welcomed=False, next_plan_at=now - timedelta(seconds=1)
+                    )
                     for i in ids
                 ],
             )
             session.execute(
                 insert(Channel),
-                [
-                    {
-                        "id": i,
-                        "subscriber_id": i,
-                        "kind": "sms",
-                        "address": f"+1{2_000_000_000 + i}",
-                        "status": "active",
-                        "created_at": now,
-                        "updated_at": now,
-                        "consent_at": now,
-                        "consent_method": "import",
-                        "confirmed_at": now,
-                    }
-                    for i in ids
-                ],
+                [sms_channel_row(i, now) for i in ids],
             )
             session.commit()
         if session.get_bind().dialect.name == "postgresql":

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, delete, insert, text, update
 
-from service.devtools.bench.planning import run_planners
+from service.devtools.bench.planning import run_planners, sms_channel_row, subscriber_row
 from service.devtools.bench.world import SEED_CHUNK, BenchWorld
 from service.messages.catalog import (
     ACTIVITY_AREAS,
@@ -113,39 +113,20 @@ def _seed(world: BenchWorld, count: int, now: datetime, zone: str) -> dict[str, 
             session.execute(
                 insert(Subscriber),
                 [
-                    {
-                        "id": i,
-                        "created_at": since,
-                        "timezone": zone,
-                        "cadence_per_week": 7,
-                        "hour_start": 8,
-                        "hour_end": 20,
-                        "activity_areas": "",
-                        "discreet": False,
-                        "welcomed": True,
-                        "last_engaged_at": now - timedelta(days=3),
-                        "experiment_opt_out": i % 20 == 0,
-                    }
+                    subscriber_row(
+                        i,
+                        zone,
+                        since,
+                        welcomed=True,
+                        last_engaged_at=now - timedelta(days=3),
+                        experiment_opt_out=i % 20 == 0,
+                    )
                     for i in ids
                 ],
             )
             session.execute(
                 insert(Channel),
-                [
-                    {
-                        "id": i,
-                        "subscriber_id": i,
-                        "kind": "sms",
-                        "address": f"+1{2_000_000_000 + i}",
-                        "status": "active",
-                        "created_at": since,
-                        "updated_at": since,
-                        "consent_at": since,
-                        "consent_method": "import",
-                        "confirmed_at": since,
-                    }
-                    for i in ids
-                ],
+                [sms_channel_row(i, since) for i in ids],
             )
             session.execute(insert(_table(Message)), [m for i in ids for m in _nudges(i, now)])
             session.execute(insert(_table(ContactLog)), [c for i in ids for c in _contacts(i, now)])
