@@ -100,13 +100,17 @@ def expire_overdue(session: Session, now: datetime) -> int:
 def peek_due(session: Session, now: datetime, limit: int) -> list[Any]:
     """The rows a dispatch pass would claim as of `now`, in its order, read only
     (`steady tick --dry-run`): id, channel, kind, template and rule."""
-    return list(
-        session.execute(
-            select(Message.id, Message.channel, Message.kind, Message.template, Message.rule)
-            .where(Message.status == MessageStatus.SCHEDULED, Message.scheduled_for <= now)
-            .order_by(Message.priority, Message.scheduled_for, Message.id)
-            .limit(limit)
-        ).all()
+    columns = (Message.id, Message.channel, Message.kind, Message.template, Message.rule)
+    return list(session.execute(_due(now, limit, *columns)).all())
+
+
+def _due(now: datetime, limit: int, *columns: Any) -> Any:
+    """The due rows in claim order: replies and confirmations first, then the longest due."""
+    return (
+        select(*columns)
+        .where(Message.status == MessageStatus.SCHEDULED, Message.scheduled_for <= now)
+        .order_by(Message.priority, Message.scheduled_for, Message.id)
+        .limit(limit)
     )
 
 
@@ -137,12 +141,7 @@ def claim_due(
     LIMIT 10 claimed every due row (seen with 80: a whole backlog held behind
     one worker's pace). A materialized CTE is evaluated once.
     """
-    due = (
-        select(Message.id)
-        .where(Message.status == MessageStatus.SCHEDULED, Message.scheduled_for <= now)
-        .order_by(Message.priority, Message.scheduled_for, Message.id)
-        .limit(limit)
-    )
+    due = _due(now, limit, Message.id)
     if ids is not None:
         due = due.where(Message.id.in_(list(ids)))
     if channels is not None:
