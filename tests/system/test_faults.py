@@ -152,11 +152,16 @@ def test_child_killed_before_the_provider_call_its_batch_goes_out_once(
 
     Batches of 4: the child's 5th send is the first of its second batch, so it
     dies holding 4 rows committed as `sending` that never reached the provider.
+    SMS is paced (a high rate, as in (b)) so the batch is sent one by one in claim
+    order: through an unlimited channel's threads, the batch's other rows could
+    reach the provider before the 5th send's thread is killed.
     """
     phones = phone_numbers(1, 24)
     ids = seed_due_nudges(postgres_url, phones)
     marker = tmp_path / "crashed"
-    env = service_env(postgres_url, private_redis.url(), sandbox.url)
+    env = service_env(
+        postgres_url, private_redis.url(), sandbox.url, STEADY_SMS_RATE_PER_SECOND="1000"
+    )
     outcome = Outcome(postgres_url, sandbox)
     with Services(
         tmp_path / "logs", env, worker_env=crash_env(marker, "before_send:5")
