@@ -10,8 +10,6 @@ from service.messages.catalog import kind_of
 from service.pacing.rules import PacingPolicy, PastNudge, PlannedNudge, SubscriberState, plan_next
 
 POLICY = PacingPolicy()
-
-
 NEW_YORK = "America/New_York"
 
 

@@ -46,14 +46,8 @@ ZONES = (
     "Pacific/Apia",
     "Pacific/Kiritimati",
 )
-
-
 RANGE_START = datetime(2025, 1, 1, tzinfo=UTC)
-
-
 RANGE_END = datetime(2027, 12, 31, tzinfo=UTC)
-
-
 ALL_NUDGE_TEMPLATES = tuple(t for t in BOTH_CHANNEL_TEMPLATES if kind_of(t) in NUDGE_KINDS)
 
 

@@ -12,8 +12,6 @@ from service.storage.models import Message, Subscriber
 from tests.support.world import Harness, make_settings
 
 NOON_NEW_YORK = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)  # 12:00 in New York, a Monday
-
-
 PHONE = "+12125550142"
 
 

@@ -27,8 +27,6 @@ from tests.support.world import TEST_TWILIO_TOKEN, Harness, make_settings, plan_
 # --- provider rate limits per sender (issue 5) --------------------------------------------
 
 SENDER = "+15005550006"
-
-
 NEW_YORK = "America/New_York"  # the harness's 17:00 UTC is mid-day there
 
 

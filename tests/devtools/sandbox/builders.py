@@ -7,14 +7,8 @@ from collections.abc import Callable
 from service.devtools.sandbox.receiver import ReceivedRequest
 
 ACCOUNT_SID = "AC" + "fedcba9876543210" * 2
-
-
 AUTH_TOKEN = "token-used-by-the-client"
-
-
 FROM_NUMBER = "+15005550006"
-
-
 TWIML = "<?xml version='1.0' encoding='UTF-8'?><Response><Message>Got it.</Message></Response>"
 
 

@@ -12,14 +12,8 @@ from service.providers.sendgrid.email import SendGridEmailProvider
 from service.providers.twilio.sms import TwilioSmsProvider
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-
-
 AUTH_TOKEN = "client-auth-token-7f3a"
-
-
 FROM_NUMBER = "+15005550006"
-
-
 SUBSCRIBER = "+15551234567"
 
 

@@ -12,14 +12,8 @@ from service.tokens import Purpose, make_token
 from tests.support.world import Harness
 
 PHONE = "+12125550142"
-
-
 EMAIL = "sam@example.com"
-
-
 STATUS_PATH = "/webhooks/twilio/status"
-
-
 EVENTS_PATH = "/webhooks/sendgrid/events"
 
 

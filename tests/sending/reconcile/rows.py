@@ -19,8 +19,6 @@ PHONE = "+12125550143"
 
 
 SETTLE = timedelta(seconds=60)  # the default settle delay, which `Runtime.tick` uses
-
-
 LATER = SETTLE + timedelta(seconds=1)
 
 
