@@ -68,3 +68,7 @@ def scheduled_nudges(harness: Harness) -> list[Message]:
 
 def sms_sent_to_phone(harness: Harness) -> list[str]:
     return [m.body for m in harness.sms.sent if m.to == PHONE]
+
+
+def replies(harness: Harness) -> list[Message]:
+    return [m for m in rows(harness, Message) if m.provider == "twiml"]

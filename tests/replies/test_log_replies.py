@@ -11,6 +11,7 @@ from service.messages.content import Content
 from service.storage.models import ActivityLog, ContactLog, Message, Subscriber
 from tests.replies.conversation import (
     NOON_NEW_YORK,
+    replies,
     rows,
     say,
     scheduled_nudges,
@@ -18,13 +19,8 @@ from tests.replies.conversation import (
     subscriber,
     welcomed,
 )
-from tests.support.world import Harness
 
 CALM = "Got it, all logged. Take a breath; nothing needs an answer right now."
-
-
-def replies(harness: Harness) -> list[Message]:
-    return [m for m in rows(harness, Message) if m.provider == "twiml"]
 
 
 def carried_text(template: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from fastapi.testclient import TestClient
 from twilio.request_validator import RequestValidator
 
 from tests.support.world import PUBLIC_URL, TEST_TWILIO_TOKEN, Harness, make_settings
@@ -59,3 +60,8 @@ def busy_day(harness: Harness) -> int:
     harness.text_in(OTHER_PHONE, "YES")
     harness.text_in(OTHER_PHONE, "STOP")
     return subscriber_id
+
+
+def https_client(harness: Harness) -> TestClient:
+    """A client on https, so the Secure session cookie is stored and sent back."""
+    return TestClient(harness.client.app, base_url="https://testserver")

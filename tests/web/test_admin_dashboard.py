@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi.testclient import TestClient
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import func, select
 
 from service.storage.models import Message
 from service.web.admin_auth import SESSION_COOKIE, SESSION_SALT, token_fingerprint
-from tests.support.world import Harness
 from tests.web.admin_harness import (
     ADMIN_TOKEN,
     BEARER,
@@ -19,13 +17,8 @@ from tests.web.admin_harness import (
     NOON_NEW_YORK,
     admin_harness,
     busy_day,
+    https_client,
 )
-
-
-def https_client(harness: Harness) -> TestClient:
-    """A client on https, so the Secure session cookie is stored and sent back."""
-    return TestClient(harness.client.app, base_url="https://testserver")
-
 
 # --- the dashboard ---------------------------------------------------------------------
 
