@@ -44,7 +44,7 @@ def normalise_phone(raw: str, *, region: str = DEFAULT_PHONE_REGION) -> str:
 @dataclass(frozen=True, slots=True)
 class MobileNumber:
     """A number that may subscribe, as `phonenumbers` read it: what placing it in time
-    (service.people.zones) needs, so nothing parses or types it twice."""
+    (service.people.zones.numbers) needs, so nothing parses or types it twice."""
 
     number: phonenumbers.PhoneNumber
     kind: int  # a phonenumbers.PhoneNumberType

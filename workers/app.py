@@ -34,7 +34,8 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         # Losing Redis must not cut a dispatch short between the provider's answer and
         # the commit of it: the task finishes, its ack is lost, the redelivered copy
-        # finds nothing left to claim (tests/test_faults.py restarts and flushes Redis).
+        # finds nothing left to claim (tests/system/faults/test_server_restarts.py
+        # restarts and flushes Redis).
         worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_transport_options={"visibility_timeout": 600, **sentinel_options},
         # No broker: run tasks in the caller (tests, all-in-one).

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import IO, Any, NamedTuple
 
 from service.addresses import InvalidAddress, check_timezone, normalise_email, parse_mobile
-from service.people import zones
+from service.people.zones.numbers import ZoneGuess, guess_for_mobile, guess_for_number
 
 VALIDATE_CHUNK_ROWS = 2000  # rows per hand-over to a validating helper process
 # Until a helper has started (imports: a second on a busy machine), the importer
@@ -50,7 +50,7 @@ class ValidRow(NamedTuple):
     phone: str | None
     email: str | None
     timezone: str
-    timezone_candidates: str | None  # zones.ZoneGuess.stored_candidates
+    timezone_candidates: str | None  # ZoneGuess.stored_candidates
     evidence: str | None
 
 
@@ -66,11 +66,11 @@ def validate_row(
     mobile = parse_mobile(values["phone"]) if values.get("phone") else None
     email = normalise_email(values["email"]) if values.get("email") else None
     if values.get("timezone"):
-        zone = zones.ZoneGuess(check_timezone(values["timezone"]))
+        zone = ZoneGuess(check_timezone(values["timezone"]))
     elif mobile is not None:
-        zone = zones.guess_for_mobile(mobile, default_timezone, now)
+        zone = guess_for_mobile(mobile, default_timezone, now)
     else:
-        zone = zones.guess_for_number(None, default_timezone, now)
+        zone = guess_for_number(None, default_timezone, now)
     return ValidRow(
         mobile.e164 if mobile is not None else None,
         email,
@@ -106,7 +106,7 @@ def validate_chunk(
 ) -> list[tuple[int, ValidRow | RowError]]:
     """Validate rows (with their line numbers); runs in a helper process for big files."""
     results: list[tuple[int, ValidRow | RowError]] = []
-    now = datetime.now(UTC)  # which candidate zones keep distinct clocks (zones.guess_for_number)
+    now = datetime.now(UTC)  # which candidate zones keep distinct clocks (guess_for_number)
     for line, raw in chunk:
         if None in raw:  # DictReader puts surplus cells under the key None
             results.append((line, RowError(line, "row", "more cells than the header has columns")))

@@ -20,8 +20,10 @@ from sqlalchemy.orm import Session
 from service.addresses import AddressHasher, InvalidAddress, normalise_email, normalise_phone
 from service.channels import ChannelKind
 from service.pacing.window import split_zones
-from service.people import subscriptions, zones
+from service.people import subscriptions
 from service.people.abuse import SignupAttempt, SignupGuard, check_sms_number
+from service.people.zones.names import COMMON_ZONES, check_zone_name, zone_city
+from service.people.zones.subscriber import set_zone
 from service.storage.models import Channel, ChannelStatus, Subscriber
 
 # The cadences a person can pick (PRODUCT.md "Pacing v1": 3 a week to 3 a day).
@@ -205,7 +207,7 @@ def read_changes(
         errors["hour_start"] = "choose hours from the lists"
     chosen = _text_field(fields, "timezone_other") or _text_field(fields, "timezone")
     if chosen:
-        changes.timezone = zones.check_zone_name(chosen)
+        changes.timezone = check_zone_name(chosen)
         if changes.timezone is None:
             errors["timezone"] = "not a time zone we know; write it like America/Chicago"
     pause, ok = _int_field(fields, "pause_days")
@@ -245,7 +247,7 @@ def apply_changes(
         replan = True
     if changes.timezone is not None:
         # Naming a zone ends every guess; a changed zone plans the next nudge again.
-        zones.set_zone(session, subscriber, changes.timezone, now)
+        set_zone(session, subscriber, changes.timezone, now)
     if changes.discreet is not None:
         subscriber.discreet = changes.discreet
     if changes.learning is not None:
@@ -341,12 +343,12 @@ def cadence_choices(subscriber: Subscriber) -> list[int]:
 def zone_choices(subscriber: Subscriber) -> ZoneChoices:
     """The common zones, the person's own if it is another one, and while it is only a
     guess, no zone selected and the zones their number may be in."""
-    options = dict(zones.COMMON_ZONES)
+    options = dict(COMMON_ZONES)
     candidates = split_zones(subscriber.timezone_candidates)
     if not candidates and subscriber.timezone not in options:
         options = {subscriber.timezone: subscriber.timezone, **options}
     return ZoneChoices(
         options=list(options.items()),
         selected="" if candidates else subscriber.timezone,
-        candidates=[zones.zone_city(zone) for zone in candidates],
+        candidates=[zone_city(zone) for zone in candidates],
     )

@@ -63,7 +63,7 @@ class SignupRequest:
     consent_method: str
     consent_evidence: dict[str, Any]
     cadence_per_week: int = 7
-    timezone_candidates: str | None = None  # stored form; see service.people.zones
+    timezone_candidates: str | None = None  # stored form; see service.people.zones.numbers
 
 
 def find_channel(session: Session, kind: str, address: str) -> Channel | None:

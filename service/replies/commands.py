@@ -31,7 +31,10 @@ from service.pacing.explanations import RULES
 from service.pacing.rules import PacingPolicy
 from service.pacing.variants import choose_restraint, choose_tip
 from service.pacing.window import window_hours
-from service.people import subscriptions, zones
+from service.people import subscriptions
+from service.people.zones.names import zone_label
+from service.people.zones.places import zone_for_place
+from service.people.zones.subscriber import set_zone
 from service.replies.grammar import Intent
 from service.replies.grammar_rows import Command
 from service.storage.models import ActivityLog, ContactLog, Message, Subscriber
@@ -260,11 +263,11 @@ class SubscriberCommands:
 
     def _zone(self, turn: Turn) -> Reply:
         """ZONE <place>: the person names their zone; the reply names it and the hours."""
-        zone = zones.zone_for_place(turn.intent.place or "")
+        zone = zone_for_place(turn.intent.place or "")
         if zone is None:
             return Reply("reply_zone_unknown", Kind.REPLY, "zone_unknown")
         sub = turn.subscriber
-        zones.set_zone(turn.session, sub, zone, turn.now)
+        set_zone(turn.session, sub, zone, turn.now)
         start, end = window_hours((sub.hour_start, sub.hour_end), self.policy)
         hours = f"{_clock_hour(start)} and {_clock_hour(end)}"
         return Reply(
@@ -272,7 +275,7 @@ class SubscriberCommands:
             Kind.REPLY,
             "zone_set",
             None,
-            {"zone": zones.zone_label(zone), "hours": hours},
+            {"zone": zone_label(zone), "hours": hours},
         )
 
     # --- the reply --------------------------------------------------------------------

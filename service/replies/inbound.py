@@ -46,7 +46,7 @@ from service.messages.compose import CONSENT_BY_TEXT, renders_discreet, sms_cont
 from service.messages.content import Content
 from service.messages.safety_lines import LINE_KINDS, SafetyLines, country_of
 from service.pacing.policy import pacing_policy
-from service.people import do_not_contact, subscriptions, zones
+from service.people import do_not_contact, subscriptions
 from service.people.abuse import (
     SignupGuard,
     guard_from_settings,
@@ -54,6 +54,8 @@ from service.people.abuse import (
     sms_number_problem,
 )
 from service.people.review import CRISIS_FLAG_REASON
+from service.people.zones.numbers import guess_for_number
+from service.people.zones.subscriber import zone_question
 from service.providers.base import InboundText
 from service.replies.commands import Reply, SubscriberCommands, Turn
 from service.replies.crisis import Assessment, CrisisDetector
@@ -175,7 +177,7 @@ class InboundHandler:
                 and command == Command.JOIN
             ):
                 do_not_contact.unsuppress(session, text.sender, self.hasher)
-            zone = zones.guess_for_number(text.sender, self.settings.default_timezone, now)
+            zone = guess_for_number(text.sender, self.settings.default_timezone, now)
             subscriber = Subscriber(
                 timezone=zone.timezone,
                 timezone_candidates=zone.stored_candidates,
@@ -274,7 +276,7 @@ class InboundHandler:
                     return Reply(CONFIRM_TEMPLATE, Kind.CONFIRM, "double_opt_in")
                 subscriptions.confirm(session, channel, evidence, now)
                 # The one message that asks for a zone when the number leaves it uncertain.
-                ask = zones.zone_question(channel.subscriber, now, self.policy)
+                ask = zone_question(channel.subscriber, now, self.policy)
                 return Reply("reply_confirmed", Kind.REPLY, "confirmed", None, ask)
             if channel.status in (ChannelStatus.STOPPED, ChannelStatus.SUPPRESSED):
                 subscriptions.resume(session, channel, self.hasher, evidence, now)

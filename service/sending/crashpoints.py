@@ -1,7 +1,7 @@
 """Crash points: where the fault tests kill a real worker with SIGKILL.
 
 Off unless `STEADY_CRASH_AT` is set, which only the crash-safety tests do
-(`tests/system/test_faults.py`). `STEADY_CRASH_AT=after_send:3` makes the process kill
+(`tests/system/faults/`). `STEADY_CRASH_AT=after_send:3` makes the process kill
 itself (`kill -9`, no cleanup, no `finally`) the third time it reaches
 `after_send`. With `STEADY_CRASH_MARKER=/path` it dies only if it can create that
 file first, so across a pool and its replacement children exactly one process

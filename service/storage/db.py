@@ -73,9 +73,9 @@ def get_engine(url: str) -> Engine:
     url, options = _driver_options(url)
     # After a PostgreSQL restart every pooled connection is dead: pre-ping swaps
     # each for a fresh one at checkout, so a worker recovers on its next task
-    # (tests/system/test_faults.py restarts the server under real workers). libpq waits
-    # forever for a server that never answers a connect: the timeout turns that
-    # into an error for the task, and the next task tries again.
+    # (tests/system/faults/test_server_restarts.py restarts the server under real
+    # workers). libpq waits forever for a server that never answers a connect: the
+    # timeout turns that into an error for the task, and the next task tries again.
     return create_engine(
         url,
         pool_pre_ping=True,

@@ -123,7 +123,7 @@ class Subscriber(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     timezone: Mapped[str] = mapped_column(String(64))
     # Until the person names their zone: every zone their number may be in, space-
-    # separated IANA names; nudges keep the hours of each (service.people.zones).
+    # separated IANA names; nudges keep the hours of each (service.people.zones.numbers).
     timezone_candidates: Mapped[str | None] = mapped_column(Text)
     # Preferences (PRODUCT.md "Pacing v1"); each has a product default.
     cadence_per_week: Mapped[int] = mapped_column(Integer, default=7)

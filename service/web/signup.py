@@ -13,8 +13,9 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from service.messages.compose import frequency_text
-from service.people import subscriptions, zones
+from service.people import subscriptions
 from service.people.abuse import SignupAttempt
+from service.people.zones.numbers import ZoneGuess, guess_for_number
 from service.storage.models import ChannelStatus
 from service.tokens import Purpose
 from service.web.context import AppContext, app_context, channel_for, invalid_link
@@ -152,9 +153,9 @@ def record_signup(ctx: AppContext, form: SignupForm, evidence: dict[str, Any], n
     """Store the signup and wake the sender (after the response; see `subscribe`)."""
     try:
         zone = (
-            zones.ZoneGuess(form.timezone)
+            ZoneGuess(form.timezone)
             if form.timezone
-            else zones.guess_for_number(form.phone, ctx.settings.default_timezone, now)
+            else guess_for_number(form.phone, ctx.settings.default_timezone, now)
         )
         with ctx.sessions.begin() as session:
             confirmations = subscriptions.subscribe(

@@ -34,7 +34,7 @@ MAX_EMAIL_LENGTH = 320
 class SignupForm:
     phone: str | None
     email: str | None
-    timezone: str | None  # None: not given (service.people.zones guesses it)
+    timezone: str | None  # None: not given (service.people.zones.numbers guesses it)
 
 
 class SignupIn(BaseModel):

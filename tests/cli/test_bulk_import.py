@@ -13,13 +13,7 @@ from sqlalchemy import func, select
 from service.people import do_not_contact, importer, subscriptions
 from service.storage.db import session_factory
 from service.storage.models import Channel, Message, Subscriber
-from tests.cli.test_operator_cli import (  # the fixtures too: same CLI environment
-    HASHER,
-    cli_env,  # noqa: F401
-    db,  # noqa: F401
-    invoke,
-    write_csv,
-)
+from tests.cli.operator import HASHER, invoke, write_csv
 
 ROWS = 3000
 
@@ -29,7 +23,7 @@ def phone(index: int) -> str:
 
 
 def test_thousands_of_rows_with_bad_ones_import_in_batches(
-    db: str,  # noqa: F811 - the fixture imported above
+    db: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -9,15 +9,11 @@ from pathlib import Path
 import pytest
 
 from service.cli.main import app
-from tests.cli.test_operator_cli import (  # the fixtures too: same CLI environment
-    cli_env,  # noqa: F401
-    db,  # noqa: F401
-    runner,
-)
+from tests.cli.operator import runner
 
 
 def test_import_of_a_file_that_is_not_utf8_names_it_and_exits_2(
-    db: str,  # noqa: F811 - the fixture imported above
+    db: str,
     tmp_path: Path,
 ) -> None:
     bad = tmp_path / "people.csv"
@@ -29,7 +25,7 @@ def test_import_of_a_file_that_is_not_utf8_names_it_and_exits_2(
 
 
 def test_messages_limit_past_a_database_integer_is_a_usage_error(
-    db: str,  # noqa: F811 - the fixture imported above
+    db: str,
 ) -> None:
     result = runner.invoke(app, ["messages", "--json", "--limit", str(2**70)])
     assert result.exit_code == 2
@@ -37,7 +33,7 @@ def test_messages_limit_past_a_database_integer_is_a_usage_error(
 
 
 def test_messages_to_takes_any_number_phonenumbers_parses_not_only_mobiles(
-    db: str,  # noqa: F811 - the fixture imported above
+    db: str,
 ) -> None:
     # A toll-free number can never have subscribed, so the log for it is empty, not an error.
     result = runner.invoke(app, ["messages", "--json", "--to", "1 (800) 555-0199"])
@@ -47,7 +43,7 @@ def test_messages_to_takes_any_number_phonenumbers_parses_not_only_mobiles(
 
 @pytest.mark.parametrize("command", [["tick"], ["stats", "--json"], ["messages"]])
 def test_a_command_on_an_unmigrated_database_says_so_in_one_line(
-    cli_env: pytest.MonkeyPatch,  # noqa: F811 - the fixture imported above
+    cli_env: pytest.MonkeyPatch,
     tmp_path: Path,
     command: list[str],
 ) -> None:

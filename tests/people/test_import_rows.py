@@ -20,7 +20,7 @@ from service.people.import_rows import (
     validate_row,
     validated_rows,
 )
-from service.people.zones import guess_for_number
+from service.people.zones.numbers import guess_for_number
 from tests.people.test_zones import SPLIT_AREA_CODES, number_in
 
 NOW = datetime(2027, 1, 10, tzinfo=UTC)

@@ -9,15 +9,9 @@ import pytest
 from phonenumbers import timezone as phone_timezone
 from phonenumbers.tzdata import TIMEZONE_DATA
 
-from service.people.zones import (
-    ZoneGuess,
-    check_zone_name,
-    distinct_clocks,
-    guess_for_number,
-    number_zones,
-    zone_for_place,
-    zone_label,
-)
+from service.people.zones.names import check_zone_name, zone_label
+from service.people.zones.numbers import ZoneGuess, distinct_clocks, guess_for_number, number_zones
+from service.people.zones.places import zone_for_place
 
 NOW = datetime(2027, 1, 10, tzinfo=UTC)
 DEFAULT = "America/New_York"

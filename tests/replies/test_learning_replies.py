@@ -19,7 +19,7 @@ from service.storage.models import (
     InboundMessage,
     Message,
 )
-from tests.replies.test_replies import NOON_NEW_YORK, PHONE, replies, rows, say, subscribed
+from tests.replies.conversation import NOON_NEW_YORK, PHONE, replies, rows, say, subscribed
 from tests.support.world import Harness
 
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from service.storage.models import Channel, InboundMessage, Message, Subscriber
-from tests.replies.test_replies import NOON_NEW_YORK, twiml_text
+from tests.replies.conversation import NOON_NEW_YORK, twiml_text
 from tests.support.world import Harness, make_settings
 
 US_PHONE = "+12125550142"

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from service.pacing.window import split_zones
-from service.people import zones
+from service.people.zones.numbers import guess_for_number
 from service.storage.models import Message, Subscriber
 from tests.support.world import Harness, make_settings
 
@@ -72,7 +72,7 @@ def test_a_number_the_default_zone_was_guessed_for_is_marked_uncertain() -> None
     # The default zone stands in for a number the numbering plan cannot place; the
     # guess keeps it as a candidate, so the welcome asks (as for split area codes).
     # (Such numbers can no longer JOIN by text: issue 11 refuses non-allowed ranges.)
-    guess = zones.guess_for_number("+881612345678", "Europe/London", NOON_NEW_YORK)
+    guess = guess_for_number("+881612345678", "Europe/London", NOON_NEW_YORK)
     assert guess.timezone == "Europe/London"
     assert split_zones(guess.stored_candidates) == ("Europe/London",)
 

@@ -1,7 +1,7 @@
 """A subscriber over simulated weeks (issue 3's scenario): ME logs tilt the mix to
 restraint, THEM brings a tip at once, STOP brings silence and START brings nudges
 back. (30005 moving nudges to email and a bounce suppressing email are walked
-through with the real SDKs in tests/sending/test_feedback.py.)"""
+through with the real SDKs in tests/sending/feedback/.)"""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 
 from service.messages.catalog import NUDGE_KINDS
 from service.pacing.window import join_zones, split_zones
-from service.people.zones import guess_for_number
+from service.people.zones.numbers import guess_for_number
 from service.storage.models import Channel, ChannelKind, ChannelStatus, Message, Subscriber
 from tests.support.world import Harness, make_settings
 from tests.support.zones import NAMED, TRANSITION_DATES, day_start, inside_hours, local

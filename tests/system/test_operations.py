@@ -26,7 +26,8 @@ from service.devtools.sandbox.server import SandboxServer
 from service.devtools.servers import wait_until
 from service.storage.db import session_factory
 from service.storage.models import Message
-from tests.support.faults import add_subscribers, phone_numbers, seed_due_nudges, service_env
+from tests.support.faults.seeding import add_subscribers, phone_numbers, seed_due_nudges
+from tests.support.faults.services import service_env
 from tests.support.processes import STEADY, steady_process_group
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from service.addresses import mask
 from service.storage.models import Channel, InboundMessage, Message, Subscriber
 from tests.support.world import Harness
-from tests.web.test_admin import (
+from tests.web.admin_harness import (
     ADMIN_TOKEN,
     BEARER,
     NOON_NEW_YORK,
