@@ -7,8 +7,9 @@ the termination fee) and for bombing someone else's phone or inbox. Steady:
 * sends confirmations only to mobile numbers (`phonenumbers` types MOBILE and
   FIXED_LINE_OR_MOBILE) of `STEADY_SMS_COUNTRIES`: never premium rate, shared
   cost, personal, pager, UAN, VoIP, toll free or the international networks;
-* limits signups per client address, per number prefix (country code and the
-  first three national digits, where pumping ranges cluster) and per address
+* limits signups per client address (an IPv6 client by its /64), per number
+  prefix (country code and the first three national digits, where pumping
+  ranges cluster) and per address
   (its mailbox: case, `+tags` and Gmail dots do not make a new one), shared by
   every web process through Redis;
 * keeps a daily budget of confirmation SMS for the whole service (UTC day):
@@ -31,7 +32,7 @@ import phonenumbers
 import structlog
 
 from service.addresses import InvalidAddress, mailbox_key
-from service.people.throttle import Limit, Throttle
+from service.people.throttle import Limit, Throttle, client_key
 from service.reporting.metrics import record_signup_refused
 from service.settings import Settings
 
@@ -132,7 +133,9 @@ class SignupGuard:
 
     def admit(self, attempt: SignupAttempt, now: datetime) -> Refusal | None:
         """Count a signup against every limit it falls under; a Refusal past any of them."""
-        checks: list[tuple[str, Limit, str]] = [(REFUSED_CLIENT, self.per_client, attempt.client)]
+        checks: list[tuple[str, Limit, str]] = [
+            (REFUSED_CLIENT, self.per_client, client_key(attempt.client))
+        ]
         if attempt.phone is not None:
             checks.append(
                 (REFUSED_PREFIX, self.per_prefix, self._hashed(number_prefix(attempt.phone)))

@@ -66,11 +66,11 @@ class PreferenceChanges:
 @dataclass(frozen=True)
 class Saved:
     """What a save did: {field: message} when nothing was saved, else notes for the
-    person and the messages to send once the transaction commits."""
+    person and the channel to ask to join once the answer has gone (`ask_to_join`)."""
 
     errors: dict[str, str]
     notes: list[str]
-    woken: list[int] = field(default_factory=list)
+    join: tuple[ChannelKind, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -106,22 +106,15 @@ def save(
     notes = apply_changes(
         session, subscriber, own_channel, changes, hasher=hasher, evidence=evidence, now=now
     )
-    woken: list[int] = []
+    join = None
     if changes.new_channel is not None:
-        note, message_id = add_channel(
-            session,
-            own_channel,
-            changes.new_channel,
-            client=client or "unknown",
-            signups=signups,
-            hasher=hasher,
-            now=now,
+        admitted = admit_channel(
+            changes.new_channel, client=client or "unknown", signups=signups, now=now
         )
-        notes.append(note)
-        if message_id is not None:
-            woken.append(message_id)
+        notes.append(ADDED_TEXT if admitted else TOO_MANY_SIGNUPS)
+        join = changes.new_channel if admitted else None
     session.flush()
-    return Saved(errors={}, notes=notes, woken=woken)
+    return Saved(errors={}, notes=notes, join=join)
 
 
 def _checkbox(fields: Fields, name: str) -> bool | None:
@@ -279,30 +272,46 @@ def apply_changes(
     return notes
 
 
-def add_channel(
-    session: Session,
-    channel: Channel,
+def admit_channel(
     new_channel: tuple[ChannelKind, str],
     *,
     client: str,
     signups: SignupGuard,
-    hasher: AddressHasher,
     now: datetime,
-) -> tuple[str, int | None]:
-    """Ask the new address to join, within the signup limits. Returns the note for the
-    person (the same whatever became of the address) and the id of the confirmation
-    to send, if one was made."""
+) -> bool:
+    """Whether asking this address to join is within the signup limits (counted as a
+    signup). The asking itself is `ask_to_join`, after the page has answered."""
     kind, address = new_channel
     attempt = SignupAttempt(
         client,
         address if kind == ChannelKind.SMS else None,
         address if kind == ChannelKind.EMAIL else None,
     )
-    if signups.admit(attempt, now) is not None:
-        return TOO_MANY_SIGNUPS, None
+    return signups.admit(attempt, now) is None
+
+
+def ask_to_join(
+    session: Session,
+    owner_id: int,
+    new_channel: tuple[ChannelKind, str],
+    *,
+    hasher: AddressHasher,
+    now: datetime,
+) -> int | None:
+    """Ask the new address to join the person of channel `owner_id`; the id of the
+    confirmation to send, if one was made.
+
+    Runs after the page's answer has gone (as a signup does): a number nobody has
+    takes more work here (a person of its own, a confirmation) than a known one,
+    and the answer's timing must not tell whether someone already uses Steady.
+    """
+    channel = session.get(Channel, owner_id)
+    if channel is None:
+        return None
+    kind, address = new_channel
     join = subscriptions.SignupRequest(
-        phone=attempt.phone,
-        email=attempt.email,
+        phone=address if kind == ChannelKind.SMS else None,
+        email=address if kind == ChannelKind.EMAIL else None,
         timezone=channel.subscriber.timezone,
         consent_method=SOURCE,
         consent_evidence={"source": SOURCE, "via_channel": channel.id},
@@ -310,9 +319,9 @@ def add_channel(
     )
     message = subscriptions.request_join(session, channel, kind, address, join, hasher, now)
     if message is None:
-        return ADDED_TEXT, None
+        return None
     session.flush()
-    return ADDED_TEXT, message.id
+    return message.id
 
 
 def confirmed_channels(subscriber: Subscriber, via: Channel) -> list[Channel]:

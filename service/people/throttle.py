@@ -13,6 +13,7 @@ for a form that sends SMS, and better than refusing every signup.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 import time
@@ -29,6 +30,24 @@ log = structlog.get_logger(__name__)
 KEY_PREFIX = "steady:limits"
 # Redis calls sit on the request path: fail fast and fall back.
 REDIS_TIMEOUT_SECONDS = 1.0
+# An IPv6 client is its /64: one home line, phone or server is given at least
+# that many addresses and may use any of them (RFC 6177; privacy addresses change
+# by themselves), so a limit per address would be one per request for a bot.
+IPV6_CLIENT_PREFIX = 64
+
+
+def client_key(address: str) -> str:
+    """The key that limits a client: an IPv4 address (an IPv4-mapped IPv6 one read
+    as IPv4), the /64 network of an IPv6 address, anything else as it is."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_CLIENT_PREFIX), strict=False))
+    return str(ip)
 
 
 @dataclass(frozen=True)

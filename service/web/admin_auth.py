@@ -8,9 +8,10 @@
   copied cookie stops working at once; changing the token ends every session
   (the fingerprint no longer matches); 12 hours end it too.
 * Guessing is slow: a client (the address uvicorn resolved, trusting forwarded
-  headers only from FORWARDED_ALLOW_IPS) with 5 failed logins or bearer attempts
-  in 15 minutes gets 429 with Retry-After on every login and bearer attempt, the
-  right token included, until the window frees. Each failure is logged
+  headers only from FORWARDED_ALLOW_IPS; an IPv6 client by its /64) with 5
+  failed logins or bearer attempts in 15 minutes gets 429 with Retry-After on
+  every login and bearer attempt, the right token included, until the window
+  frees. Each failure is logged
   (`admin_auth_failed`, the client address, never what was tried) and counted.
 """
 
@@ -29,7 +30,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete
 
-from service.people.throttle import Limit
+from service.people.throttle import Limit, client_key
 from service.reporting.metrics import record_admin_auth_failure
 from service.storage.models import AdminSession
 from service.web.context import AppContext, app_context
@@ -86,7 +87,7 @@ def client_of(request: Request) -> str:
 
 def lockout_seconds(request: Request, ctx: AppContext) -> int | None:
     """Seconds this client stays locked out, or None when it may try."""
-    verdict = ctx.signups.throttle.test(AUTH_FAILURES, client_of(request))
+    verdict = ctx.signups.throttle.test(AUTH_FAILURES, client_key(client_of(request)))
     return None if verdict.allowed else verdict.retry_after
 
 
@@ -96,7 +97,7 @@ def locked_out_error(retry_after: int) -> HTTPException:
 
 def record_failure(request: Request, ctx: AppContext, method: str) -> None:
     client = client_of(request)
-    ctx.signups.throttle.hit(AUTH_FAILURES, client)
+    ctx.signups.throttle.hit(AUTH_FAILURES, client_key(client))
     record_admin_auth_failure(method)
     log.warning("admin_auth_failed", client=client, method=method)
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
@@ -24,6 +26,7 @@ from service.tokens import Purpose
 from service.web.context import AppContext, app_context, channel_for, invalid_link
 
 router = APIRouter(include_in_schema=False)
+log = structlog.get_logger(__name__)
 
 CHANNEL_LABELS = {ChannelKind.SMS: "Text messages", ChannelKind.EMAIL: "Email"}
 SAVED_TEXT = "Your preferences are saved."
@@ -153,6 +156,24 @@ def _save_preferences(request: Request, token: str, fields: preferences.Fields) 
                 status_code=422,
             )
         response = _page(request, ctx, token, channel, errors={}, notes=saved.notes, saved=True)
-    # Only after the commit: a worker woken earlier could miss the new message.
-    ctx.waker.wake(saved.woken)
+        owner_id = channel.id
+    if saved.join is not None:
+        # After the answer, as a signup is recorded: see `preferences.ask_to_join`.
+        response.background = BackgroundTask(ask_to_join, ctx, owner_id, saved.join)
     return response
+
+
+def ask_to_join(ctx: AppContext, owner_id: int, new_channel: tuple[ChannelKind, str]) -> None:
+    """Ask the new address to join, then wake the sender (after the response)."""
+    try:
+        with ctx.sessions.begin() as session:
+            message_id = preferences.ask_to_join(
+                session, owner_id, new_channel, hasher=ctx.hasher, now=ctx.clock()
+            )
+    except Exception as exc:
+        # The page has answered; the person can add the address again. Logged for operators.
+        log.error("join_request_failed", error=type(exc).__name__)
+        return
+    # Only after the commit: a worker woken earlier could miss the new message.
+    if message_id is not None:
+        ctx.waker.wake([message_id])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 from structlog.testing import capture_logs
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from service.web.admin_auth import SESSION_COOKIE
 from tests.support.world import Harness, make_settings
@@ -38,6 +39,21 @@ def test_five_wrong_bearer_tokens_lock_the_client_out(database_url: str) -> None
     assert all(line["log_level"] == "warning" for line in failures)
     assert not [line for line in logs if "not-the-token" in repr(line)], "never what was tried"
     assert ADMIN_TOKEN not in repr(logs)
+
+
+def test_guesses_from_one_ipv6_64_share_one_lockout(database_url: str) -> None:
+    """Found by audit11: each address of a /64 had a lockout of its own."""
+    harness = admin(database_url)
+    proxied = TestClient(ProxyHeadersMiddleware(harness.client.app, trusted_hosts="testclient"))
+
+    def from_client(address: str, headers: dict[str, str]) -> int:
+        headers = {**headers, "X-Forwarded-For": address}
+        return int(proxied.get("/admin/api/stats", headers=headers).status_code)
+
+    codes = [from_client(f"2001:db8:5:6::{n:x}", WRONG) for n in range(1, 6)]
+    assert codes == [401] * 5
+    assert from_client("2001:db8:5:6:ffff::1", BEARER) == 429, "the same /64 is locked out"
+    assert from_client("2001:db8:5:7::1", BEARER) == 200, "another /64 is not"
 
 
 def test_wrong_logins_lock_out_the_login_form_too(database_url: str) -> None:

@@ -20,10 +20,12 @@ import anyio
 from sqlalchemy import event, func, select
 
 from service.storage.models import Channel, ChannelStatus, Subscriber
+from service.tokens import Purpose, make_token
 from tests.support.world import Harness, make_settings
 
 NOON = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)
 REQUESTS_EACH = 40
+PAGE_REQUESTS_EACH = 10
 # Medians within this share of each other, or this close in absolute terms
 # (below a couple of milliseconds the scheduler's jitter is all there is).
 RELATIVE_TOLERANCE = 0.25
@@ -58,22 +60,28 @@ def counting_statements(harness: Harness) -> Iterator[StatementCounter]:
 
 
 def post_signup(harness: Harness, counter: StatementCounter, email: str) -> Answer:
-    """POST /subscribe straight into the ASGI app, timing up to the response's end
-    (what a caller sees), not the work the app does after it."""
     body = f'{{"email": "{email}", "consent": true}}'.encode()
+    return post(harness, counter, "/subscribe", body, "application/json")
+
+
+def post(
+    harness: Harness, counter: StatementCounter, path: str, body: bytes, content_type: str
+) -> Answer:
+    """POST straight into the ASGI app, timing up to the response's end (what a
+    caller sees), not the work the app does after it."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "POST",
         "scheme": "https",
-        "path": "/subscribe",
-        "raw_path": b"/subscribe",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
         "headers": [
             (b"host", b"steady.example.org"),
-            (b"content-type", b"application/json"),
+            (b"content-type", content_type.encode()),
             (b"content-length", str(len(body)).encode()),
         ],
         "client": ("192.0.2.10", 50000),
@@ -167,3 +175,56 @@ def test_known_and_unknown_addresses_get_the_same_answer_work_and_time(sqlite_ur
     with harness.runtime.sessions() as session:
         stored = session.scalar(select(func.count()).select_from(Channel))
     assert stored == 2 * REQUESTS_EACH + 1, "the signups were recorded after their answers"
+
+
+def test_adding_a_known_or_unknown_number_from_the_page_looks_the_same(sqlite_url: str) -> None:
+    """Found by audit11: the preferences page's "add a phone" did its database work
+    before answering, more of it for a number nobody had (a new person, a
+    confirmation) than for one already subscribed, so anyone with one confirmed
+    email could learn whether a given number (a partner's) uses Steady."""
+    harness = Harness(
+        make_settings(
+            sqlite_url,
+            STEADY_SIGNUPS_PER_CLIENT_PER_HOUR="100000",
+            STEADY_SIGNUPS_PER_PREFIX_PER_HOUR="100000",
+        ),
+        now=NOON,
+    )
+    secret = harness.settings.secret_key.get_secret_value()
+    harness.client.post("/subscribe", json={"email": "owner@example.com", "consent": True})
+    with harness.runtime.sessions() as session:
+        owner = session.scalar(select(Channel.id).where(Channel.kind == "email"))
+    assert owner is not None
+    harness.client.post(f"/confirm/{make_token(secret, Purpose.CONFIRM, owner)}")
+    page = f"/preferences/{make_token(secret, Purpose.PREFERENCES, owner)}"
+    known = [f"+1212555{n:04d}" for n in range(1000, 1000 + PAGE_REQUESTS_EACH)]
+    unknown = [f"+1312555{n:04d}" for n in range(1000, 1000 + PAGE_REQUESTS_EACH)]
+    with harness.runtime.sessions.begin() as session:
+        for number in known:
+            person = Subscriber(timezone="America/New_York", created_at=NOON)
+            person.channels.append(
+                Channel(kind="sms", address=number, status=ChannelStatus.ACTIVE, confirmed_at=NOON)
+            )
+            session.add(person)
+    form = "application/x-www-form-urlencoded"
+    post(harness, StatementCounter(), page, b"new_phone=%2B16175550100", form)  # warm-up
+
+    answers: dict[str, list[Answer]] = {"known": [], "unknown": []}
+    with counting_statements(harness) as counter:
+        for i, pair in enumerate(zip(known, unknown, strict=True)):
+            order = ("known", "unknown") if i % 2 == 0 else ("unknown", "known")
+            for name in order:
+                number = pair[0] if name == "known" else pair[1]
+                body = f"new_phone={number.replace('+', '%2B')}".encode()
+                answers[name].append(post(harness, counter, page, body, form))
+
+    replies = {(a.status, a.body) for group in answers.values() for a in group}
+    assert len(replies) == 1, "one answer for all"
+    assert next(iter(replies))[0] == 200
+    work = {name: {a.statements for a in group} for name, group in answers.items()}
+    assert work["known"] == work["unknown"], work
+    with harness.runtime.sessions() as session:
+        waiting = session.scalar(
+            select(func.count()).select_from(Channel).where(Channel.address.in_(unknown))
+        )
+    assert waiting == PAGE_REQUESTS_EACH, "the unknown numbers were asked to join after the answer"

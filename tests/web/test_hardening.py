@@ -171,3 +171,40 @@ def test_openapi_describes_the_json_routes_only(harness: Harness) -> None:
     body = schema["paths"]["/subscribe"]["post"]["requestBody"]["content"]
     assert body["application/json"]["schema"]["properties"]["consent"]["type"] == "boolean"
     assert "bearer" in json.dumps(schema["components"]["securitySchemes"]).lower()
+
+
+# Unsigned event posts are accepted while SENDGRID_WEBHOOK_PUBLIC_KEY is unset
+# (INTERFACE.md §1): their bodies are anyone's, and every event is stored whole.
+ODD_EVENT_BODIES = {
+    "nested array": "[" * 100_000,
+    "deep value": (
+        '[{"event": "delivered", "email": "sam@example.com", "sg_event_id": "deep", "x": '
+        + "[" * 990
+        + "]" * 990
+        + "}]"
+    ),
+    "NaN": '[{"event": "delivered", "email": "sam@example.com", "sg_event_id": "n", "x": NaN}]',
+    "Infinity": (
+        '[{"event": "delivered", "email": "sam@example.com", "sg_event_id": "i", "x": -Infinity}]'
+    ),
+    "1e400": '[{"event": "delivered", "email": "sam@example.com", "sg_event_id": "f", "x": 1e400}]',
+}
+
+
+@pytest.mark.parametrize("name", ODD_EVENT_BODIES)
+def test_sendgrid_bodies_a_database_cannot_store_are_refused(database_url: str, name: str) -> None:
+    """Found by audit11: a 500 on both databases for deep nesting, on PostgreSQL for
+    NaN and out-of-range numbers (its `json` type refuses them)."""
+    harness = Harness(make_settings(database_url))
+    response = harness.client.post(
+        "/webhooks/sendgrid/events",
+        content=ODD_EVENT_BODIES[name],
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400
+
+
+def test_sendgrid_events_with_nested_fields_are_still_taken(harness: Harness) -> None:
+    events = sendgrid_event(category=["a", "b"], pool={"name": "p", "id": 1}, sg_event_id="ok")
+    response = harness.client.post("/webhooks/sendgrid/events", json=events)
+    assert response.status_code == 200

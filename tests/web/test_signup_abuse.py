@@ -157,6 +157,30 @@ def test_behind_a_trusted_proxy_the_forwarded_client_is_limited(sqlite_url: str)
     assert from_client("198.51.100.8", 9) == 202, "another client behind the proxy"
 
 
+def test_an_ipv6_client_is_limited_by_its_64_not_by_each_address(sqlite_url: str) -> None:
+    """Found by audit11: every address of one /64 (what one home line or server is
+    given) counted as a new client, so a bot rotating them was never limited."""
+    harness = Harness(make_settings(sqlite_url, STEADY_SIGNUPS_PER_CLIENT_PER_HOUR="3"))
+    proxied = TestClient(ProxyHeadersMiddleware(harness.client.app, trusted_hosts="testclient"))
+
+    def from_client(address: str, n: int) -> int:
+        return int(
+            proxied.post(
+                "/subscribe",
+                json={"email": f"v6-{n}@example.com", "consent": True},
+                headers={"X-Forwarded-For": address},
+            ).status_code
+        )
+
+    one_64 = [f"2001:db8:1:2::{n:x}" for n in range(1, 6)]
+    assert [from_client(address, n) for n, address in enumerate(one_64)] == [202] * 3 + [429] * 2
+    assert from_client("2001:db8:1:3::1", 10) == 202, "the next /64 is another client"
+    mapped = [
+        from_client(a, 20 + n) for n, a in enumerate(["198.51.100.7", "::ffff:198.51.100.7"] * 2)
+    ]
+    assert mapped == [202, 202, 202, 429], "an IPv4-mapped address is that IPv4 client"
+
+
 def test_a_number_prefix_is_limited_across_clients(sqlite_url: str) -> None:
     harness = Harness(
         make_settings(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import json
+import math
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -78,14 +79,52 @@ def signature_problem(public_key_b64: str, headers: Mapping[str, str], body: byt
 
 
 def parse_events(body: bytes) -> list[DeliveryReport] | None:
-    """The posted events as reports; None unless the body is a JSON array of objects."""
+    """The posted events as reports; None unless the body is a JSON array of objects.
+
+    Events are kept as their raw payload (a JSON column), so only JSON every
+    database stores is taken: no NaN or Infinity (PostgreSQL's `json` refuses
+    them), no number too big for a float, and no nesting deeper than
+    MAX_EVENT_DEPTH (SendGrid's events are flat; a deep one is no event of theirs
+    and must not reach the parser's or the serialiser's recursion limit).
+    """
     try:
-        events = json.loads(body)
-    except ValueError:
+        events = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError):
         return None
     if not isinstance(events, list) or not all(isinstance(event, dict) for event in events):
         return None
+    if not all(_shallow(event) for event in events):
+        return None
     return [event_report(event) for event in events]
+
+
+# An event object, its values, and lists or objects inside those: SendGrid nests no deeper.
+MAX_EVENT_DEPTH = 8
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON a database stores")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def _shallow(event: dict[str, Any]) -> bool:
+    """True when no value inside `event` is nested deeper than MAX_EVENT_DEPTH."""
+    stack: list[tuple[Any, int]] = [(event, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_EVENT_DEPTH:
+            return False
+        if isinstance(value, dict):
+            stack.extend((inner, depth + 1) for inner in value.values())
+        elif isinstance(value, list):
+            stack.extend((inner, depth + 1) for inner in value)
+    return True
 
 
 def event_report(event: dict[str, Any]) -> DeliveryReport:
