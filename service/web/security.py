@@ -8,7 +8,9 @@ Two pure ASGI middlewares (no BaseHTTPMiddleware, so streaming passes untouched)
   (the one-button confirm, unsubscribe and preferences pages must not be framed
   and clicked through). With `STEADY_ENV=production`, `Strict-Transport-Security`.
   A `Location` that names the request's own `Host` (Starlette's trailing-slash
-  redirect builds one) is made relative: no response builds a URL from `Host`.
+  redirect builds one), or the server's address that Starlette falls back to when `Host`
+  will not parse, is made relative: no response builds a URL from `Host` or shows the
+  address the server listens on.
   Referrer-Policy stays `same-origin`, not `no-referrer`: with `no-referrer`
   browsers send `Origin: null` on form posts, and the check below needs it.
 * `CrossSiteFormGuard`: a POST to the signup, confirm, preferences or admin
@@ -83,7 +85,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        host = Headers(scope=scope).get("host", "")
+        ours = _own_netlocs(scope)
 
         async def send_secured(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -93,16 +95,29 @@ class SecurityHeaders:
                         headers[name] = value
                 location = headers.get("location")
                 if location is not None:
-                    headers["location"] = _relative_if_ours(location, host)
+                    headers["location"] = _relative_if_ours(location, ours)
             await send(message)
 
         await self.app(scope, receive, send_secured)
 
 
-def _relative_if_ours(location: str, host: str) -> str:
+def _own_netlocs(scope: Scope) -> frozenset[str]:
+    """The names a URL built for this request may carry: its `Host`, or, when that will not
+    parse, the server's own address, which Starlette falls back to."""
+    names = {Headers(scope=scope).get("host", "").lower()}
+    server = scope.get("server")
+    if server and server[0]:
+        host, port = str(server[0]).lower(), server[1]
+        names.add(host if port in (None, 80, 443) else f"{host}:{port}")
+        names.add(f"{host}:{port}")
+    names.discard("")
+    return frozenset(names)
+
+
+def _relative_if_ours(location: str, ours: frozenset[str]) -> str:
     """An absolute Location on the request's own Host, as a path; others unchanged."""
     parts = urlsplit(location)
-    if not parts.scheme or not parts.netloc or parts.netloc.lower() != host.lower():
+    if not parts.scheme or not parts.netloc or parts.netloc.lower() not in ours:
         return location
     path = "/" + parts.path.lstrip("/")  # never "//host": that is another site
     return path + (f"?{parts.query}" if parts.query else "")

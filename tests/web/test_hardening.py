@@ -79,6 +79,17 @@ def test_no_redirect_is_built_from_the_host_header(harness: Harness, path: str) 
     assert location == path.rstrip("/"), "relative, and never //host"
 
 
+@pytest.mark.parametrize(
+    "host", ["evil.example/x", "evil.example:notaport", "a b", "@evil.example"]
+)
+def test_a_malformed_host_header_gets_a_relative_redirect_too(harness: Harness, host: str) -> None:
+    """Starlette falls back to the server's own address when Host will not parse: the
+    redirect must not name that address (nor the Host) either."""
+    response = harness.client.get("/admin/", headers={"Host": host}, follow_redirects=False)
+    assert response.status_code in (307, 308)
+    assert response.headers["location"] == "/admin"
+
+
 def test_deeply_nested_json_on_subscribe_is_a_4xx(harness: Harness) -> None:
     for depth in (50, 5000, 100_000):
         body = '{"phone":' + "[" * depth + "]" * depth + ',"consent":true}'
