@@ -18,6 +18,7 @@ from service.settings import Settings, get_settings
 from service.storage.db import session_factory
 from service.storage.models import utcnow
 from service.web import admin, evaluation, health, preferences, review, signup, webhooks
+from service.web.body_limit import BodyLimit
 from service.web.context import AppContext, make_pages
 from service.web.middleware import RequestIdMiddleware
 from service.web.security import CrossSiteFormGuard, SecurityHeaders
@@ -75,6 +76,7 @@ def create_app(
     app.include_router(review.router)
     app.include_router(admin.metrics_router)
     app.add_middleware(CrossSiteFormGuard, public_url=settings.public_url)
+    app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders, production=settings.env == "production")
     app.include_router(evaluation.router)
     app.add_middleware(RequestIdMiddleware)
