@@ -50,6 +50,14 @@ ES_STOP_PATTERNS: tuple[str, ...] = (
     rf"(?:mas|nada mas)(?: {_ES_MESSAGES})?{_ES_FROM_US}" + _ES_COURTESY,
     _ES_POLITE + r"(?:quitenme|sacame|sacadme|sacenme|borren|eliminen|borrar|eliminar) "
     r"(?:de la lista|de su lista|mi numero)" + _ES_COURTESY,
+    # "basta de mensajes", "déjenme en paz", "no quiero más", "quiero salir de la lista".
+    # (A bare "basta" is left out: it is as often said to the partner as to us.)
+    _ES_POLITE + r"(?:ya )?basta de " + _ES_MESSAGES + _ES_FROM_US + _ES_COURTESY,
+    _ES_POLITE + r"(?:dejenme|dejame|dejadme|deje) (?:en paz|tranquil[oa])" + _ES_COURTESY,
+    _ES_POLITE + r"(?:ya )?no quiero (?:mas|nada|nada mas)(?: de ustedes)?" + _ES_COURTESY,
+    _ES_POLITE + r"(?:quiero )?(?:salir|salirme|sacarme|borrarme|eliminarme|desinscribirme|"
+    r"desinscribir|desuscribirse|darse de baja)(?: de (?:la|su|esta) lista)?" + _ES_COURTESY,
+    r"fin",
     r"stop(?: (?:por favor|porfa|porfavor|gracias))+",
 )
 ES_HELP_PATTERN = _ES_POLITE + r"(?:ayuda|ayudame|ayuda por favor|informacion)" + _ES_COURTESY
@@ -89,6 +97,11 @@ FR_STOP_PATTERNS: tuple[str, ...] = (
     rf"(?: (?:de|des|vos|ces) {_FR_MESSAGES})?" + _FR_COURTESY,
     _FR_POLITE + r"(?:retirez moi|enlevez moi|supprimez moi|supprimez mon numero)"
     r"(?: de (?:la|votre) liste)?" + _FR_COURTESY,
+    # "laissez-moi tranquille", "fichez-moi la paix", "ne m'envoyez plus rien", "quitter".
+    _FR_POLITE + r"(?:laissez moi|laisse moi|fichez moi|fiche moi|foutez moi|foutez moi) "
+    r"(?:tranquille|la paix|en paix)" + _FR_COURTESY,
+    _FR_POLITE + r"ne (?:menvoyez|menvoie|mecrivez|mecris|me textez) plus rien" + _FR_COURTESY,
+    _FR_POLITE + r"(?:quitter|je veux quitter|je quitte)(?: (?:la|votre) liste)?" + _FR_COURTESY,
     r"stop(?: (?:svp|stp|merci|sil vous plait|sil te plait))+",
 )
 FR_HELP_PATTERN = _FR_POLITE + r"(?:aide|aidez moi|a laide)" + _FR_COURTESY

@@ -51,6 +51,17 @@ OPT_OUT_ES_FR: list[tuple[str, str]] = [
     ("Stop svp", "fr"),
     ("Gracias por todo. Por favor dejen de enviarme mensajes.", "es"),
     ("Merci pour tout. Arrêtez svp.", "fr"),
+    ("Déjenme en paz", "es"),
+    ("dejame tranquila porfa", "es"),
+    ("basta de mensajes", "es"),
+    ("Ya no quiero más", "es"),
+    ("FIN", "es"),
+    ("quiero salir de la lista", "es"),
+    ("desinscribirme", "es"),
+    ("Ne m'envoyez plus rien", "fr"),
+    ("laissez-moi tranquille svp", "fr"),
+    ("Fichez-moi la paix", "fr"),
+    ("QUITTER", "fr"),
 ]
 
 
@@ -65,6 +76,13 @@ NOT_OPT_OUT_ES_FR = [
     "le dije que dejara de escribirme",
     "ella ya no quiere mis mensajes",
     "para mi cumpleaños",
+    "basta",
+    "no quiero mas vivir",
+    "fin de semana en la playa",
+    "je quitte mon mari",
+    "quitter la ville",
+    "il ne me laisse pas tranquille",
+    "él no me deja en paz",
 ]
 
 
