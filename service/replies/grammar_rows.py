@@ -90,7 +90,9 @@ _STOP_TAIL = (
     r"messages|the texts|the messages|these texts|these messages|texting me|messaging me|"
     r"subscription|my subscription|stop|ok|okay|asap|immediately))*"
 )
-_OUR_MESSAGES = r"(?:texts|messages|msgs|sms|reminders|nudges|notifications|stuff)"
+_OUR_MESSAGES = (
+    r"(?:texts|messages|msgs|sms|reminders|nudges|notifications|stuff|crap|junk|spam|garbage)"
+)
 _WHICH = r"(?:(?:these|the|any|your|all|more|any more|this|those) )?"
 
 # ME / THEM: who, the verb, and the medium the verb implies (the words: replies.phrases).
@@ -216,6 +218,25 @@ GRAMMAR: tuple[Row, ...] = (
         r"delete me|remove my number|delete my number|take my number off|leave me alone|"
         r"go away|i want out|count me out)(?:(?: from| of| off)? (?:this |the |your |these |all )?"
         r"(?:list|service|program|programme|texts|messages|thing|number))?" + _COURTESY_TAIL,
+        Command.STOP,
+    ),
+    # "stop sending me these", "I don't want these anymore", "wrong number", "not interested".
+    _row(
+        _POLITE
+        + r"(?:stop|quit) (?:sending|texting|messaging)(?: me)? (?:these|those|this|it)"
+        + _COURTESY_TAIL,
+        Command.STOP,
+    ),
+    _row(
+        _POLITE + r"i (?:dont|do not|no longer) (?:want|need) (?:to (?:get|receive) )?"
+        rf"(?:these|those|any of these|{_WHICH}{_OUR_MESSAGES})(?: from you)?" + _COURTESY_TAIL,
+        Command.STOP,
+    ),
+    _row(
+        _POLITE + r"(?:unsub|unsubcribe|unsusbcribe|usubscribe|unscubscribe|lose my number|"
+        r"(?:im )?not interested|(?:im )?no longer interested|(?:you have the |youve got the |"
+        r"you have |youve got )?wrong (?:number|person)|i (?:didnt|did not|never) sign(?:ed)? "
+        r"up(?: for this| for these| for any of this)?)" + _COURTESY_TAIL,
         Command.STOP,
     ),
     _row(

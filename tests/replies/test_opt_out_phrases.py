@@ -140,3 +140,40 @@ def test_a_stop_request_in_one_clause_of_a_longer_text_stops(text: str) -> None:
 )
 def test_a_clause_about_someone_else_stopping_does_not_stop(text: str) -> None:
     assert interpret(text).command != Command.STOP, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "unsub",
+        "I dont want these anymore",
+        "stop sending me these",
+        "Stop sending me this crap",
+        "no more spam",
+        "lose my number",
+        "i no longer want to receive these",
+        "I no longer need these reminders",
+        "not interested",
+        "Im not interested thanks",
+        "wrong number",
+        "Who is this? Wrong number.",
+        "I never signed up for this",
+        "you've got the wrong person",
+    ],
+)
+def test_plain_english_ways_of_saying_no_more_stop(text: str) -> None:
+    assert interpret(text).command is Command.STOP
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i dont want this anymore",
+        "i dont want them anymore",
+        "he keeps sending me garbage",
+        "she said I was not interested in the kids",
+        "I dialed a wrong number when calling the lawyer",
+    ],
+)
+def test_the_same_words_about_someone_else_or_life_do_not_stop(text: str) -> None:
+    assert interpret(text).command is not Command.STOP
