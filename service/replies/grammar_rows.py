@@ -21,13 +21,17 @@ from service.replies.phrases import (
     FR_HELP_PATTERN,
     FR_STOP_PATTERNS,
     NOUN,
+    ONLINE_VERB,
     PARTNER,
+    POSTED,
     REACH_VERBS,
     REPLY_VERBS,
     SAW_VERBS,
     TEXT_VERBS,
     THEIR,
     THEY,
+    THING,
+    THING_FILLER,
     VISIT_THEIRS,
 )
 
@@ -119,7 +123,7 @@ _THEY_TAIL = (
     r"(?: (?:me|to me|us|back|first|again|out|today|yesterday|tonight|last night|this morning|"
     r"this afternoon|this evening|earlier|just now|about|asking|to ask|to say|saying|and|"
     r"for|on|at|from|while|when|after|twice|\d+ times|a few times|a couple of times|"
-    r"like|late|early|all day|all night|again and again)\b.*)?"
+    r"like|late|early|all day|all night|again and again|i|but|so|then)\b.*)?"
 )
 _TAIL = r"(?: .*)?"
 _ME_NOUN_VERB = r"(?:sent|wrote|left|gave|dropped|fired off|shot)"
@@ -297,6 +301,8 @@ GRAMMAR: tuple[Row, ...] = (
     ),
     # Natural phrases of contact (replies.phrases): THEM before ME, so "he texted me" is
     # never read as "me", and answering them ("I replied to his text") is THEM.
+    # Liking or answering their post starts a conversation: ME (before "I replied to her").
+    _row(rf"{_LEAD}(?:i )?{_ADVERB}{ONLINE_VERB} {THEIR} {FILLER}{POSTED}{_TAIL}", Command.ME),
     _row(rf"{_LEAD}{THEY} {_ADVERB}{_THEY_VERB}{_THEY_TAIL}", Command.THEM),
     _row(rf"{_LEAD}{THEY} {_ADVERB}left (?:me )?{FILLER}message{_TAIL}", Command.THEM, "voicemail"),
     _row(
@@ -339,6 +345,15 @@ GRAMMAR: tuple[Row, ...] = (
         rf"(?P<verb>called|rang|phoned|facetimed){_TAIL}",
         Command.THEM,
     ),
+    _row(
+        rf"{_LEAD}{THEY} {_ADVERB}{ONLINE_VERB} (?:my|one of my|a) {FILLER}{POSTED}{_TAIL}",
+        Command.THEM,
+    ),
+    _row(
+        rf"{_LEAD}{THEY} {_ADVERB}(?:sent|gave|left|dropped off|mailed) (?:me |us )?{THING_FILLER}"
+        rf"{THING}{_TAIL}",
+        Command.THEM,
+    ),
     # "We met for coffee": nobody named as starting it; logged as ME (replies.phrases).
     _row(rf"{_LEAD}{_WE} {_ADVERB}{_WE_VERB}{_TAIL}", Command.ME, mutual=True),
     _row(
@@ -359,6 +374,21 @@ GRAMMAR: tuple[Row, ...] = (
         Command.ME,
     ),
     _row(rf"{_LEAD}(?:i )?{_ADVERB}{VISIT_THEIRS}{_TAIL}", Command.ME, "saw"),
+    _row(
+        rf"{_LEAD}(?:i )?{_ADVERB}slid into {THEIR} (?:dms|dm|messages|inbox){_TAIL}",
+        Command.ME,
+        "text",
+    ),
+    _row(
+        rf"{_LEAD}(?:i )?{_ADVERB}(?:sent|gave|left|dropped off|mailed) {PARTNER} {THING_FILLER}"
+        rf"{THING}{_TAIL}",
+        Command.ME,
+    ),
+    _row(
+        rf"{_LEAD}(?:i )?{_ADVERB}(?:sent|gave|left|dropped off|mailed) {THING_FILLER}{THING} "
+        rf"(?:to|for) {PARTNER}{_TAIL}",
+        Command.ME,
+    ),
     _row(rf"{_LEAD}i {_ADVERB}{_ME_VERB}(?: {PARTNER}{_TAIL}| (?:and|but) .*)?", Command.ME),
     _row(rf"{_LEAD}{_ADVERB}{_ME_VERB} {PARTNER}{_TAIL}", Command.ME),
     *(_row(pattern, command) for pattern, command in LEARNING_ROWS),

@@ -145,6 +145,19 @@ NOUN = (
 )
 # Up to three words between a verb and its noun: "a few", "like 5", "a long angry".
 FILLER = r"(?:[a-z0-9]+ ){0,3}?"
+# Contact that is not a message: a like or comment online, a card or a gift.
+POSTED = (
+    r"(?:post|photo|pic|picture|story|status|tweet|reel|video|insta|instagram|facebook|fb|"
+    r"tiktok|snap)s?"
+)
+ONLINE_VERB = r"(?:liked|commented on|reacted to|replied to|loved|shared|hearted|viewed)"
+THING = r"(?:card|letter|note|gift|present|flowers|package|parcel|meme|link|song|playlist)s?"
+# Words before the thing ("a long handwritten letter"), never a person ("the kids a gift").
+THING_FILLER = (
+    r"(?:(?:a|an|the|some|this|that|another|one|two|few|couple of|bunch of|birthday|christmas|"
+    r"anniversary|valentines|nice|long|short|little|big|handwritten|thank you|sympathy|apology|"
+    r"sorry|funny|old|stupid|\d+) )*"
+)
 # What reply and answer words imply when no noun says.
 REPLY_VERBS = r"replied|responded|wrote back|texted back|messaged back|txted back|answered back"
 ANSWER_VERBS = r"answered|picked up|took"

@@ -60,6 +60,19 @@ CONTACT_TABLE: list[tuple[str, Command, str | None, bool]] = [
     ("we texted a bit", C.ME, "text", True),
     ("had coffee with him", C.ME, "saw", True),
     ("me and my ex met up", C.ME, "saw", True),
+    # Online and on paper: logged, with no medium named.
+    ("I slid into her DMs", C.ME, "text", False),
+    ("I liked his photo", C.ME, None, False),
+    ("I replied to her story", C.ME, None, False),
+    ("she commented on my post", C.THEM, None, False),
+    ("he liked one of my old insta pics", C.THEM, None, False),
+    ("she sent a card", C.THEM, None, False),
+    ("he sent me a long handwritten letter", C.THEM, None, False),
+    ("i sent her a birthday card", C.ME, None, False),
+    ("I left a note for him", C.ME, None, False),
+    # What came after does not change who started it.
+    ("she texted, I ignored it", C.THEM, "text", False),
+    ("he called but i didnt answer", C.THEM, "call", False),
 ]
 
 
@@ -81,6 +94,11 @@ def test_contact_phrases_log_who_started_it_and_how(
         "I sent flowers to my mom",
         "we went to the park",
         "I replied to the school",
+        "she sent the kids a package",
+        "i sent my mom flowers",
+        "she sent our son a gift",
+        "i left a note for the teacher",
+        "I liked the weather today",
     ],
 )
 def test_contact_with_someone_else_is_not_logged(text: str) -> None:
