@@ -1,7 +1,9 @@
 """Whether the SMS sender's budget carries the plan (`steady capacity`, issue 13).
 
-An estimate from the database and the settings, cheap enough for every
-`/metrics` scrape (a handful of GROUP BY queries; the templates are measured once):
+An estimate from the database and the settings (a handful of GROUP BY queries over
+subscribers and channels; the templates are measured once). Those queries grow with
+the subscribers, so `/metrics` and the admin pages read it through `BudgetFigures`:
+worked out at most once a minute per web process, in the background after the first.
 
 - **Nudges a day**: each active SMS subscriber (not flagged) nudges
   `min(cadence / 7, STEADY_MAX_SMS_PER_24H)` times a day (an upper bound: quiet
@@ -27,6 +29,8 @@ else `ok`; no budget configured (both 0) is `ok` with utilisations of null.
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from statistics import fmean
@@ -258,21 +262,76 @@ def estimate(
     }
 
 
-class BudgetCollector(Collector):
-    """`steady_sms_budget_utilisation` and friends for `/metrics`, from `estimate`
-    (nudges only: nothing read grows with the message history)."""
+class BudgetFigures:
+    """`estimate` (nudges only) for `/metrics` and the admin pages, shared by a web
+    process's requests, so that a scrape every 15 s costs the same however many people
+    subscribe: the first request works the figures out; after that every request gets
+    the last figures at once, and when those are `max_age` seconds old one background
+    thread works out new ones."""
 
     def __init__(
-        self, settings: Settings, sessions: sessionmaker[Session], clock: Callable[[], datetime]
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        clock: Callable[[], datetime],
+        *,
+        max_age: float = 60.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.clock = clock
+        self.max_age = max_age
+        self.monotonic = monotonic
+        self._lock = threading.Lock()
+        self._report: dict[str, Any] | None = None
+        self._worked_out_at = -math.inf
+        self._refresh: threading.Thread | None = None
+
+    def report(self) -> dict[str, Any]:
+        with self._lock:
+            report = self._report
+            stale = self.monotonic() - self._worked_out_at >= self.max_age
+            if report is not None and stale and self._refresh is None:
+                self._refresh = threading.Thread(
+                    target=self._refresh_quietly, name="budget-figures", daemon=True
+                )
+                self._refresh.start()
+        return report if report is not None else self._work_out()
+
+    def wait_for_refresh(self, timeout: float = 30.0) -> None:
+        """For tests and shutdown: let a refresh under way finish."""
+        refresh = self._refresh
+        if refresh is not None:
+            refresh.join(timeout)
+
+    def _work_out(self) -> dict[str, Any]:
+        with self.sessions() as session:
+            report = estimate(self.settings, session, self.clock())
+        with self._lock:
+            self._report, self._worked_out_at = report, self.monotonic()
+        return report
+
+    def _refresh_quietly(self) -> None:
+        try:
+            self._work_out()
+        except SQLAlchemyError:
+            pass  # the last figures stand; the database collector reports the outage
+        finally:
+            with self._lock:
+                self._refresh = None
+
+
+class BudgetCollector(Collector):
+    """`steady_sms_budget_utilisation` and friends for `/metrics`, from `BudgetFigures`
+    (nudges only: nothing read grows with the message history)."""
+
+    def __init__(self, figures: BudgetFigures) -> None:
+        self.figures = figures
 
     def collect(self) -> Iterable[Metric]:
         try:
-            with self.sessions() as session:
-                report = estimate(self.settings, session, self.clock())
+            report = self.figures.report()
         except SQLAlchemyError:
             return []  # the database collector already reports the outage
         planned = GaugeMetricFamily(

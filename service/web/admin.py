@@ -32,7 +32,7 @@ from service.ids import MAX_ROW_ID
 from service.reporting import metrics, stats
 from service.reporting.charts import dashboard_context
 from service.reporting.records import iso, message_record, subscriber_record
-from service.sending.capacity import BudgetCollector, budget_summary, estimate
+from service.sending.capacity import BudgetCollector, budget_summary
 from service.storage.models import ActivityLog, ContactLog, Message, Subscriber
 from service.web.admin_auth import (
     Admin,
@@ -112,7 +112,7 @@ def dashboard(request: Request) -> Response:
     with ctx.read_sessions() as session:
         figures = stats.dashboard(session, now)
         flagged = _flagged(session, limit=RECENT_LOGS)
-        budget = estimate(ctx.settings, session, now)
+    budget = ctx.budget_figures.report()
     context = dashboard_context(figures, [subscriber_record(s) for s in flagged])
     context.update(budget=budget, budget_line=budget_summary(budget))
     return _secured(ctx.pages.TemplateResponse(request, "admin.html", context))
@@ -190,8 +190,8 @@ SubscriberId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 def api_stats(ctx: Admin) -> JSONResponse:
     with ctx.read_sessions() as session:
         figures = stats.collect(session, ctx.clock())
-        figures["sms_budget"] = estimate(ctx.settings, session, ctx.clock())
-        return _json(figures)
+    figures["sms_budget"] = ctx.budget_figures.report()
+    return _json(figures)
 
 
 @router.get("/api/subscribers")
@@ -297,6 +297,6 @@ def prometheus_metrics(request: Request) -> Response:
     body, content_type = metrics.render(
         ctx.read_sessions,
         ctx.clock,
-        extra=[BudgetCollector(ctx.settings, ctx.read_sessions, ctx.clock)],
+        extra=[BudgetCollector(ctx.budget_figures)],
     )
     return Response(body, media_type=content_type)

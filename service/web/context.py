@@ -19,6 +19,7 @@ from service.people.abuse import SignupGuard
 from service.providers.base import DeliveryReport
 from service.replies.inbound import InboundHandler
 from service.sending.budget import ReplyCharger
+from service.sending.capacity import BudgetFigures
 from service.sending.feedback import apply_reports
 from service.sending.wake import Waker
 from service.settings import Settings
@@ -50,11 +51,14 @@ class AppContext:
     hasher: AddressHasher = field(init=False)
     # TwiML replies are charged to the SMS sender's budget after they went.
     reply_budget: ReplyCharger = field(init=False)
+    # The SMS budget estimate for /metrics and the admin pages, at most a minute old.
+    budget_figures: BudgetFigures = field(init=False)
 
     def __post_init__(self) -> None:
         self.delivery_reports = GroupCommit(self._apply_reports)
         self.hasher = AddressHasher(self.settings.secret_key)
         self.reply_budget = ReplyCharger.from_settings(self.settings)
+        self.budget_figures = BudgetFigures(self.settings, self.read_sessions, lambda: self.clock())
 
     @property
     def read_sessions(self) -> sessionmaker[Session]:
