@@ -211,22 +211,27 @@ def _render_page(
     return admin._secured(page)
 
 
-def _form_refusal(request: Request, ctx: AppContext) -> Response | None:
-    if not admin._same_origin(request, ctx):
-        return admin._secured(Response("cross-site form refused", 403, media_type="text/plain"))
-    return None
+async def _form_context(request: Request) -> AppContext | Response:
+    """The admin context for one of the page's forms, or the answer instead.
 
-
-# The form routes are async to read the form; their database work runs in the thread
-# pool (ARCHITECTURE.md: no synchronous database call on the event loop).
-@router.post("/review/{subscriber_id}/reply")
-async def review_reply(request: Request, subscriber_id: admin.SubscriberId) -> Response:
-    ctx = _page_context(request)
+    The session check reads the database, so it runs in the thread pool like the
+    form's own work (ARCHITECTURE.md: no synchronous database call on the event loop).
+    """
+    ctx = await run_in_threadpool(_page_context, request)
     if isinstance(ctx, Response):
         return ctx
-    refused = _form_refusal(request, ctx)
-    if refused is not None:
-        return refused
+    if not admin._same_origin(request, ctx):
+        return admin._secured(Response("cross-site form refused", 403, media_type="text/plain"))
+    return ctx
+
+
+# The form routes are async to read the form; the session check and their database
+# work run in the thread pool.
+@router.post("/review/{subscriber_id}/reply")
+async def review_reply(request: Request, subscriber_id: admin.SubscriberId) -> Response:
+    ctx = await _form_context(request)
+    if isinstance(ctx, Response):
+        return ctx
     form = await request.form()
     body = str(form.get("body") or "")
     try:
@@ -247,12 +252,9 @@ def _page_with_error(request: Request, ctx: AppContext, error: str, status: int)
 
 @router.post("/review/{subscriber_id}/clear-flag")
 async def review_clear_flag(request: Request, subscriber_id: admin.SubscriberId) -> Response:
-    ctx = _page_context(request)
+    ctx = await _form_context(request)
     if isinstance(ctx, Response):
         return ctx
-    refused = _form_refusal(request, ctx)
-    if refused is not None:
-        return refused
     try:
         await run_in_threadpool(_clear, ctx, subscriber_id)
     except HTTPException as exc:
