@@ -15,7 +15,6 @@ addresses; bodies never reach the logs.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -33,6 +32,7 @@ from service.people.review import (
     review_items,
     send_operator_reply,
 )
+from service.reporting.records import iso
 from service.web import admin, admin_auth
 from service.web.context import AppContext
 
@@ -52,23 +52,19 @@ class OperatorReplyIn(BaseModel):
     body: str = Field(max_length=MAX_BODY_CHARS)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def _item_json(item: ReviewItem) -> dict[str, Any]:
     return {
         "subscriber_id": item.subscriber_id,
         "reason": item.reason,
-        "received_at": _iso(item.received_at),
+        "received_at": iso(item.received_at),
         "body": item.body,
-        "flagged_at": _iso(item.flagged_at),
+        "flagged_at": iso(item.flagged_at),
         "country": item.country,
         "channels": item.channels,
         "thread": [
             {
                 "direction": entry.direction,
-                "at": _iso(entry.at),
+                "at": iso(entry.at),
                 "body": entry.body,
                 "kind": entry.kind,
                 "template": entry.template,
@@ -103,7 +99,7 @@ def api_reply(
     response = admin._json(
         {
             "message_id": queued.message_id,
-            "scheduled_for": _iso(queued.scheduled_for),
+            "scheduled_for": iso(queued.scheduled_for),
             "at_once": queued.at_once,
         }
     )
