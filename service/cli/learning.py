@@ -102,13 +102,8 @@ def evaluate_command(
     ] = None,
 ) -> None:
     """Each option's effect against no nudge, with 95% intervals; candidate policies' values."""
-    from service.reporting.evaluation import (
-        POLICIES,
-        DecisionLogError,
-        evaluate,
-        evaluate_database,
-        read_url,
-    )
+    from service.learning.decision_log import DecisionLogError
+    from service.reporting.evaluation import POLICIES, evaluate, evaluate_database, read_url
     from service.storage.db import session_factory
 
     names = policy or []
