@@ -17,29 +17,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from service.settings import ConfigurationError, Settings, load_settings
+from service.cli.common import parse_time, settings_or_exit
 
 console = Console()
 errors = Console(stderr=True)
 EXIT_BAD_INPUT = 2
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigurationError as exc:
-        errors.print(f"[red]{exc}[/red]")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
-
-
-def _since(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"not an ISO-8601 time: {value!r}", param_hint="--since") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def decisions_command(
@@ -53,9 +35,9 @@ def decisions_command(
     from service.reporting.evaluation import read_url
     from service.storage.db import session_factory
 
-    start = _since(since)
+    start = parse_time(since, "--since") if since is not None else None
     out = sys.stdout
-    with session_factory(read_url(_settings()))() as session:
+    with session_factory(read_url(settings_or_exit()))() as session:
         rows = iter_rows(session, datetime.now(UTC), since=start)
         if as_json:
             out.write("[")
@@ -102,13 +84,8 @@ def evaluate_command(
     ] = None,
 ) -> None:
     """Each option's effect against no nudge, with 95% intervals; candidate policies' values."""
-    from service.reporting.evaluation import (
-        POLICIES,
-        DecisionLogError,
-        evaluate,
-        evaluate_database,
-        read_url,
-    )
+    from service.learning.decision_log import DecisionLogError
+    from service.reporting.evaluation import POLICIES, evaluate, evaluate_database, read_url
     from service.storage.db import session_factory
 
     names = policy or []
@@ -119,7 +96,7 @@ def evaluate_command(
         )
         raise typer.Exit(EXIT_BAD_INPUT)
     if input_file is None:
-        sessions = session_factory(read_url(_settings()))
+        sessions = session_factory(read_url(settings_or_exit()))
         result = evaluate_database(sessions, datetime.now(UTC), names)
     else:
         try:

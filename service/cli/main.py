@@ -7,7 +7,7 @@ import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,10 +15,11 @@ from rich.table import Table
 
 from service.cli.bench import bench
 from service.cli.capacity import capacity
+from service.cli.common import parse_time, settings_or_exit
 from service.cli.learning import decisions_command, evaluate_command, simulate_command
 from service.cli.operations import archive, health, messages
 from service.cli.ops import config_app, send_test, subscribers_app
-from service.settings import ConfigurationError, Settings, load_settings
+from service.settings import Settings
 
 if TYPE_CHECKING:
     from service.sending.reconcile import ReconcileReport
@@ -44,23 +45,9 @@ console = Console()
 errors = Console(stderr=True)
 
 
-def settings_or_exit(**overrides: Any) -> Settings:
-    try:
-        return load_settings(**overrides)
-    except ConfigurationError as exc:
-        errors.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
-
-
 def parse_now(value: str | None) -> datetime:
-    """ISO-8601 with Z or an offset; without one it means UTC."""
-    if value is None:
-        return datetime.now(UTC)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"not an ISO-8601 time: {value!r}", param_hint="--now") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    """`--now`: the current time when not given."""
+    return datetime.now(UTC) if value is None else parse_time(value, "--now")
 
 
 @db_app.command("upgrade")

@@ -6,7 +6,6 @@ Registered on the main app in `service.cli.main`. Reads go to the replica
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -14,12 +13,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from service.settings import ConfigurationError, Settings, load_settings
+from service.cli.common import EXIT_USAGE, errors, parse_time, settings_or_exit, write_json_array
 
 console = Console(soft_wrap=True, highlight=False)
-errors = Console(stderr=True, soft_wrap=True, highlight=False)
 
-EXIT_USAGE = 2
 # The largest LIMIT a database takes (a signed 64-bit integer); past it, a usage error.
 SQL_INTEGER_MAX = 2**63 - 1
 STATUSES = (
@@ -36,23 +33,6 @@ STATUSES = (
 # The plain-text log: column widths, so lines stream without holding the log.
 TEXT_COLUMNS = (("id", 8), ("to", 22), ("kind", 10), ("template", 22), ("rule", 22))
 TEXT_TAIL = (("status", 11), ("scheduled", 17), ("sent", 16))
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigurationError as exc:
-        errors.print(str(exc), markup=False)
-        raise typer.Exit(EXIT_USAGE) from None
-
-
-def _time(value: str, option: str) -> datetime:
-    """ISO-8601 with Z or an offset; without one it means UTC."""
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"not an ISO-8601 time: {value!r}", param_hint=option) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def messages(
@@ -75,7 +55,7 @@ def messages(
     from service.reporting.message_log import LogFilter, iter_message_log
     from service.storage.db import read_session_factory
 
-    settings = _settings()
+    settings = settings_or_exit()
     address = None
     if to is not None:
         try:
@@ -88,17 +68,14 @@ def messages(
     where = LogFilter(
         address=address,
         status=status,
-        since=_time(since, "--since") if since is not None else None,
+        since=parse_time(since, "--since") if since is not None else None,
         limit=limit,
     )
     sessions = read_session_factory(settings.database_url, settings.database_replica_url)
     rows = iter_message_log(sessions, where)
     out = sys.stdout
     if as_json:
-        out.write("[")
-        for index, row in enumerate(rows):
-            out.write(("," if index else "") + "\n  " + json.dumps(row))
-        out.write("\n]\n")
+        write_json_array(out, rows)
         return
     out.write(_text_line([name for name, _ in (*TEXT_COLUMNS, *TEXT_TAIL)]))
     for row in rows:
@@ -138,10 +115,10 @@ def archive(
     from service.storage.archive import archive as move
     from service.storage.db import session_factory
 
-    settings = _settings()
+    settings = settings_or_exit()
     now = datetime.now(UTC)
     cutoff = (
-        _time(before, "--before")
+        parse_time(before, "--before")
         if before is not None
         else now - timedelta(days=settings.retention_days)
     )
@@ -177,7 +154,7 @@ def health(
     if role not in ROLES:
         errors.print(f"role must be one of: {', '.join(ROLES)}", markup=False)
         raise typer.Exit(EXIT_USAGE)
-    settings = _settings()
+    settings = settings_or_exit()
     healthy, why = check(settings.state_dir, role, max_age=max_age)
     (console if healthy else errors).print(why, markup=False)
     raise typer.Exit(0 if healthy else 1)

@@ -8,7 +8,6 @@ with `load_settings()` (never the process-wide cached ones) and keeps its logic 
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from rich.table import Table
 
 from service.addresses import AddressHasher
 from service.channels import ChannelKind
+from service.cli.common import EXIT_USAGE, errors, settings_or_exit, write_json_array
 from service.cli.config_check import (
     ALL_CHECKS,
     FAIL,
@@ -29,29 +29,15 @@ from service.cli.config_check import (
     error_text,
     shown_value,
 )
-from service.settings import (
-    ConfigurationError,
-    Settings,
-    load_settings,
-)
+from service.settings import ConfigurationError, Settings, load_settings
 
 subscribers_app = typer.Typer(help="Bulk import, export and erasure.", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
 console = Console(soft_wrap=True, highlight=False)
-errors = Console(stderr=True, soft_wrap=True, highlight=False)
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1  # some rows bad, an address unknown, a check failed
-EXIT_USAGE = 2  # the settings or the arguments cannot be used at all
 SEND_TEST_TEMPLATE = "restraint_01"
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigurationError as exc:
-        errors.print(str(exc), markup=False)
-        raise typer.Exit(EXIT_USAGE) from None
 
 
 def _sessions(settings: Settings) -> Any:
@@ -85,7 +71,7 @@ def import_command(
     from service.people.import_rows import ImportFileError, count_data_lines
     from service.people.importer import import_subscribers
 
-    settings = _settings()
+    settings = settings_or_exit()
     if not file.is_file():
         errors.print(f"no such file: {file}", markup=False)
         raise typer.Exit(EXIT_USAGE)
@@ -151,14 +137,11 @@ def export_command(
     from service.people.bulk import EXPORT_COLUMNS, export_rows
     from service.storage.db import read_session_factory
 
-    settings = _settings()
+    settings = settings_or_exit()
     rows = export_rows(read_session_factory(settings.database_url, settings.database_replica_url))
     out = sys.stdout
     if as_json:
-        out.write("[")
-        for index, row in enumerate(rows):
-            out.write(("," if index else "") + "\n  " + json.dumps(row))
-        out.write("\n]\n")
+        write_json_array(out, rows)
         return
     writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -174,7 +157,7 @@ def erase_command(
     from service.addresses import mask
     from service.people.bulk import erase_person
 
-    settings = _settings()
+    settings = settings_or_exit()
     kind, normalised = _parse_address_or_exit(address)
     report = erase_person(
         _sessions(settings),
@@ -204,7 +187,7 @@ def send_test(
     from service.providers.base import OutboundMessage, ProviderError
     from service.providers.registry import build_providers
 
-    settings = _settings()
+    settings = settings_or_exit()
     channel, normalised = _parse_address_or_exit(address)
     context = {
         **sample_context(channel=channel),

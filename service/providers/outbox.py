@@ -18,6 +18,8 @@ from datetime import datetime
 from service.addresses import mask
 from service.providers.base import AcceptedCopy, OutboundMessage
 
+OUTBOX = "outbox"  # the provider's name: it writes locally and reaches no carrier
+
 
 def _print_line(text: str) -> None:
     print(text, flush=True)
@@ -26,7 +28,7 @@ def _print_line(text: str) -> None:
 class OutboxProvider:
     """Writes each message to a writer (stdout by default) and returns `outbox-<id>`."""
 
-    name = "outbox"
+    name = OUTBOX
 
     def __init__(self, writer: Callable[[str], None] = _print_line) -> None:
         self._writer = writer

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.learning.decision_log import DecisionLog, DecisionLogError, parse_rows
+from service.learning.decision_log import DecisionLog, parse_rows
 from service.learning.evaluate import evaluate_log
 from service.learning.offpolicy import PolicyError, policy_value
 from service.reporting.decision_log import Record, iter_records
@@ -35,8 +35,6 @@ LOW, HIGH = 0.2, 0.8
 
 __all__ = [
     "POLICIES",
-    "DecisionLogError",
-    "PolicyError",
     "evaluate",
     "evaluate_database",
     "read_url",

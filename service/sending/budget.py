@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 import structlog
 
 from service.messages.lifecycle import PRIORITY_NOW
+from service.providers.outbox import OUTBOX
+from service.providers.twilio.codes import PROVIDER as TWILIO
 from service.reporting.metrics import record_rate_limit_wait, record_segments
 from service.sending.ratelimit import RateLimiter, RateLimiterUnavailable, shared_limiter
 
@@ -35,8 +37,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-OUTBOX_PROVIDER = "outbox"  # writes locally, reaches no carrier: never limited
-TWILIO_PROVIDER = "twilio"
 # Nudges may use this much of a sender's day; the rest is for replies and confirmations.
 NUDGE_SHARE = 0.9
 # A limited channel claims what its sender can send in this long, so a big batch
@@ -96,7 +96,8 @@ def sender_limits(
     limits: dict[str, SenderLimit] = {}
     for channel, provider in providers.items():
         rate, per_day, sender = budgets.get(channel, (0.0, 0, "default"))
-        if (rate > 0 or per_day > 0) and provider.name != OUTBOX_PROVIDER:
+        # The outbox reaches no carrier: never limited.
+        if (rate > 0 or per_day > 0) and provider.name != OUTBOX:
             limits[channel] = SenderLimit(f"{channel}:{provider.name}:{sender}", rate, per_day)
     return limits
 
@@ -184,7 +185,7 @@ class ReplyCharger:
         rate, per_day = settings.sms_rate_per_second, settings.sms_segments_per_day
         if rate <= 0 and per_day <= 0:
             return cls(None, None)
-        limit = SenderLimit(f"sms:{TWILIO_PROVIDER}:{sms_sender(settings)}", rate, per_day)
+        limit = SenderLimit(f"sms:{TWILIO}:{sms_sender(settings)}", rate, per_day)
         return cls(limit, shared_limiter(settings.redis_url, settings.database_url))
 
     def charge(self, segments: int) -> None:

@@ -56,6 +56,8 @@ from service.messages.compose import sms_context
 from service.messages.content import Content, TemplateError
 from service.messages.lifecycle import PRIORITY_NOW, WENT_OUT
 from service.messages.segments import count_segments
+from service.providers.outbox import OUTBOX
+from service.providers.twilio.codes import PROVIDER as TWILIO
 from service.sending.budget import NUDGE_SHARE
 from service.settings import Settings
 from service.storage.models import Channel, ChannelStatus, Message, Subscriber
@@ -237,7 +239,7 @@ def estimate(
     )
     return {
         "at": now.isoformat(),
-        "provider": "twilio" if settings.twilio_enabled else "outbox",
+        "provider": TWILIO if settings.twilio_enabled else OUTBOX,
         "budget": {
             "rate_per_second": rate,
             "window_seconds": window_seconds,

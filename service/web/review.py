@@ -15,7 +15,6 @@ addresses; bodies never reach the logs.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -33,6 +32,7 @@ from service.people.review import (
     review_items,
     send_operator_reply,
 )
+from service.reporting.records import iso
 from service.web import admin, admin_auth
 from service.web.context import AppContext
 
@@ -52,23 +52,19 @@ class OperatorReplyIn(BaseModel):
     body: str = Field(max_length=MAX_BODY_CHARS)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def _item_json(item: ReviewItem) -> dict[str, Any]:
     return {
         "subscriber_id": item.subscriber_id,
         "reason": item.reason,
-        "received_at": _iso(item.received_at),
+        "received_at": iso(item.received_at),
         "body": item.body,
-        "flagged_at": _iso(item.flagged_at),
+        "flagged_at": iso(item.flagged_at),
         "country": item.country,
         "channels": item.channels,
         "thread": [
             {
                 "direction": entry.direction,
-                "at": _iso(entry.at),
+                "at": iso(entry.at),
                 "body": entry.body,
                 "kind": entry.kind,
                 "template": entry.template,
@@ -103,7 +99,7 @@ def api_reply(
     response = admin._json(
         {
             "message_id": queued.message_id,
-            "scheduled_for": _iso(queued.scheduled_for),
+            "scheduled_for": iso(queued.scheduled_for),
             "at_once": queued.at_once,
         }
     )
@@ -211,22 +207,27 @@ def _render_page(
     return admin._secured(page)
 
 
-def _form_refusal(request: Request, ctx: AppContext) -> Response | None:
-    if not admin._same_origin(request, ctx):
-        return admin._secured(Response("cross-site form refused", 403, media_type="text/plain"))
-    return None
+async def _form_context(request: Request) -> AppContext | Response:
+    """The admin context for one of the page's forms, or the answer instead.
 
-
-# The form routes are async to read the form; their database work runs in the thread
-# pool (ARCHITECTURE.md: no synchronous database call on the event loop).
-@router.post("/review/{subscriber_id}/reply")
-async def review_reply(request: Request, subscriber_id: admin.SubscriberId) -> Response:
-    ctx = _page_context(request)
+    The session check reads the database, so it runs in the thread pool like the
+    form's own work (ARCHITECTURE.md: no synchronous database call on the event loop).
+    """
+    ctx = await run_in_threadpool(_page_context, request)
     if isinstance(ctx, Response):
         return ctx
-    refused = _form_refusal(request, ctx)
-    if refused is not None:
-        return refused
+    if not admin._same_origin(request, ctx):
+        return admin._secured(Response("cross-site form refused", 403, media_type="text/plain"))
+    return ctx
+
+
+# The form routes are async to read the form; the session check and their database
+# work run in the thread pool.
+@router.post("/review/{subscriber_id}/reply")
+async def review_reply(request: Request, subscriber_id: admin.SubscriberId) -> Response:
+    ctx = await _form_context(request)
+    if isinstance(ctx, Response):
+        return ctx
     form = await request.form()
     body = str(form.get("body") or "")
     try:
@@ -247,12 +248,9 @@ def _page_with_error(request: Request, ctx: AppContext, error: str, status: int)
 
 @router.post("/review/{subscriber_id}/clear-flag")
 async def review_clear_flag(request: Request, subscriber_id: admin.SubscriberId) -> Response:
-    ctx = _page_context(request)
+    ctx = await _form_context(request)
     if isinstance(ctx, Response):
         return ctx
-    refused = _form_refusal(request, ctx)
-    if refused is not None:
-        return refused
     try:
         await run_in_threadpool(_clear, ctx, subscriber_id)
     except HTTPException as exc:

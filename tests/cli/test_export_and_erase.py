@@ -10,12 +10,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from service.channels import ChannelKind
 from service.people import subscriptions
 from service.storage.db import session_factory
 from service.storage.models import (
     ActivityLog,
     Channel,
-    ChannelKind,
     ContactLog,
     DeliveryEvent,
     InboundMessage,

@@ -8,13 +8,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from service.channels import ChannelKind
 from service.messages.catalog import Kind
 from service.pacing.policy import pacing_policy
 from service.pacing.rules import PacingPolicy, PastNudge, SubscriberState, plan_next
 from service.pacing.spread import spread_fraction
 from service.sending.planner import plan_due
 from service.storage.db import session_factory
-from service.storage.models import Channel, ChannelKind, ChannelStatus, Message, Subscriber
+from service.storage.models import Channel, ChannelStatus, Message, Subscriber
 from tests.support.world import make_settings
 
 ZONE = "America/Chicago"

@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from service.addresses import AddressHasher, mailbox_key
+from service.channels import ChannelKind
 from service.people import subscriptions
 from service.storage.db import session_factory
-from service.storage.models import Channel, ChannelKind, Message, Subscriber
+from service.storage.models import Channel, Message, Subscriber
 
 NOON = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)
 SECRET = "test-secret-key-that-is-long-enough-0123456789"

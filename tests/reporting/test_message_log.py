@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 from typer.testing import CliRunner
 
 from service.cli.main import app
 from service.reporting.message_log import LogFilter, iter_message_log
 from service.storage.db import session_factory
 from service.storage.models import Channel, Message, Subscriber
+from tests.support.world import Harness, make_settings
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 STATUSES = ("sent", "delivered", "failed")
@@ -132,3 +133,36 @@ def test_memory_stays_flat_however_many_rows(database_url: str) -> None:
     peak(100)  # warm caches (compiled statements, type handlers)
     small, large = peak(2_000), peak(20_000)
     assert large < small * 2 + 1_000_000, (small, large)
+
+
+def test_the_log_and_the_admin_api_show_a_message_alike(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One serializer (`reporting.records.message_record`): every field the admin API
+    shows of a message, `steady messages --json` shows with the same value."""
+    seed(database_url, 6)
+    with session_factory(database_url).begin() as session:
+        session.execute(
+            update(Message)
+            .where(Message.status != "sent")
+            .values(sent_at=START + timedelta(hours=1), error_code="30003")
+        )
+    token = "admin-token-for-the-message-log-test-0123456789"
+    harness = Harness(make_settings(database_url, STEADY_ADMIN_TOKEN=token))
+    [subscriber_id] = {
+        row["subscriber_id"]
+        for row in json.loads(run(database_url, monkeypatch, tmp_path, "--json"))
+    }
+    api = harness.client.get(
+        f"/admin/api/subscribers/{subscriber_id}/messages",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert api.status_code == 200
+    shown = api.json()["messages"]
+    logged = {
+        row["id"]: row for row in json.loads(run(database_url, monkeypatch, tmp_path, "--json"))
+    }
+    assert len(shown) == len(logged) == 6
+    assert {row["error_code"] for row in shown} == {None, "30003"}
+    for record in shown:
+        assert {key: logged[record["id"]][key] for key in record} == record

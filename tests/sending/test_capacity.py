@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
+from service.channels import ChannelKind
 from service.cli.main import app
 from service.messages.catalog import ACTIVITY_TEMPLATES, PATIENCE_TEMPLATES, RESTRAINT_TEMPLATES
 from service.messages.compose import sms_context
@@ -19,7 +20,7 @@ from service.messages.segments import count_segments
 from service.sending.capacity import estimate
 from service.settings import SECRET_FIELDS, Settings
 from service.storage.db import session_factory
-from service.storage.models import Channel, ChannelKind, Message, Subscriber
+from service.storage.models import Channel, Message, Subscriber
 from tests.support.world import Harness, make_settings
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789abcdef"

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
+from service.channels import ChannelKind
 from service.pacing.experiment import NUDGE_PROBABILITY_BOUNDS, POLICY_EXPERIMENT, POLICY_V1
 from service.pacing.policy import pacing_policy
 from service.sending.decisions import Experiment, plan_decision_points
@@ -18,7 +19,6 @@ from service.sending.runtime import Runtime
 from service.storage.db import session_factory
 from service.storage.models import (
     Channel,
-    ChannelKind,
     ChannelStatus,
     ContactLog,
     Message,

@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from service.channels import ChannelKind
 from service.messages.catalog import NUDGE_KINDS
 from service.pacing.window import join_zones, split_zones
 from service.people.zones.numbers import guess_for_number
-from service.storage.models import Channel, ChannelKind, ChannelStatus, Message, Subscriber
+from service.storage.models import Channel, ChannelStatus, Message, Subscriber
 from tests.support.world import Harness, make_settings
 from tests.support.zones import NAMED, TRANSITION_DATES, day_start, inside_hours, local
 

@@ -17,11 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.engine import make_url
 from twilio.request_validator import RequestValidator
 
 from service.storage.db import get_engine
+from service.storage.models import Subscriber
 from service.tokens import Purpose, make_token
 from tests.support.world import PUBLIC_URL, TEST_TWILIO_TOKEN, Harness, confirmation, make_settings
 
@@ -130,6 +131,54 @@ def test_healthz_answers_while_a_route_waits_for_the_database(
     assert health_status == 200
     assert answered_while_waiting, "/healthz waited for another request's database call"
     assert route_status < 400, "the route finished its work once the lock was released"
+
+
+ADMIN_TOKEN = "admin-token-for-the-event-loop-test-0123456789"
+
+
+@pytest.mark.parametrize("action", ["reply", "clear-flag"])
+def test_the_review_forms_read_and_write_the_database_off_the_event_loop(
+    sqlite_url: str, action: str
+) -> None:
+    """The admin page's own forms (async, to read the form) check the session cookie,
+    a database read, before their work: no statement of theirs may run on the event
+    loop's thread. (SQLite's write lock cannot show a read on the loop: in WAL mode
+    readers never wait.)"""
+    harness = Harness(make_settings(sqlite_url, STEADY_ADMIN_TOKEN=ADMIN_TOKEN))
+    response = harness.client.post("/subscribe", json={"phone": PHONE, "consent": True})
+    assert response.status_code == 202
+    harness.tick()
+    harness.text_in(PHONE, "YES")
+    harness.text_in(PHONE, "I want to kill myself")  # flagged for review
+    with harness.runtime.sessions() as session:
+        subscriber_id = session.scalars(select(Subscriber.id)).one()
+
+    threads: set[int] = set()
+
+    def note_thread(*_args: Any) -> None:
+        threads.add(threading.get_ident())
+
+    engine = get_engine(harness.settings.database_url)
+
+    async def scenario() -> tuple[int, int]:
+        transport = httpx.ASGITransport(app=harness.client.app)
+        async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
+            login = await client.post("/admin/login", data={"token": ADMIN_TOKEN})
+            assert login.status_code == 303, login.text
+            event.listen(engine, "before_cursor_execute", note_thread)
+            try:
+                answer = await client.post(
+                    f"/admin/review/{subscriber_id}/{action}",
+                    data={"body": "We saw your message. The lines above are open now."},
+                )
+            finally:
+                event.remove(engine, "before_cursor_execute", note_thread)
+            return answer.status_code, threading.get_ident()
+
+    status, loop_thread = asyncio.run(scenario())
+    assert status == 303, "the form did its work and went back to the page"
+    assert threads, "the route ran no statement: nothing was checked"
+    assert loop_thread not in threads, "a database statement ran on the event loop"
 
 
 def test_the_crisis_model_is_trained_when_the_app_starts_not_on_the_first_text(

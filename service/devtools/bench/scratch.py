@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,3 +226,26 @@ def cpu_seconds(pid: int) -> float:
 def tree_cpu_seconds(parent: int) -> float:
     """CPU time of a process and its direct children (a Celery or uvicorn pool)."""
     return cpu_seconds(parent) + sum(cpu_seconds(child) for child in children(parent))
+
+
+# Below this share of one core a process tree counts as idle (a uvicorn pool at rest).
+IDLE_CORE_SHARE = 0.1
+
+
+def wait_until_idle(parent: int, *, interval: float = 0.5, timeout: float = 60.0) -> float:
+    """Wait until a process tree uses less than IDLE_CORE_SHARE of a core over
+    `interval`; returns the seconds waited (at most `timeout`).
+
+    A started `steady web` answers /healthz while each worker still trains the
+    crisis model in the background (3-5 s of CPU each): a phase timed from then
+    would count that training as its own work.
+    """
+    started = time.monotonic()
+    before = tree_cpu_seconds(parent)
+    while time.monotonic() - started < timeout:
+        time.sleep(interval)
+        after = tree_cpu_seconds(parent)
+        if after - before < IDLE_CORE_SHARE * interval:
+            break
+        before = after
+    return time.monotonic() - started

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from service.devtools.bench.scratch import tree_cpu_seconds
+from service.devtools.bench.scratch import tree_cpu_seconds, wait_until_idle
 from service.devtools.bench.world import BenchWorld
 from service.devtools.servers import wait_until
 from service.messages.compose import status_callback_url
@@ -24,6 +24,8 @@ def webhooks(world: BenchWorld, count: int, web_port: int) -> dict[str, Any]:
     web = world.processes.steady("web", "web", "--port", str(web_port), "--workers", "2")
     base = f"http://127.0.0.1:{web_port}"
     wait_until(lambda: httpx.get(f"{base}/healthz").status_code == 200, 30, "steady web")
+    # Timed from when the workers are at rest: their start-up work is not ingest.
+    settled = wait_until_idle(web)
     with world.sessions() as session:
         rows = session.execute(
             select(Message.id, Message.provider_id, Channel.address)
@@ -68,6 +70,7 @@ def webhooks(world: BenchWorld, count: int, web_port: int) -> dict[str, Any]:
         "persisted": persisted,
         "messages_delivered": delivered,
         "seconds": round(elapsed, 2),
+        "web_start_settled_s": round(settled, 1),
         "per_s": round(persisted / elapsed) if elapsed else None,
         "web_cpu_ms_per_callback": round(1000 * web_cpu / len(requests), 3) if requests else None,
     }

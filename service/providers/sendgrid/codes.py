@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from service.providers.base import Cause, CopyOutcome, DeliveryReason, DeliveryStatus, Engagement
 
+# The provider's name on messages and delivery events.
+PROVIDER = "sendgrid"
+
 # The custom arg on every email we send; SendGrid copies it onto each event.
 MESSAGE_ID_ARG = "steady_message_id"
 

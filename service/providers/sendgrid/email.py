@@ -24,7 +24,7 @@ from service.providers.base import (
     ProviderError,
     parse_retry_after,
 )
-from service.providers.sendgrid.codes import ACTIVITY_OUTCOMES, MESSAGE_ID_ARG
+from service.providers.sendgrid.codes import ACTIVITY_OUTCOMES, MESSAGE_ID_ARG, PROVIDER
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -58,7 +58,7 @@ def classify_sendgrid_error(exc: HTTPError) -> ProviderError:
 class SendGridEmailProvider:
     """Sends one email per call; returns SendGrid's `X-Message-Id`."""
 
-    name = "sendgrid"
+    name = PROVIDER
 
     def __init__(
         self,

@@ -23,11 +23,16 @@ from sendgrid.helpers.eventwebhook import EventWebhook
 from service.channels import ChannelKind
 from service.ids import parse_row_id
 from service.providers.base import DeliveryReport
-from service.providers.sendgrid.codes import ENGAGEMENT, MESSAGE_ID_ARG, STATUSES, cause_of
+from service.providers.sendgrid.codes import (
+    ENGAGEMENT,
+    MESSAGE_ID_ARG,
+    PROVIDER,
+    STATUSES,
+    cause_of,
+)
 
 log = structlog.get_logger(__name__)
 
-PROVIDER = "sendgrid"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 # A signed event batch older than this is refused as a possible replay; SendGrid

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from service.providers.base import Cause, CopyOutcome, DeliveryReason, DeliveryStatus
 
+# The provider's name on messages, delivery events and the sender's rate-limit key.
+PROVIDER = "twilio"
+
 # Our message id rides in the status callback URL's query (`?m=<id>`), so a
 # callback that beats our own commit of the SID still finds its message.
 MESSAGE_ID_QUERY = "m"

@@ -30,6 +30,7 @@ from service.providers.base import (
 from service.providers.twilio.codes import (
     FAILURE_STATUSES,
     PERMANENT_ERROR_CODES,
+    PROVIDER,
     TOO_MANY_REQUESTS_CODE,
     cause_of,
     copy_outcome,
@@ -127,7 +128,7 @@ def _never_connected(exc: requests.RequestException) -> bool:
 class TwilioSmsProvider:
     """Sends SMS with `client.messages.create`; returns the message SID (`SM…`)."""
 
-    name = "twilio"
+    name = PROVIDER
 
     def __init__(
         self,

@@ -14,9 +14,8 @@ from twilio.twiml.messaging_response import MessagingResponse
 from service.channels import ChannelKind
 from service.ids import parse_row_id
 from service.providers.base import DeliveryReport, InboundText
-from service.providers.twilio.codes import FAILURE_STATUSES, cause_of, delivery_status
+from service.providers.twilio.codes import FAILURE_STATUSES, PROVIDER, cause_of, delivery_status
 
-PROVIDER = "twilio"
 SIGNATURE_HEADER = "X-Twilio-Signature"
 TWIML = "application/xml"
 EVENT_KEY_LENGTH = 128  # DeliveryEvent.event_key
