@@ -66,6 +66,12 @@ CORPORA = (
     "tuning13.tsv",
     "tuning14.tsv",
     "tuning15.tsv",
+    "tuning16.tsv",
+    "tuning17.tsv",
+    "tuning18.tsv",
+    "tuning19.tsv",
+    "tuning20.tsv",
+    "tuning21.tsv",
 )
 ANY = "any"  # the name of the "any crisis" model among the categories' models
 NONE = "none"  # the label of a text that is no crisis

