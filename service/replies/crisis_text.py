@@ -60,7 +60,9 @@ _SPACED = re.compile(r"(?<![a-z0-9])[a-z](?: {1,4}[a-z]){2,}(?![a-z0-9])")
 # Digits written for letters inside a word ("s3lf h4rm", "d0n3 w1th l1f3"); a number with
 # a unit ("3am", "20mg", "2nd") is not one.
 _LEET = str.maketrans("01345789", "oieasgtg")
-_UNIT = re.compile(r"\d+(?:st|nd|rd|th|am|pm|s|k|x|h|hr|hrs|m|min|mins|mm|mg|ml|kg|lb|lbs|yo|y|ft|mph|g|gb)")
+_UNIT = re.compile(
+    r"\d+(?:st|nd|rd|th|am|pm|s|k|x|h|hr|hrs|m|min|mins|mm|mg|ml|kg|lb|lbs|yo|y|ft|mph|g|gb)"
+)
 _SENTENCE_END = re.compile(r"[.!?;\n]+")
 _CONTRACTIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), replacement)
