@@ -68,12 +68,13 @@ Two readers, combined by one rule (below):
   arrangements, method questions, minimised injuries, danger through the children,
   accounts and cards controlled, counted messages, past crises told as over, hyperbole),
   and the tuner's variants and hard negatives (``tuning21``). Cross-validated over all
-  twenty corpora: 92.1 % recall, 1.95 % false alarms (THRESHOLD 0.98, AGREEMENT 0.6; per
-  category 84-94 %, each under 1 %); over the fourteen earlier corpora 95.8 %, over
-  tuning16-20 81.3 %. Leaving each new corpus out of the model's training (the table
-  still in-sample, so this flatters it) gives 82.1 % and 1.9 % on those five; Spanish and
-  French (tuning19) stay lowest, 67 %. The honest figure for a new writer is the one
-  measured before learning: each round has lifted it, and it is still far from 98 %.
+  twenty corpora: 92.4 % recall, 1.96 % false alarms (THRESHOLD 0.98, AGREEMENT 0.7; per
+  category 84-94 %, each under 1 %); over the fourteen earlier corpora 95.7 %, over
+  tuning16-20 82.5 %. Leaving each new corpus out of the model's training (the table
+  still in-sample, so this flatters it) gives 83.4 % and 2.1 % on those five; tuning16
+  (hints and euphemism) 74 %, tuning19 (Spanish, French) 77 %. The honest figure for a new
+  writer is the one measured before learning (59.7 % here): each round has lifted it, and
+  it is still far from 98 %.
 
 How the two readers combine (a clinician's summary):
 
@@ -83,7 +84,7 @@ How the two readers combine (a clinician's summary):
   mention as a statement: "stalker", "self harm", "suicide", "hopeless", "abusive",
   "kidnap", a rope, a tracker, counted pills, a shared location. It raises an alarm
   only when the model also judges the text at least somewhat likely to be a crisis
-  (its "any crisis" probability reaches ``AGREEMENT``, 0.6). Texts of one or two words
+  (its "any crisis" probability reaches ``AGREEMENT``, 0.7). Texts of one or two words
   are too short for the model: there every matching row, weak or strong, alarms.
 - The model raises an alarm by itself when it is very sure (``THRESHOLD``, 0.98).
 - The model never vetoes a strong row. Under cross-validation a veto removed no false
