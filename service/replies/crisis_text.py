@@ -200,8 +200,8 @@ class Normaliser:
         return double
 
     def _unleet(self, word: str) -> str:
-        if word.isalpha() or word.isdigit() or _UNIT.fullmatch(word):
-            return word
+        if word.isalpha() or word.isdigit() or _UNIT.fullmatch(word) or (word,) in self._words:
+            return word  # "b4" and "no1" are in the table's slang as they are
         plain = word.translate(_LEET)
         if plain.isalpha() and ((plain,) in self._words or _is_known(plain)):
             return plain

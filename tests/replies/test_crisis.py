@@ -95,6 +95,7 @@ def test_numbers_of_pills_count_only_when_many(detector: CrisisDetector) -> None
         ("took 20mg at 3am", "took 20mg at 3am"),
         ("h e   s a i d   n o", "he said no"),
         ("g0t th3 j0b 🎉", "got the job"),
+        ("b4 2nite", "before tonight"),
         ("💊💊 tonight", "pills pills tonight"),
     ],
 )
