@@ -55,6 +55,26 @@ Two readers, combined by one rule (below):
   (the detector before these rounds: 70.8 % and 7.2 %). Each round of new writers has
   moved the figure on unseen wording by about eight points; a table and a small model
   learnt from a few thousand texts are still far from 98 %.
+  Round 3: five more writers (``tuning16`` hints, "asking for a friend", professionals
+  putting affairs in order, minimisers; ``tuning17`` danger in the moment, the morning
+  after, financial and digital control; ``tuning18`` emoji, voice-to-text, spaced letters
+  and leetspeak, commands mixed with crisis; ``tuning19`` Spanish and French speakers;
+  ``tuning20`` everyday voices, many hard negatives), measured once before anything
+  learnt from them with the round 2 detector: 46.6 % recall, 4.4 % false alarms; 71.5 %,
+  8.5 %; 75.5 %, 5.8 %; 33.8 %, 6.4 %; 73.5 %, 7.0 %; all five (2,104 texts) 59.7 % and
+  6.5 % (per category 43-60 %). Round 3 answered with emoji read as the thing they stand
+  for, spoken punctuation, spaced-out letters and leetspeak read as written, Spanish and
+  French wording by kind of danger, general rows and guards for the new classes (final
+  arrangements, method questions, minimised injuries, danger through the children,
+  accounts and cards controlled, counted messages, past crises told as over, hyperbole),
+  and the tuner's variants and hard negatives (``tuning21``). Cross-validated over all
+  twenty corpora: 92.8 % recall, 1.96 % false alarms (THRESHOLD 0.98, AGREEMENT 0.7; per
+  category 85-94 %, each under 1 %); over the fourteen earlier corpora 95.7 %, over
+  tuning16-20 84.2 %. Leaving each new corpus out of the model's training (the table
+  still in-sample, so this flatters it) gives 84.8 % and 2.1 % on those five; tuning16
+  (hints and euphemism) 74 %, tuning19 (Spanish, French) 77 %. The honest figure for a new
+  writer is the one measured before learning (59.7 % here): each round has lifted it, and
+  it is still far from 98 %.
 
 How the two readers combine (a clinician's summary):
 
@@ -64,7 +84,7 @@ How the two readers combine (a clinician's summary):
   mention as a statement: "stalker", "self harm", "suicide", "hopeless", "abusive",
   "kidnap", a rope, a tracker, counted pills, a shared location. It raises an alarm
   only when the model also judges the text at least somewhat likely to be a crisis
-  (its "any crisis" probability reaches ``AGREEMENT``, 0.4). Texts of one or two words
+  (its "any crisis" probability reaches ``AGREEMENT``, 0.7). Texts of one or two words
   are too short for the model: there every matching row, weak or strong, alarms.
 - The model raises an alarm by itself when it is very sure (``THRESHOLD``, 0.98).
 - The model never vetoes a strong row. Under cross-validation a veto removed no false
@@ -80,9 +100,12 @@ danger of a category when a row of it matches. The table's own header explains i
 Both the text and the table go through the same normalisation, so a row is written once
 in plain English and still matches the many ways people write it:
 
-1. Curly quotes become straight; laughing emoji become "lol"; other emoji and punctuation
-   become spaces; accented letters lose their accents (``unidecode``); sentence ends
-   (. ! ? ; new line) are kept as a "." token so a row never runs across two sentences.
+1. Curly quotes become straight; laughing emoji become "lol", emoji of a means become its
+   word (a knife, pills, a grave); other emoji and punctuation become spaces; punctuation
+   spoken to voice-to-text ("period", "question mark") ends a sentence; spaced-out letters
+   ("k i l l") and digits for letters ("s3lf h4rm") are read as the word; accented
+   letters lose their accents (``unidecode``); sentence ends (. ! ? ; new line) are kept
+   as a "." token so a row never runs across two sentences.
 2. Contractions are expanded, with or without the apostrophe ("can't", "cant" -> "can not";
    "ill do it" -> "i will do it" where "ill" starts a clause).
 3. Stretched letters are cut back to a known word ("sooooo" -> "so", "killl" -> "kill").
@@ -232,14 +255,14 @@ def _trained_model() -> Model:
 
 
 def builtin_model() -> Model:
-    """The model, trained once per process at first use (three to five seconds); thread-safe."""
+    """The model, trained once per process at first use (about seven seconds); thread-safe."""
     with _MODEL_LOCK:  # @cache alone could train twice when two threads arrive together
         return _trained_model()
 
 
 def warm_model() -> threading.Thread:
     """Train the model in a background thread now, so the first text a process reads is
-    not the one that waits for it (training takes 3-5 s); a text arriving meanwhile
+    not the one that waits for it (training takes about 7 s); a text arriving meanwhile
     waits on the lock rather than training twice."""
     thread = threading.Thread(target=builtin_model, name="crisis-model", daemon=True)
     thread.start()

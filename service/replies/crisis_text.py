@@ -28,6 +28,41 @@ def word_set(words: str) -> frozenset[str]:
 _APOSTROPHE_LIKE = str.maketrans(dict.fromkeys("’‘ʼ′`´＇‛", "'"))
 # Laughing faces (and the skull, "I'm dead" as laughter) keep their meaning as a word.
 _LAUGHTER = re.compile("[😂🤣😆😹😅💀☠]")
+# Emoji that stand for a thing of danger read as that word ("i cut again 🩸" -> "blood");
+# other emoji are spaces. Round 3 (tuning18): phone-native writers put the means in emoji.
+_EMOJI_WORDS = {
+    "🔪": "knife",
+    "🗡": "knife",
+    "🔫": "gun",
+    "💊": "pills",
+    "🪦": "grave",
+    "⚰": "coffin",
+    "🩸": "blood",
+    "🪢": "rope",
+    "🪒": "razor",
+    "💉": "needle",
+    "🩹": "bandage",
+    "💔": "heartbroken",
+    "🫥": "empty",
+}
+_EMOJI = re.compile("|".join(_EMOJI_WORDS))
+# Punctuation spoken aloud to voice-to-text ("he is outside period i can see him") ends a
+# sentence; "period" only where no determiner makes it a noun ("my period", "a period of").
+_SPOKEN_PUNCTUATION = re.compile(
+    r"\b(?:question mark|exclamation (?:point|mark)|full stop|new (?:line|paragraph)|"
+    r"(?<!\bmy )(?<!\ba )(?<!\bthe )(?<!\bthis )(?<!\bthat )(?<!\bher )(?<!\bgrace )"
+    r"(?<!\btrial )(?<!\bwaiting )(?<!\bcooling )(?<!\bof )period(?! of\b))\b"
+)
+_SPOKEN_COMMA = re.compile(r"\bcomma\b")
+# Letters spaced out ("k i l l   m y s e l f"): single letters joined, words split where
+# the gap is wider.
+_SPACED = re.compile(r"(?<![a-z0-9])[a-z](?: {1,4}[a-z]){2,}(?![a-z0-9])")
+# Digits written for letters inside a word ("s3lf h4rm", "d0n3 w1th l1f3"); a number with
+# a unit ("3am", "20mg", "2nd") is not one.
+_LEET = str.maketrans("01345789", "oieasgtg")
+_UNIT = re.compile(
+    r"\d+(?:st|nd|rd|th|am|pm|s|k|x|h|hr|hrs|m|min|mins|mm|mg|ml|kg|lb|lbs|yo|y|ft|mph|g|gb)"
+)
 _SENTENCE_END = re.compile(r"[.!?;\n]+")
 _CONTRACTIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), replacement)
@@ -40,7 +75,7 @@ _CONTRACTIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"'re\b", " are"),
         (r"'ve\b", " have"),
         (r"'ll\b", " will"),
-        (r"\bod'?d\b", "overdosed"),
+        (r"\bod'd\b", "overdosed"),  # not "odd"
         (r"\b(i|you|he|she|it|we|they|who|that|there)'d\b", r"\1 would"),
         (
             r"\b(he|she|it|that|there|what|who|where|here|how|when|why|nothing|everything|life)'s\b",
@@ -76,10 +111,21 @@ def lemma(word: str) -> str:
     return str(simplemma.lemmatize(word, lang="en")).lower()
 
 
+def _unspace(match: re.Match[str]) -> str:
+    return " ".join(word.replace(" ", "") for word in re.split(r" {2,}", match.group()))
+
+
+def _spoken(text: str) -> str:
+    """Voice-to-text's spoken punctuation and spaced-out letters, read as written."""
+    text = _SPOKEN_COMMA.sub(" ", _SPOKEN_PUNCTUATION.sub(".", text))
+    return _SPACED.sub(_unspace, text)
+
+
 def _ascii_words(text: str) -> str:
     text = _LAUGHTER.sub(" lol ", text.translate(_APOSTROPHE_LIKE))
+    text = _EMOJI.sub(lambda match: f" {_EMOJI_WORDS[match.group()]} ", text)
     if text.isascii():
-        return text.lower()
+        return _spoken(text.lower())
     chars = []
     for char in text:
         if char.isascii():
@@ -90,7 +136,7 @@ def _ascii_words(text: str) -> str:
             chars.append("\n")
         else:  # emoji, symbols, punctuation outside ASCII
             chars.append(" ")
-    return "".join(chars).lower()
+    return _spoken("".join(chars).lower())
 
 
 class Normaliser:
@@ -118,7 +164,7 @@ class Normaliser:
         for sentence in _SENTENCE_END.split(_ascii_words(text)):
             for pattern, replacement in _CONTRACTIONS:
                 sentence = pattern.sub(replacement, sentence)
-            words = [self._unstretch(w) for w in re.findall(r"[a-z0-9]+", sentence)]
+            words = [self._unleet(self._unstretch(w)) for w in re.findall(r"[a-z0-9]+", sentence)]
             words = self._expand_will(words)
             mapped = [w for w in self._map(words) if w not in self._fillers]
             if mapped:
@@ -152,6 +198,14 @@ class Normaliser:
             if (candidate,) in self._words or _is_known(candidate):
                 return candidate
         return double
+
+    def _unleet(self, word: str) -> str:
+        if word.isalpha() or word.isdigit() or _UNIT.fullmatch(word) or (word,) in self._words:
+            return word  # "b4" and "no1" are in the table's slang as they are
+        plain = word.translate(_LEET)
+        if plain.isalpha() and ((plain,) in self._words or _is_known(plain)):
+            return plain
+        return word
 
     @staticmethod
     def _expand_will(words: list[str]) -> list[str]:

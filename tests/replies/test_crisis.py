@@ -67,6 +67,12 @@ def detector() -> CrisisDetector:
         # emoji are spaces, even stuck to a word
         ("i want to die😭😭", SUICIDE),
         ("🔪he has a knife🔪", VIOLENCE),
+        # round 3: emoji of a means, spoken punctuation, spaced letters, leetspeak, French
+        ("i cut again 🩸 not deep", SELF_HARM),
+        ("im going to kill myself period i have the pills", SUICIDE),
+        ("k i l l   m y s e l f", SUICIDE),
+        ("s3lf h4rm again", SELF_HARM),
+        ("il me bat", VIOLENCE),
     ],
 )
 def test_normalisation_finds_crisis_however_it_is_written(
@@ -79,6 +85,23 @@ def test_normalisation_finds_crisis_however_it_is_written(
 def test_numbers_of_pills_count_only_when_many(detector: CrisisDetector) -> None:
     assert detector.table_dangers("i took 45 of my sleeping pills") == SELF_HARM
     assert not detector.found_in("i took 2 tylenol for my headache")
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("he is outside period i can see him", "he is outside . i can see him"),
+        ("this period cramp is the worst", "this period cramp is the worst"),
+        ("took 20mg at 3am", "took 20mg at 3am"),
+        ("h e   s a i d   n o", "he said no"),
+        ("g0t th3 j0b 🎉", "got the job"),
+        ("b4 2nite", "before tonight"),
+        ("💊💊 tonight", "pills pills tonight"),
+    ],
+)
+def test_phone_and_dictation_spellings_read_as_written(text: str, words: str) -> None:
+    normaliser = crisis._builtin_table().compiler.normaliser
+    assert " ".join(normaliser.surface(text)) == words
 
 
 def test_a_row_never_runs_across_two_sentences(detector: CrisisDetector) -> None:

@@ -3,16 +3,14 @@
 Corpora in the same format, ``label<TAB>text`` (labels joined by commas; ``none``
 for a text that is no crisis):
 
-- ``service/replies/crisis_data/tuning.tsv`` to ``tuning15.tsv`` (the second onwards in
-  many writers' voices; tuning5 was session 3's held-out corpus, tuning6, tuning7 and
-  tuning10-14 were measured once before anything learnt from them, tuning8 and tuning15
-  hold the tuners' own variants of each class of miss and hard negatives): the table was
-  tuned on them and the model is trained on them, so their in-sample figures are high by
-  construction; the model's cross-validated figures (trained on four fifths, tested on
-  the rest) say more. Round 2's before-figures (round 1 detector): tuning10 81.9 % recall,
-  5.8 % false alarms; tuning11 78.5 %, 10.8 %; tuning12 67.3 %, 3.2 %; tuning13 80.1 %,
-  6.8 %; tuning14 82.5 %, 12.9 %; all five 78.0 %, 8.0 %. Cross-validated after round 2
-  (fourteen corpora): 95.5 % recall, 1.9 % false alarms.
+- ``service/replies/crisis_data/tuning.tsv`` to ``tuning21.tsv`` (the second onwards in
+  many writers' voices; tuning5 was session 3's held-out corpus, tuning6, 7, 10-14 and 16-20
+  were measured once before anything learnt from them; tuning8, 15 and 21 hold the tuners' own
+  variants of each class of miss and hard negatives): the table was tuned on them and the
+  model is trained on them, so their in-sample figures are high by construction; the
+  cross-validated figures (model trained on four fifths, tested on the rest) say more.
+  Before-figures (the detector before the round): round 2, tuning10-14 78.0 % recall, 8.0 %
+  false alarms; round 3, tuning16-20 59.7 % and 6.5 % (per corpus in crisis.py).
 - ``crisis_corpus_heldout.tsv``: 1,642 texts by four other writers, never used while
   tuning (its header says how it was kept apart; the test skips if it is absent). Its report (per
   category and overall) is printed and saved to ``artifacts/crisis_report.txt``; the
@@ -53,22 +51,30 @@ OVERALL = "is_crisis"
 # count (tuning4, 6, 7 fell 1-2 points). Round 2's own corpora (tuning10-14) are far below
 # target even in-sample: the table was given rows for their general classes of miss, not a
 # row per text, and the model (regularised, threshold 0.98) does not memorise them. These
-# floors are what the detector measured, so that a change that loses ground fails here.
+# floors are what the detector measured, so that a change that loses ground fails here. Round
+# 3 raised them to what it measured (AGREEMENT moved from 0.4 to 0.7; no floor fell); its own
+# writers' corpora (tuning16-20) stay far below target in-sample, tuning19 (Spanish, French) most.
 IN_SAMPLE_FLOORS = {
-    "tuning.tsv": (MIN_RECALL, MIN_RECALL, MAX_FALSE_ALARMS),
-    "tuning2.tsv": (MIN_RECALL, 0.94, MAX_FALSE_ALARMS),
-    "tuning3.tsv": (MIN_RECALL, 0.9, MAX_FALSE_ALARMS),
-    "tuning4.tsv": (0.96, 0.84, MAX_FALSE_ALARMS),
-    "tuning5.tsv": (MIN_RECALL, 0.9, MAX_FALSE_ALARMS),
-    "tuning6.tsv": (0.97, 0.9, MAX_FALSE_ALARMS),
-    "tuning7.tsv": (0.97, 0.9, MAX_FALSE_ALARMS),
-    "tuning8.tsv": (MIN_RECALL, 0.9, MAX_FALSE_ALARMS),
-    "tuning10.tsv": (0.95, 0.85, 0.03),
-    "tuning11.tsv": (0.89, 0.76, MAX_FALSE_ALARMS),
-    "tuning12.tsv": (0.86, 0.77, MAX_FALSE_ALARMS),
+    "tuning.tsv": (0.99, 0.99, 0.01),
+    "tuning2.tsv": (0.99, 0.95, 0.01),
+    "tuning3.tsv": (MIN_RECALL, 0.95, 0.01),
+    "tuning4.tsv": (0.96, 0.84, 0.01),
+    "tuning5.tsv": (0.99, 0.91, MAX_FALSE_ALARMS),
+    "tuning6.tsv": (MIN_RECALL, 0.96, 0.01),
+    "tuning7.tsv": (0.97, 0.93, MAX_FALSE_ALARMS),
+    "tuning8.tsv": (0.99, 0.98, 0.01),
+    "tuning10.tsv": (0.95, 0.85, MAX_FALSE_ALARMS),
+    "tuning11.tsv": (0.89, 0.8, MAX_FALSE_ALARMS),
+    "tuning12.tsv": (0.9, 0.81, MAX_FALSE_ALARMS),
     "tuning13.tsv": (0.96, 0.89, MAX_FALSE_ALARMS),
-    "tuning14.tsv": (0.88, 0.8, 0.03),
-    "tuning15.tsv": (MIN_RECALL, 0.95, MAX_FALSE_ALARMS),
+    "tuning14.tsv": (0.9, 0.8, 0.03),
+    "tuning15.tsv": (MIN_RECALL, 0.96, MAX_FALSE_ALARMS),
+    "tuning16.tsv": (0.82, 0.71, MAX_FALSE_ALARMS),
+    "tuning17.tsv": (0.93, 0.84, 0.03),
+    "tuning18.tsv": (0.95, 0.84, 0.03),
+    "tuning19.tsv": (0.76, 0.58, 0.03),
+    "tuning20.tsv": (0.91, 0.81, 0.03),
+    "tuning21.tsv": (1.0, 1.0, 0.03),
 }
 IDS = [str(number) for number in range(1, len(TUNING) + 1)]
 
@@ -171,6 +177,12 @@ def detector() -> CrisisDetector:
         (TUNING[11], 380, 50, 100),
         (TUNING[12], 400, 55, 110),
         (TUNING[13], 110, 10, 35),
+        (TUNING[14], 400, 45, 130),
+        (TUNING[15], 400, 45, 140),
+        (TUNING[16], 400, 50, 135),
+        (TUNING[17], 400, 45, 140),
+        (TUNING[18], 400, 35, 195),
+        (TUNING[19], 110, 12, 40),
     ],
     ids=IDS,
 )
@@ -213,8 +225,9 @@ def test_tuning_corpus_meets_recall_and_false_alarm_targets(
     reason=(
         "every new writer's corpus so far, measured before anything learnt from it, was below "
         "target: 87.8 % recall and 5.4 % false alarms (tuning5), 65.1 % and 13.0 % (tuning6), "
-        "67.2 % and 6.1 % (tuning7), 78.0 % and 8.0 % (tuning10-14 together); and this held-out "
-        "corpus (1,642 texts), measured once after round 2: 78.4 % recall, 4.9 % false alarms "
+        "67.2 % and 6.1 % (tuning7), 78.0 % and 8.0 % (tuning10-14), 59.7 % and 6.5 % "
+        "(tuning16-20); and this held-out corpus (1,642 texts), measured once after round 2: "
+        "78.4 % recall, 4.9 % false alarms "
         "(70.8 % and 7.2 % with the detector the session began with); targets 98 % and 2 %"
     ),
     strict=False,
@@ -240,7 +253,9 @@ NEAR_DUPLICATE = 0.7  # cosine of character 3-5-gram TF-IDF: variants of one mes
 THRESHOLDS = np.round(np.arange(0.50, 1.00, 0.01), 2)
 # Honest floors of the cross-validated figures (see test_cross_validated_report): the table
 # is in-sample here, so these say more about the model's false alarms than about recall.
-CV_MIN_RECALL = 0.95  # round 2: 95.5 %; the new writers' wordings the table lacks (see crisis.py)
+CV_MIN_RECALL = 0.95  # round 2: 95.5 % over its fourteen corpora; round 3: 95.7 % over those
+ROUND_2_CORPORA = crisis_model.CORPORA[:14]
+CV_MIN_RECALL_ALL = 0.92  # round 3, all twenty corpora: 92.8 % (tuning16-20 alone 84.2 %)
 CV_MAX_FALSE_ALARMS = 0.02
 
 
@@ -253,6 +268,7 @@ class CrossValidation:
     names: tuple[str, ...]
 
     enough: list[bool]  # whether the model judges the text at all (MIN_WORDS)
+    corpora: list[str]  # the file each text comes from
 
     def model_found(self, threshold: float) -> list[frozenset[str]]:
         return [
@@ -309,9 +325,9 @@ def cross_validation(detector: CrisisDetector) -> CrossValidation:
             probabilities[i] = model.probabilities(docs[i])
     findings = [detector.table_findings(e.text) for e in examples]
     enough = [crisis_model.enough_words(doc) for doc in docs]
-    return CrossValidation(
-        examples, [s for s, _ in findings], [w for _, w in findings], probabilities, names, enough
-    )
+    corpora = [path.name for path in TUNING for _ in load(path)]
+    strong, weak = [s for s, _ in findings], [w for _, w in findings]
+    return CrossValidation(examples, strong, weak, probabilities, names, enough, corpora)
 
 
 def overall_rates(
@@ -370,5 +386,8 @@ def test_cross_validated_report(cross_validation: CrossValidation) -> None:
     model_only = [bool(m) for m in cross_validation.model_found(crisis_model.THRESHOLD)]
     alone = _figure("model alone", [bool(e.labels) for e in examples], model_only)
     print(report("The model alone, out-of-fold", [alone]).split("\n", 1)[1])
-    assert overall.recall >= CV_MIN_RECALL
+    assert overall.recall >= CV_MIN_RECALL_ALL
     assert overall.false_alarm_rate <= CV_MAX_FALSE_ALARMS
+    pairs = zip(examples, found, cross_validation.corpora, strict=True)
+    earlier = [bool(f) for e, f, name in pairs if e.labels and name in ROUND_2_CORPORA]
+    assert sum(earlier) / len(earlier) >= CV_MIN_RECALL  # the fourteen corpora it was set on
