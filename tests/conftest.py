@@ -22,6 +22,15 @@ from service.devtools.servers import scratch_postgres_database
 from service.storage.db import get_engine, upgrade
 from service.storage.models import Base
 
+# The crisis model's cache (service/replies/crisis_cache.py) lives in this run's own
+# folder, shared with the processes the tests start: no run reads what another left.
+if "STEADY_CACHE_DIR" not in os.environ:
+    import atexit
+    import tempfile
+
+    os.environ["STEADY_CACHE_DIR"] = tempfile.mkdtemp(prefix="steady-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["STEADY_CACHE_DIR"], ignore_errors=True)
+
 POSTGRES_URL = os.environ.get("STEADY_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("STEADY_TEST_REDIS_URL")
 REQUIRE_SERVERS = os.environ.get("STEADY_REQUIRE_SERVERS") == "1"

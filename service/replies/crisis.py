@@ -144,6 +144,7 @@ from typing import Literal
 
 import structlog
 
+from service.replies.crisis_cache import cached_model
 from service.replies.crisis_model import (
     AGREEMENT,
     THRESHOLD,
@@ -255,11 +256,14 @@ _MODEL_LOCK = threading.Lock()
 
 @cache
 def _trained_model() -> Model:
-    return train_model((example.labels, example.text) for example in training_corpus())
+    return cached_model(
+        lambda: train_model((example.labels, example.text) for example in training_corpus())
+    )
 
 
 def builtin_model() -> Model:
-    """The model, trained once per process at first use (about seven seconds); thread-safe."""
+    """The model, once per process at first use: trained (about seven seconds) by a host's
+    first process, loaded from the cache by the rest (``crisis_cache``); thread-safe."""
     with _MODEL_LOCK:  # @cache alone could train twice when two threads arrive together
         return _trained_model()
 

@@ -191,10 +191,7 @@ class Model:
     def train(
         cls, docs: Sequence[Features], labels: Sequence[frozenset[str]], categories: Sequence[str]
     ) -> Model:
-        chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)
-        words = TfidfVectorizer(
-            analyzer="word", ngram_range=(1, 2), token_pattern=_WORD, sublinear_tf=True
-        )
+        chars, words = char_vectorizer(), word_vectorizer()
         matrix = _stack(
             chars.fit_transform([d.surface for d in docs]),
             words.fit_transform([d.canonical for d in docs]),
@@ -227,6 +224,18 @@ class Model:
         if not enough_words(doc):
             return frozenset()
         return flagged_by(self.names, self.probabilities(doc), threshold)
+
+
+def char_vectorizer() -> TfidfVectorizer:
+    """Fragments of 2-5 letters inside word boundaries, of the surface words."""
+    return TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)
+
+
+def word_vectorizer() -> TfidfVectorizer:
+    """Canonical words and word pairs."""
+    return TfidfVectorizer(
+        analyzer="word", ngram_range=(1, 2), token_pattern=_WORD, sublinear_tf=True
+    )
 
 
 def enough_words(doc: Features) -> bool:
