@@ -82,6 +82,37 @@ def test_normalisation_finds_crisis_however_it_is_written(
     assert detector.assess(text).dangers >= expected
 
 
+S, SH, H, V, ST = (
+    Danger.SUICIDE,
+    Danger.SELF_HARM,
+    Danger.HOPELESSNESS,
+    Danger.VIOLENCE,
+    Danger.STALKING,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "danger"),
+    [
+        ("no le veo sentido a la vida", H),
+        ("estaría mejor muerta", S),
+        ("no tengo razones para vivir", H),
+        ("je me suis encore coupée", SH),
+        ("il est devant chez moi et il refuse de partir", ST),
+        ("je ne vois plus aucune raison de vivre", H),
+        ("je serais mieux mort", S),
+    ],
+)
+def test_spanish_and_french_wording_is_read(
+    detector: CrisisDetector, text: str, danger: Danger
+) -> None:
+    assert danger in detector.assess(text).dangers
+
+
+def test_the_same_french_words_about_a_shop_are_no_crisis(detector: CrisisDetector) -> None:
+    assert not detector.assess("le client refuse de partir du magasin").dangers
+
+
 def test_numbers_of_pills_count_only_when_many(detector: CrisisDetector) -> None:
     assert detector.table_dangers("i took 45 of my sleeping pills") == SELF_HARM
     assert not detector.found_in("i took 2 tylenol for my headache")
