@@ -78,7 +78,10 @@ Two readers, combined by one rule (below):
   more drawn at random before round 3 and sealed from it), measured by the lead once
   before and once after round 3: 68.1 % recall and 5.1 % false alarms before, 72.5 % and
   4.6 % after (the session 4 part 78.4 % then 81.0 %; Spanish and French 20.1 % then
-  32.6 %).
+  32.6 %). The lead then added Spanish, French and English rows from wording of his own
+  (tests/replies/test_crisis.py), never from the held-out texts; cross-validation then
+  chose AGREEMENT 0.5 (93.2 % recall, 1.9 % false alarms over all twenty corpora), and the
+  held-out corpus gave 72.9 % and 4.8 %.
 
 How the two readers combine (a clinician's summary):
 
@@ -88,7 +91,7 @@ How the two readers combine (a clinician's summary):
   mention as a statement: "stalker", "self harm", "suicide", "hopeless", "abusive",
   "kidnap", a rope, a tracker, counted pills, a shared location. It raises an alarm
   only when the model also judges the text at least somewhat likely to be a crisis
-  (its "any crisis" probability reaches ``AGREEMENT``, 0.7). Texts of one or two words
+  (its "any crisis" probability reaches ``AGREEMENT``, 0.5). Texts of one or two words
   are too short for the model: there every matching row, weak or strong, alarms.
 - The model raises an alarm by itself when it is very sure (``THRESHOLD``, 0.98).
 - The model never vetoes a strong row. Under cross-validation a veto removed no false

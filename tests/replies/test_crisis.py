@@ -101,6 +101,24 @@ S, SH, H, V, ST = (
         ("il est devant chez moi et il refuse de partir", ST),
         ("je ne vois plus aucune raison de vivre", H),
         ("je serais mieux mort", S),
+        ("quisiera no despertar mañana", S),
+        ("ojalá me muriera", S),
+        ("voy a tomarme todas las pastillas", SH),
+        ("pienso en ahorcarme", S),
+        ("me ahorcó con sus manos", V),
+        ("me puso un gps en el carro", ST),
+        ("me acosa todos los días", ST),
+        ("j'ai envie de mourir", S),
+        ("je vais me foutre en l'air", S),
+        ("je veux me pendre", S),
+        ("je vais avaler toutes mes pilules", SH),
+        ("personne ne me regretterait", H),
+        ("je suis fatiguée de vivre", H),
+        ("il me traque partout", ST),
+        ("il a mis un traceur sur ma voiture", ST),
+        ("il surveille mon téléphone", ST),
+        ("he harasses me every day", ST),
+        ("he monitors my phone", ST),
     ],
 )
 def test_spanish_and_french_wording_is_read(
@@ -109,8 +127,22 @@ def test_spanish_and_french_wording_is_read(
     assert danger in detector.assess(text).dangers
 
 
-def test_the_same_french_words_about_a_shop_are_no_crisis(detector: CrisisDetector) -> None:
-    assert not detector.assess("le client refuse de partir du magasin").dangers
+@pytest.mark.parametrize(
+    "text",
+    [
+        "le client refuse de partir du magasin",
+        "j'ai envie de mourir de rire",
+        "je suis morte de rire",
+        "elle surveille les enfants au parc",
+        "j'ai perdu mon téléphone",
+        "i check my phone too much",
+        "the lawyer reads my emails",
+    ],
+)
+def test_the_same_words_about_other_things_are_no_crisis(
+    detector: CrisisDetector, text: str
+) -> None:
+    assert not detector.assess(text).dangers
 
 
 def test_numbers_of_pills_count_only_when_many(detector: CrisisDetector) -> None:

@@ -230,7 +230,8 @@ def test_tuning_corpus_meets_recall_and_false_alarm_targets(
         "(tuning16-20); and this held-out corpus, measured only by the lead: its first 1,642 "
         "texts 78.4 % recall, 4.9 % false alarms after round 2 (70.8 % and 7.2 % before), "
         "81.0 % and 4.9 % after round 3; all 2,516 texts 68.1 % and 5.1 % before round 3, "
-        "72.5 % and 4.6 % after (Spanish and French: 20.1 % then 32.6 %); targets 98 % and 2 %"
+        "72.5 % and 4.6 % after (Spanish and French: 20.1 % then 32.6 %), 72.9 % and 4.8 % "
+        "with the lead's own Spanish and French rows; targets 98 % and 2 %"
     ),
     strict=False,
 )
@@ -257,7 +258,7 @@ THRESHOLDS = np.round(np.arange(0.50, 1.00, 0.01), 2)
 # is in-sample here, so these say more about the model's false alarms than about recall.
 CV_MIN_RECALL = 0.95  # round 2: 95.5 % over its fourteen corpora; round 3: 95.7 % over those
 ROUND_2_CORPORA = crisis_model.CORPORA[:14]
-CV_MIN_RECALL_ALL = 0.92  # round 3, all twenty corpora: 92.8 % (tuning16-20 alone 84.2 %)
+CV_MIN_RECALL_ALL = 0.92  # round 3, all twenty corpora: 92.8 %, then 93.2 % (AGREEMENT 0.5)
 CV_MAX_FALSE_ALARMS = 0.02
 
 
